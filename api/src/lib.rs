@@ -1,0 +1,165 @@
+//! voxq's HTTP API. `main.rs` only parses the configuration and calls
+//! [`App::build`] and [`App::run`]; the tests start the real binary.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::{header, HeaderName, Request};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use voxq_shared::cache::JobCache;
+use voxq_shared::queue::{Publisher, Topology};
+
+use crate::config::ApiConfig;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    pub async fn build(config: ApiConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        if config.migrate {
+            voxq_shared::db::create_database_if_missing(&config.common.database_url)
+                .await
+                .context("creating the database")?;
+        }
+        let db = voxq_shared::db::connect(&config.common.database_url, config.db_pool_size)
+            .await
+            .context("connecting to Postgres")?;
+        if config.migrate {
+            voxq_shared::db::MIGRATOR
+                .run(&db)
+                .await
+                .context("running migrations")?;
+        }
+        let redis = voxq_shared::cache::connect(&config.common.redis_url)
+            .await
+            .context("connecting to Redis")?;
+        let publisher = Publisher::new(
+            &config.common.amqp_url,
+            Topology::new(&config.common.namespace),
+        );
+        // Declare the topology now so a misconfigured broker shows at start;
+        // an unreachable one only makes readiness fail until it is back.
+        if let Err(e) = publisher.channel().await {
+            tracing::warn!(error = %e, "RabbitMQ not reachable at start; will retry on use");
+        }
+        let state = AppState {
+            cache: JobCache::new(
+                redis.clone(),
+                &config.common.namespace,
+                config.result_cache_ttl,
+            ),
+            db,
+            redis,
+            publisher: Arc::new(publisher),
+            metrics: Arc::new(Metrics::new()?),
+            config: Arc::new(config),
+        };
+        let listener = TcpListener::bind(state.config.bind)
+            .await
+            .with_context(|| format!("binding {}", state.config.bind))?;
+        Ok(Self {
+            router: router(state),
+            listener,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "voxq-api listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.request_timeout);
+    Router::new()
+        .merge(routes::jobs::router(&state.config))
+        .merge(routes::health::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .fallback(routes::not_found)
+        .layer(CatchPanicLayer::custom(routes::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    request_id = %request_id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    account_id = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

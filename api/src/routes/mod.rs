@@ -1,0 +1,23 @@
+pub mod health;
+pub mod jobs;
+
+use std::any::Any;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use crate::error::error_response;
+
+pub async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// A handler panic answers with the usual error shape and keeps the server up.
+pub fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal server error",
+    )
+}

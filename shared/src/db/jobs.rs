@@ -1,0 +1,216 @@
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::job::{JobError, JobKind, JobParams, JobStatus, JobView, UsageMetric};
+
+/// The audio a job was submitted with, as probed by the API.
+pub struct NewInput<'a> {
+    pub content_type: &'a str,
+    pub codec: &'a str,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub duration_seconds: f64,
+    pub data: &'a [u8],
+}
+
+pub struct StoredInput {
+    pub data: Vec<u8>,
+    pub duration_seconds: f64,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    status: String,
+    params: sqlx::types::Json<JobParams>,
+    result: Option<serde_json::Value>,
+    error: Option<sqlx::types::Json<JobError>>,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl JobRow {
+    fn into_view(self) -> Result<JobView, sqlx::Error> {
+        let decode = |what: &str, value: &str| {
+            sqlx::Error::Decode(format!("unknown job {what} {value:?} in database").into())
+        };
+        Ok(JobView {
+            id: self.id,
+            kind: JobKind::parse(&self.kind).ok_or_else(|| decode("kind", &self.kind))?,
+            status: JobStatus::parse(&self.status).ok_or_else(|| decode("status", &self.status))?,
+            params: self.params.0,
+            result: self.result,
+            error: self.error.map(|e| e.0),
+            attempts: self.attempts,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        })
+    }
+}
+
+const VIEW_COLUMNS: &str =
+    "id, kind, status, params, result, error, attempts, created_at, started_at, finished_at";
+
+/// Inserts a queued job and its input in the caller's transaction.
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    account_id: Uuid,
+    kind: JobKind,
+    params: &JobParams,
+    input: Option<NewInput<'_>>,
+) -> Result<JobView, sqlx::Error> {
+    let row: JobRow = sqlx::query_as(&format!(
+        "insert into jobs (id, account_id, kind, params) values ($1, $2, $3, $4) returning {VIEW_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .bind(kind.as_str())
+    .bind(sqlx::types::Json(params))
+    .fetch_one(&mut **tx)
+    .await?;
+    if let Some(input) = input {
+        sqlx::query(
+            "insert into job_inputs (job_id, content_type, codec, sample_rate, channels, duration_seconds, size_bytes, data)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(input.content_type)
+        .bind(input.codec)
+        .bind(i32::try_from(input.sample_rate).unwrap_or(i32::MAX))
+        .bind(i32::from(input.channels))
+        .bind(input.duration_seconds)
+        .bind(i64::try_from(input.data.len()).unwrap_or(i64::MAX))
+        .bind(input.data)
+        .execute(&mut **tx)
+        .await?;
+    }
+    row.into_view()
+}
+
+/// The job as its owner sees it; `None` for a missing job and for another
+/// account's job alike.
+pub async fn find_for_account(
+    db: &PgPool,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<JobView>, sqlx::Error> {
+    let row: Option<JobRow> = sqlx::query_as(&format!(
+        "select {VIEW_COLUMNS} from jobs where id = $1 and account_id = $2"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(JobRow::into_view).transpose()
+}
+
+/// Full view by id alone, for the worker that owns the job's processing.
+pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<JobView>, sqlx::Error> {
+    let row: Option<JobRow> =
+        sqlx::query_as(&format!("select {VIEW_COLUMNS} from jobs where id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    row.map(JobRow::into_view).transpose()
+}
+
+/// Claims the job for a run. A job left `running` by a worker that died is
+/// claimed again; a terminal job is not (`None`): redelivery is normal.
+pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "update jobs set status = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now())
+         where id = $1 and status in ('queued', 'running')
+         returning attempts",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Puts a claimed job back in line after a transient failure.
+pub async fn requeue(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update jobs set status = 'queued' where id = $1 and status = 'running'")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn load_input(db: &PgPool, id: Uuid) -> Result<Option<StoredInput>, sqlx::Error> {
+    let row: Option<(Vec<u8>, f64)> =
+        sqlx::query_as("select data, duration_seconds from job_inputs where job_id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(data, duration_seconds)| StoredInput {
+        data,
+        duration_seconds,
+    }))
+}
+
+/// Records success, its result and its usage in one transaction. Returns
+/// `None`, changing nothing, when the job had already ended (another
+/// delivery finished it first), so usage can never be recorded twice.
+pub async fn succeed(
+    db: &PgPool,
+    id: Uuid,
+    result: &serde_json::Value,
+    usage: &[(UsageMetric, f64)],
+) -> Result<Option<JobView>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<(JobRow, Uuid)> = sqlx::query_as::<_, JobRowWithAccount>(&format!(
+        "update jobs set status = 'succeeded', result = $2, error = null, finished_at = now()
+         where id = $1 and status in ('queued', 'running')
+         returning {VIEW_COLUMNS}, account_id"
+    ))
+    .bind(id)
+    .bind(result)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|r| (r.job, r.account_id));
+    let Some((row, account_id)) = row else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    for (metric, quantity) in usage {
+        sqlx::query(
+            "insert into usage_records (job_id, account_id, metric, quantity) values ($1, $2, $3, $4)
+             on conflict on constraint usage_records_job_metric_key do nothing",
+        )
+        .bind(id)
+        .bind(account_id)
+        .bind(metric.as_str())
+        .bind(quantity)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    row.into_view().map(Some)
+}
+
+/// Ends a job as failed unless it already ended.
+pub async fn fail(db: &PgPool, id: Uuid, error: &JobError) -> Result<Option<JobView>, sqlx::Error> {
+    let row: Option<JobRow> = sqlx::query_as(&format!(
+        "update jobs set status = 'failed', error = $2, finished_at = now()
+         where id = $1 and status in ('queued', 'running')
+         returning {VIEW_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(sqlx::types::Json(error))
+    .fetch_optional(db)
+    .await?;
+    row.map(JobRow::into_view).transpose()
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRowWithAccount {
+    #[sqlx(flatten)]
+    job: JobRow,
+    account_id: Uuid,
+}

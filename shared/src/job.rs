@@ -1,0 +1,178 @@
+//! Jobs as the API, the queue and the worker see them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Speech to text in the spoken language.
+    Transcribe,
+    /// Text to text in another language.
+    Translate,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 2] = [JobKind::Transcribe, JobKind::Translate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Transcribe => "transcribe",
+            JobKind::Translate => "translate",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+            JobStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == value)
+    }
+
+    /// A terminal job never runs again, whatever the queue redelivers.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+/// What the submitter asked for; stored with the job and copied into the
+/// queue message so a worker needs no extra read to plan its work.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobParams {
+    /// ISO 639-1 code of the spoken language; `None` lets the model decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Model name from the worker's model table; `None` picks the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// The queue message. It carries ids and parameters, never the audio: the
+/// input stays in Postgres and messages stay a few hundred bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_id: Uuid,
+    pub account_id: Uuid,
+    pub kind: JobKind,
+    pub params: JobParams,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptResult {
+    pub text: String,
+    pub segments: Vec<Segment>,
+    pub language: String,
+    /// Seconds of audio in the input.
+    pub duration: f64,
+}
+
+/// Why a job failed, in a form a client can branch on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A job as clients see it, and as it is cached in Redis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    pub params: JobParams,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Metered quantities a finished job records, one usage row each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageMetric {
+    AudioSeconds,
+    ProcessingSeconds,
+}
+
+impl UsageMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageMetric::AudioSeconds => "audio_seconds",
+            UsageMetric::ProcessingSeconds => "processing_seconds",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_statuses_round_trip_through_their_names() {
+        for kind in JobKind::ALL {
+            assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(JobKind::parse("nope"), None);
+        assert_eq!(JobStatus::parse("succeeded"), Some(JobStatus::Succeeded));
+        assert!(JobStatus::Cancelled.is_terminal());
+        assert!(!JobStatus::Running.is_terminal());
+    }
+}
+
+/// ISO 639-1 codes of the languages Whisper was trained on.
+pub const WHISPER_LANGUAGES: &[&str] = &[
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it",
+    "id", "hi", "fi", "vi", "he", "uk", "el", "ms", "cs", "ro", "da", "hu", "ta", "no", "th", "ur",
+    "hr", "bg", "lt", "la", "mi", "ml", "cy", "sk", "te", "fa", "lv", "bn", "sr", "az", "sl", "kn",
+    "et", "mk", "br", "eu", "is", "hy", "ne", "mn", "bs", "kk", "sq", "sw", "gl", "mr", "pa", "si",
+    "km", "sn", "yo", "so", "af", "oc", "ka", "be", "tg", "sd", "gu", "am", "yi", "lo", "uz", "fo",
+    "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl", "mg", "as", "tt", "haw", "ln",
+    "ha", "ba", "jw", "su", "yue",
+];

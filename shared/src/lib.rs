@@ -1,0 +1,15 @@
+//! What voxq's API, worker and CLI all need: configuration shared by every
+//! process, domain types, Postgres repositories, the Redis result cache, the
+//! RabbitMQ topology and audio probing/decoding.
+
+pub mod api_key;
+pub mod audio;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod job;
+pub mod queue;
+pub mod telemetry;
+
+pub use error::{Error, Result};

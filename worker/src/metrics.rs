@@ -1,0 +1,101 @@
+//! The worker's Prometheus metrics and its small HTTP listener.
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use serde_json::json;
+use std::sync::Arc;
+
+pub struct Metrics {
+    registry: Registry,
+    pub processed: IntCounterVec,
+    pub failed: IntCounterVec,
+    pub skipped: IntCounterVec,
+    pub inference_seconds: HistogramVec,
+    pub real_time_factor: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new_custom(Some("voxq_worker".into()), None)?;
+        let processed = IntCounterVec::new(
+            Opts::new("jobs_processed_total", "Jobs that succeeded, by kind"),
+            &["kind"],
+        )?;
+        let failed = IntCounterVec::new(
+            Opts::new(
+                "jobs_failed_total",
+                "Jobs that ended failed, by kind and reason",
+            ),
+            &["kind", "reason"],
+        )?;
+        let skipped = IntCounterVec::new(
+            Opts::new(
+                "jobs_skipped_total",
+                "Deliveries acknowledged without work because the job had already ended",
+            ),
+            &["kind"],
+        )?;
+        let inference_seconds = HistogramVec::new(
+            HistogramOpts::new("inference_seconds", "Wall time of one inference call").buckets(
+                vec![
+                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+                ],
+            ),
+            &["kind", "model"],
+        )?;
+        let real_time_factor = HistogramVec::new(
+            HistogramOpts::new(
+                "real_time_factor",
+                "Processing seconds per second of audio (below 1 is faster than real time)",
+            )
+            .buckets(vec![0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            &["model"],
+        )?;
+        for c in [&processed, &failed, &skipped] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(inference_seconds.clone()))?;
+        registry.register(Box::new(real_time_factor.clone()))?;
+        Ok(Self {
+            registry,
+            processed,
+            failed,
+            skipped,
+            inference_seconds,
+            real_time_factor,
+        })
+    }
+
+    fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        buf
+    }
+}
+
+pub fn router(metrics: Arc<Metrics>, model: String) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render()).into_response()
+                }
+            }),
+        )
+        .route(
+            "/health/live",
+            get(move || {
+                let model = model.clone();
+                async move { Json(json!({ "status": "live", "models": [model] })) }
+            }),
+        )
+}
