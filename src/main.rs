@@ -1,1 +1,301 @@
-fn main() {}
+//! `voxq`: the command-line client and admin tool.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// voxq: speech-to-text jobs on a queue. Submit audio, wait for transcripts,
+/// and administer accounts and API keys.
+#[derive(Parser)]
+#[command(name = "voxq", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply database migrations (creates the database if missing).
+    Migrate(DbArgs),
+    /// Accounts and API keys (talks to Postgres directly).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Upload an audio file as a transcription job.
+    Submit {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// WAV, MP3, FLAC or Ogg Vorbis file.
+        file: PathBuf,
+        /// ISO 639-1 code of the spoken language.
+        #[arg(long)]
+        language: Option<String>,
+        /// Wait for the job to finish and print it.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait with --wait.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Print a job's status and result.
+    Get {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: Uuid,
+    },
+    /// End to end on a running stack: create a demo account and key,
+    /// synthesise a sentence with espeak-ng, submit it, wait and print the
+    /// transcript.
+    Demo {
+        #[command(flatten)]
+        db: DbArgs,
+        /// voxq-api base URL.
+        #[arg(long, env = "VOXQ_API_URL", default_value = "http://127.0.0.1:8080")]
+        api_url: String,
+        /// Sentence to speak.
+        #[arg(
+            long,
+            default_value = "The quick brown fox jumps over the lazy dog. Speech recognition on a queue is easy."
+        )]
+        text: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account and print its id.
+    CreateAccount {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        name: String,
+    },
+    /// Create an API key for an account and print it. It is shown only once.
+    CreateKey {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        account: Uuid,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Postgres connection string.
+    #[arg(
+        long,
+        env = "VOXQ_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/voxq"
+    )]
+    database_url: String,
+    /// Secret mixed into API key hashes; must match the API's.
+    #[arg(
+        long,
+        env = "VOXQ_KEY_PEPPER",
+        default_value = "voxq-development-pepper-change-me",
+        hide_env_values = true
+    )]
+    key_pepper: SecretString,
+}
+
+#[derive(Args, Clone)]
+struct ApiArgs {
+    /// voxq-api base URL.
+    #[arg(long, env = "VOXQ_API_URL", default_value = "http://127.0.0.1:8080")]
+    api_url: String,
+    /// API key (`voxq_…`).
+    #[arg(long, env = "VOXQ_API_KEY", hide_env_values = true)]
+    api_key: SecretString,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Migrate(db) => {
+            connect(&db).await?;
+            println!("migrations applied");
+        }
+        Command::Admin(AdminCommand::CreateAccount { db, name }) => {
+            let pool = connect(&db).await?;
+            println!("{}", voxq_shared::db::accounts::create(&pool, &name).await?);
+        }
+        Command::Admin(AdminCommand::CreateKey { db, account, name }) => {
+            let pool = connect(&db).await?;
+            if !voxq_shared::db::accounts::exists(&pool, account).await? {
+                bail!("no account {account}");
+            }
+            let key =
+                voxq_shared::db::api_keys::create(&pool, &db.key_pepper, account, &name).await?;
+            println!("{}", key.plaintext.expose_secret());
+        }
+        Command::Submit {
+            api,
+            file,
+            language,
+            wait,
+            timeout,
+        } => {
+            let client = Client::new(api);
+            let job = client.submit(&file, language.as_deref()).await?;
+            if wait {
+                let id = job_id(&job)?;
+                print_json(&client.wait(id, Duration::from_secs(timeout)).await?);
+            } else {
+                print_json(&job);
+            }
+        }
+        Command::Get { api, id } => print_json(&Client::new(api).get(id).await?),
+        Command::Demo { db, api_url, text } => demo(db, api_url, &text).await?,
+    }
+    Ok(())
+}
+
+async fn connect(db: &DbArgs) -> anyhow::Result<sqlx::PgPool> {
+    voxq_shared::db::create_database_if_missing(&db.database_url)
+        .await
+        .context("creating the database")?;
+    let pool = voxq_shared::db::connect(&db.database_url, 2)
+        .await
+        .context("connecting to Postgres")?;
+    voxq_shared::db::MIGRATOR
+        .run(&pool)
+        .await
+        .context("running migrations")?;
+    Ok(pool)
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
+fn job_id(job: &Value) -> anyhow::Result<Uuid> {
+    job.get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .context("the API answered without a job id")
+}
+
+struct Client {
+    http: reqwest::Client,
+    api: ApiArgs,
+}
+
+impl Client {
+    fn new(api: ApiArgs) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            api,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api.api_url.trim_end_matches('/'))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request
+            .bearer_auth(self.api.api_key.expose_secret())
+            .send()
+            .await
+            .context("calling voxq-api")?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("no details");
+            bail!("voxq-api answered {status}: {message}");
+        }
+        Ok(body)
+    }
+
+    async fn submit(
+        &self,
+        file: &std::path::Path,
+        language: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let bytes = tokio::fs::read(file)
+            .await
+            .with_context(|| format!("reading {}", file.display()))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "audio".into());
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name),
+        );
+        if let Some(language) = language {
+            form = form.text("language", language.to_owned());
+        }
+        self.send(self.http.post(self.url("/v1/jobs")).multipart(form))
+            .await
+    }
+
+    async fn get(&self, id: Uuid) -> anyhow::Result<Value> {
+        self.send(self.http.get(self.url(&format!("/v1/jobs/{id}"))))
+            .await
+    }
+
+    async fn wait(&self, id: Uuid, timeout: Duration) -> anyhow::Result<Value> {
+        let started = Instant::now();
+        loop {
+            let job = self.get(id).await?;
+            let status = job.get("status").and_then(Value::as_str).unwrap_or("");
+            if matches!(status, "succeeded" | "failed" | "cancelled") {
+                return Ok(job);
+            }
+            if started.elapsed() > timeout {
+                bail!("job {id} still {status} after {} s", timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+async fn demo(db: DbArgs, api_url: String, text: &str) -> anyhow::Result<()> {
+    let pool = connect(&db).await?;
+    let account = voxq_shared::db::accounts::create(&pool, "demo").await?;
+    let key = voxq_shared::db::api_keys::create(&pool, &db.key_pepper, account, "demo").await?;
+    let dir = std::env::temp_dir().join(format!("voxq-demo-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let wav = dir.join("demo.wav");
+    let status = tokio::process::Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .await
+        .context("running espeak-ng (install it with ops/setup.sh)")?;
+    if !status.success() {
+        bail!("espeak-ng failed");
+    }
+    let client = Client::new(ApiArgs {
+        api_url,
+        api_key: key.plaintext,
+    });
+    println!("spoken:      {text}");
+    let job = client.submit(&wav, Some("en")).await?;
+    let id = job_id(&job)?;
+    println!("job:         {id}");
+    let done = client.wait(id, Duration::from_secs(300)).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    match done.pointer("/result/text").and_then(Value::as_str) {
+        Some(transcript) => println!("transcript:  {transcript}"),
+        None => {
+            print_json(&done);
+            bail!("the job did not succeed");
+        }
+    }
+    Ok(())
+}

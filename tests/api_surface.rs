@@ -1,0 +1,109 @@
+//! Health, readiness, metrics and request ids.
+
+mod common;
+
+use common::{error_code, Options, TestApp};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_metrics_and_request_ids_work() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Options::default()
+    })
+    .await;
+    let live = app
+        .http
+        .get(format!("{}/health/live", app.api_url))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(live.status(), 200);
+    let ready = app
+        .http
+        .get(format!("{}/health/ready", app.api_url))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(
+        body["checks"],
+        serde_json::json!({"postgres": "up", "redis": "up", "rabbitmq": "up"})
+    );
+
+    // Every response carries a request id; a client's own is kept.
+    let response = app
+        .http
+        .get(format!("{}/v1/jobs/123", app.api_url))
+        .send()
+        .await
+        .expect("get");
+    assert!(response.headers().get("x-request-id").is_some());
+    error_code(response, 401).await;
+    let response = app
+        .http
+        .get(format!("{}/nope", app.api_url))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.headers()["x-request-id"], "abc-123");
+    assert_eq!(error_code(response, 404).await, "not_found");
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.api_url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            r#"voxq_api_http_requests_total{method="GET",route="/v1/jobs/{id}",status="401"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("voxq_api_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_names_the_dependency_that_is_down_and_submits_get_503() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        amqp_url: "amqp://guest:guest@127.0.0.1:1/%2f".into(),
+        ..Options::default()
+    })
+    .await;
+    let ready = app
+        .http
+        .get(format!("{}/health/ready", app.api_url))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["rabbitmq"], "down");
+    assert_eq!(body["checks"]["postgres"], "up");
+
+    let (_, key) = app.new_account().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = common::speech::transcode(
+        &common::speech::espeak_wav(dir.path(), "Thank you very much."),
+        "wav",
+        16_000,
+        1,
+    );
+    let response = app.submit_audio(&key, wav, "a.wav").await;
+    assert_eq!(error_code(response, 503).await, "service_unavailable");
+    // The job that could not be queued is recorded as failed, not left queued.
+    let status: String = sqlx::query_scalar("select status from jobs")
+        .fetch_one(&app.db)
+        .await
+        .expect("job row");
+    assert_eq!(status, "failed");
+}

@@ -1,0 +1,313 @@
+//! Test harness: each `TestApp` is its own world — a fresh database, its own
+//! Redis key prefix and RabbitMQ queue names (one namespace), and its own
+//! `voxq-api` and `voxq-worker` processes on free ports. Logs are silent
+//! unless `TEST_LOG` is set.
+#![allow(dead_code)]
+
+pub mod speech;
+pub mod wer;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const ADMIN_DB: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const PEPPER: &str = "test-pepper-0123456789";
+
+/// Directory of the release binaries that `ops/test.sh` builds before the
+/// tests (this test binary lives in `<dir>/deps`).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .to_path_buf()
+}
+
+pub fn model_dir() -> PathBuf {
+    std::env::var_os("VOXQ_TEST_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/whisper-tiny.en"))
+}
+
+pub struct Options {
+    pub worker: bool,
+    pub amqp_url: String,
+    pub api_env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            amqp_url: AMQP_URL.into(),
+            api_env: Vec::new(),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub api_url: String,
+    pub worker_url: Option<String>,
+    pub db: PgPool,
+    pub namespace: String,
+    pub http: reqwest::Client,
+    db_name: String,
+    children: Vec<Child>,
+}
+
+/// Starts a binary and waits for its "listening" log line to learn its port.
+fn spawn(name: &str, envs: &[(String, String)], args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin_dir().join(name))
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name} (run ops/test.sh, which builds it): {e}"));
+    let (tx, rx) = mpsc::channel::<String>();
+    let show = std::env::var_os("TEST_LOG").is_some();
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let tag = name.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if show {
+                eprintln!("[{tag}] {line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+    let tag = name.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[{tag} stderr] {line}");
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{name} did not start listening"));
+        if line.contains("listening") {
+            let log: Value = serde_json::from_str(&line).expect("JSON log line");
+            let addr = log["addr"].as_str().expect("addr field").to_owned();
+            // Keep draining so the child never blocks on a full pipe.
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return (child, format!("http://{addr}"));
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let db_name = format!("voxq_test_{}", Uuid::new_v4().simple());
+        let namespace = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let db_url = format!("postgres://postgres:postgres@127.0.0.1:5432/{db_name}");
+        voxq_shared::db::create_database_if_missing(&db_url)
+            .await
+            .expect("create test database");
+        let db = voxq_shared::db::connect(&db_url, 4).await.expect("connect");
+        voxq_shared::db::MIGRATOR.run(&db).await.expect("migrate");
+
+        let mut env: Vec<(String, String)> = vec![
+            ("VOXQ_DATABASE_URL".into(), db_url),
+            ("VOXQ_REDIS_URL".into(), REDIS_URL.into()),
+            ("VOXQ_AMQP_URL".into(), options.amqp_url.clone()),
+            ("VOXQ_NAMESPACE".into(), namespace.clone()),
+            ("VOXQ_KEY_PEPPER".into(), PEPPER.into()),
+            ("VOXQ_LOG".into(), "info".into()),
+        ];
+        let mut api_env = env.clone();
+        api_env.push(("VOXQ_API_BIND".into(), "127.0.0.1:0".into()));
+        api_env.extend(options.api_env.iter().cloned());
+        let (api, api_url) = spawn("voxq-api", &api_env, &[]);
+        let mut children = vec![api];
+        let mut worker_url = None;
+        if options.worker {
+            env.push(("VOXQ_WORKER_METRICS_BIND".into(), "127.0.0.1:0".into()));
+            env.push(("VOXQ_MODEL_DIR".into(), model_dir().display().to_string()));
+            env.push(("VOXQ_THREADS".into(), "2".into()));
+            let (worker, url) = spawn("voxq-worker", &env, &[]);
+            children.push(worker);
+            worker_url = Some(url);
+        }
+        Self {
+            api_url,
+            worker_url,
+            db,
+            namespace,
+            http: reqwest::Client::new(),
+            db_name,
+            children,
+        }
+    }
+
+    /// A new account and one API key for it.
+    pub async fn new_account(&self) -> (Uuid, String) {
+        let account = voxq_shared::db::accounts::create(&self.db, "test")
+            .await
+            .expect("account");
+        let key = voxq_shared::db::api_keys::create(
+            &self.db,
+            &secrecy::SecretString::from(PEPPER),
+            account,
+            "test",
+        )
+        .await
+        .expect("key");
+        (account, key.plaintext.expose_secret().to_owned())
+    }
+
+    pub async fn submit_audio(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        file_name: &str,
+    ) -> reqwest::Response {
+        self.submit_form(
+            key,
+            Form::new().part("file", Part::bytes(bytes).file_name(file_name.to_owned())),
+        )
+        .await
+    }
+
+    pub async fn submit_form(&self, key: &str, form: Form) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/jobs", self.api_url))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_job(&self, key: &str, id: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/v1/jobs/{id}", self.api_url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Submits and returns the job id, asserting the 202.
+    pub async fn submit_ok(&self, key: &str, bytes: Vec<u8>, file_name: &str) -> String {
+        let response = self.submit_audio(key, bytes, file_name).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 202, "{file_name}: {body}");
+        assert_eq!(body["status"], "queued");
+        assert_eq!(
+            body["url"],
+            format!("/v1/jobs/{}", body["id"].as_str().expect("id"))
+        );
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn wait_for_job(&self, key: &str, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let body: Value = self.get_job(key, id).await.json().await.expect("json");
+            let status = body["status"].as_str().unwrap_or("");
+            if matches!(status, "succeeded" | "failed" | "cancelled") {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "job {id} still {status}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn worker_metrics(&self) -> String {
+        let url = self.worker_url.as_ref().expect("worker running");
+        self.http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .expect("worker metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+/// Asserts the one error shape and returns its code.
+pub async fn error_code(response: reqwest::Response, status: u16) -> String {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(actual, status, "{body}");
+    let message = body["error"]["message"].as_str().expect("error.message");
+    assert!(!message.is_empty());
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned()
+}
+
+/// Reads a counter's value from Prometheus text, summed over label sets
+/// that contain `labels`.
+pub fn metric_value(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let db_name = self.db_name.clone();
+        let namespace = self.namespace.clone();
+        // Drop runs outside any runtime guarantee; clean up on a thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = sqlx::PgPool::connect(ADMIN_DB).await {
+                    let _ = sqlx::query(&format!("drop database if exists {db_name} with (force)"))
+                        .execute(&admin)
+                        .await;
+                }
+                if let Ok(conn) = voxq_shared::queue::connect(AMQP_URL).await {
+                    if let Ok(channel) = conn.create_channel().await {
+                        let topology = voxq_shared::queue::Topology::new(&namespace);
+                        let mut queues: Vec<String> = voxq_shared::job::JobKind::ALL
+                            .iter()
+                            .map(|k| topology.queue(*k))
+                            .collect();
+                        queues.push(topology.dead_letter_queue.clone());
+                        for q in queues {
+                            let _ = channel.queue_delete(&q, Default::default()).await;
+                        }
+                        for x in [&topology.exchange, &topology.dead_letter_exchange] {
+                            let _ = channel.exchange_delete(x, Default::default()).await;
+                        }
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,87 @@
+//! A redelivered message for a finished job is acknowledged without running
+//! or billing again.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{metric_value, speech, TestApp};
+use lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
+use voxq_shared::job::{JobKind, JobMessage, JobParams};
+use voxq_shared::queue::Topology;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_job_message_twice_gives_one_result_and_one_set_of_usage_records() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_account().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = speech::transcode(
+        &speech::espeak_wav(dir.path(), "I would like to order a cup of coffee."),
+        "wav",
+        16_000,
+        1,
+    );
+    let id = app.submit_ok(&key, wav, "a.wav").await;
+
+    // The same message again, as the broker would redeliver it, twice.
+    let message = JobMessage {
+        job_id: id.parse().expect("uuid"),
+        account_id,
+        kind: JobKind::Transcribe,
+        params: JobParams::default(),
+    };
+    let topology = Topology::new(&app.namespace);
+    let conn = voxq_shared::queue::connect(common::AMQP_URL)
+        .await
+        .expect("amqp");
+    let channel = conn.create_channel().await.expect("channel");
+    for _ in 0..2 {
+        channel
+            .basic_publish(
+                &topology.exchange,
+                "transcribe",
+                BasicPublishOptions::default(),
+                &serde_json::to_vec(&message).expect("json"),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+
+    let first = app.wait_for_job(&key, &id, Duration::from_secs(300)).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let metrics = app.worker_metrics().await;
+        if metric_value(&metrics, "voxq_worker_jobs_skipped_total", "transcribe") >= 2.0 {
+            assert_eq!(
+                metric_value(&metrics, "voxq_worker_jobs_processed_total", "transcribe"),
+                1.0
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "duplicates not consumed:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let usage = voxq_shared::db::usage::for_job(&app.db, message.job_id)
+        .await
+        .expect("usage");
+    let metrics: Vec<&str> = usage.iter().map(|u| u.metric.as_str()).collect();
+    assert_eq!(metrics, ["audio_seconds", "processing_seconds"]);
+    assert!((usage[0].quantity - 3.0).abs() < 2.0, "{usage:?}");
+    let again = app
+        .get_job(&key, &id)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    assert_eq!(again["result"], first["result"]);
+    assert_eq!(again["attempts"], 1);
+}
