@@ -97,9 +97,11 @@ fn spawn(name: &str, envs: &[(String, String)], args: &[&str]) -> (Child, String
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("{name} did not start listening"));
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} did not start listening");
+        };
         if line.contains("listening") {
             let log: Value = serde_json::from_str(&line).expect("JSON log line");
             let addr = log["addr"].as_str().expect("addr field").to_owned();
