@@ -91,7 +91,7 @@ struct DbArgs {
     #[arg(
         long,
         env = "VOXQ_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/voxq"
+        default_value = "postgres://postgres:postgres@127.0.0.1:5432/voxq"
     )]
     database_url: String,
     /// Secret mixed into API key hashes; must match the API's.

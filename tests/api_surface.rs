@@ -11,19 +11,9 @@ async fn health_metrics_and_request_ids_work() {
         ..Options::default()
     })
     .await;
-    let live = app
-        .http
-        .get(format!("{}/health/live", app.api_url))
-        .send()
-        .await
-        .expect("live");
+    let live = app.get("/health/live").await;
     assert_eq!(live.status(), 200);
-    let ready = app
-        .http
-        .get(format!("{}/health/ready", app.api_url))
-        .send()
-        .await
-        .expect("ready");
+    let ready = app.get("/health/ready").await;
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(
@@ -32,12 +22,7 @@ async fn health_metrics_and_request_ids_work() {
     );
 
     // Every response carries a request id; a client's own is kept.
-    let response = app
-        .http
-        .get(format!("{}/v1/jobs/123", app.api_url))
-        .send()
-        .await
-        .expect("get");
+    let response = app.get("/v1/jobs/123").await;
     assert!(response.headers().get("x-request-id").is_some());
     error_code(response, 401).await;
     let response = app
@@ -50,15 +35,7 @@ async fn health_metrics_and_request_ids_work() {
     assert_eq!(response.headers()["x-request-id"], "abc-123");
     assert_eq!(error_code(response, 404).await, "not_found");
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.api_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
     assert!(
         metrics.contains(
             r#"voxq_api_http_requests_total{method="GET",route="/v1/jobs/{id}",status="401"} 1"#
@@ -79,12 +56,7 @@ async fn readiness_names_the_dependency_that_is_down_and_submits_get_503() {
         ..Options::default()
     })
     .await;
-    let ready = app
-        .http
-        .get(format!("{}/health/ready", app.api_url))
-        .send()
-        .await
-        .expect("ready");
+    let ready = app.get("/health/ready").await;
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["checks"]["rabbitmq"], "down");

@@ -114,6 +114,24 @@ fn open(bytes: Vec<u8>) -> Result<Opened, AudioError> {
     })
 }
 
+/// The next packet of the track, `None` at the end of the stream.
+fn next_packet(
+    reader: &mut dyn FormatReader,
+    track_id: u32,
+) -> Result<Option<symphonia::core::formats::Packet>, AudioError> {
+    loop {
+        match reader.next_packet() {
+            Ok(p) if p.track_id() == track_id => return Ok(Some(p)),
+            Ok(_) => {}
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(None)
+            }
+            Err(SymphoniaError::ResetRequired) => return Ok(None),
+            Err(e) => return Err(AudioError::Undecodable(e.to_string())),
+        }
+    }
+}
+
 /// Identifies the container and codec and measures the duration. The first
 /// packets are decoded so that a file whose codec cannot be read is refused
 /// at the door instead of failing later in a worker.
@@ -139,18 +157,7 @@ pub fn probe(bytes: Vec<u8>) -> Result<AudioInfo, AudioError> {
     let mut frames: u64 = 0;
     let mut decoded_ok = 0usize;
     let mut channels = codec_params.channels.map(|c| c.count() as u16);
-    loop {
-        let packet = match reader.next_packet() {
-            Ok(p) => p,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break
-            }
-            Err(SymphoniaError::ResetRequired) => break,
-            Err(e) => return Err(AudioError::Undecodable(e.to_string())),
-        };
-        if packet.track_id() != track_id {
-            continue;
-        }
+    while let Some(packet) = next_packet(reader.as_mut(), track_id)? {
         // Decoding every packet would cost as much as the worker's pass;
         // a handful proves the codec works.
         if decoded_ok < 4 {
@@ -194,18 +201,7 @@ pub fn decode_to_mono_16k(bytes: Vec<u8>) -> Result<Vec<f32>, AudioError> {
     let mut mono: Vec<f32> = Vec::new();
     let mut rate = codec_params.sample_rate.unwrap_or(0);
     let mut sample_buf: Option<SampleBuffer<f32>> = None;
-    loop {
-        let packet = match reader.next_packet() {
-            Ok(p) => p,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break
-            }
-            Err(SymphoniaError::ResetRequired) => break,
-            Err(e) => return Err(AudioError::Undecodable(e.to_string())),
-        };
-        if packet.track_id() != track_id {
-            continue;
-        }
+    while let Some(packet) = next_packet(reader.as_mut(), track_id)? {
         let decoded = match decoder.decode(&packet) {
             Ok(d) => d,
             // A damaged packet is skipped, as every player does.

@@ -14,7 +14,7 @@ pub struct CommonConfig {
     #[arg(
         long,
         env = "VOXQ_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/voxq"
+        default_value = "postgres://postgres:postgres@127.0.0.1:5432/voxq"
     )]
     pub database_url: String,
 

@@ -199,6 +199,15 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Unauthenticated GET of an API path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.api_url))
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get_job(&self, key: &str, id: &str) -> reqwest::Response {
         self.http
             .get(format!("{}/v1/jobs/{id}", self.api_url))

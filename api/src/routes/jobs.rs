@@ -1,6 +1,7 @@
 //! `POST /v1/jobs` and `GET /v1/jobs/{id}`.
 
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::StatusCode;
@@ -89,12 +90,13 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
     let mut data: Option<Vec<u8>> = None;
     let mut kind = JobKind::Transcribe;
     let mut params = JobParams::default();
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    let part_error = |e: MultipartError| multipart_error(e, config.max_upload_bytes);
+    while let Some(mut field) = multipart.next_field().await.map_err(part_error)? {
         let name = field.name().unwrap_or("").to_owned();
         match name.as_str() {
             "file" => {
                 let mut buf = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                while let Some(chunk) = field.chunk().await.map_err(part_error)? {
                     if buf.len() + chunk.len() > config.max_upload_bytes {
                         return Err(ApiError::PayloadTooLarge {
                             limit: config.max_upload_bytes,
@@ -105,7 +107,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                 data = Some(buf);
             }
             "kind" | "language" | "model" => {
-                let value = field.text().await.map_err(multipart_error)?;
+                let value = field.text().await.map_err(part_error)?;
                 let value = value.trim();
                 if value.chars().count() > MAX_FIELD_CHARS {
                     return Err(ApiError::BadRequest(format!("field `{name}` is too long")));
@@ -175,9 +177,9 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
     Ok(AudioUpload { params, data, info })
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { limit: 0 }
+        ApiError::PayloadTooLarge { limit }
     } else {
         ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
     }
@@ -270,11 +272,16 @@ fn text_job(job: TextJobRequest) -> Result<Response> {
                     "`target_language` is required",
                 ));
             }
-            let _ = job.model;
-            Err(ApiError::unprocessable(
-                "no_model",
-                "no model serves translate jobs on this deployment",
-            ))
+            Err(match job.model {
+                Some(model) => ApiError::unprocessable(
+                    "unknown_model",
+                    format!("no worker serves model {model:?}"),
+                ),
+                None => ApiError::unprocessable(
+                    "no_model",
+                    "no model serves translate jobs on this deployment",
+                ),
+            })
         }
         Some(JobKind::Transcribe) => Err(ApiError::unprocessable(
             "invalid_kind",

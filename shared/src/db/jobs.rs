@@ -110,16 +110,6 @@ pub async fn find_for_account(
     row.map(JobRow::into_view).transpose()
 }
 
-/// Full view by id alone, for the worker that owns the job's processing.
-pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<JobView>, sqlx::Error> {
-    let row: Option<JobRow> =
-        sqlx::query_as(&format!("select {VIEW_COLUMNS} from jobs where id = $1"))
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    row.map(JobRow::into_view).transpose()
-}
-
 /// Claims the job for a run. A job left `running` by a worker that died is
 /// claimed again; a terminal job is not (`None`): redelivery is normal.
 pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<i32>, sqlx::Error> {
