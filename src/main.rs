@@ -59,7 +59,7 @@ enum Command {
         /// Sentence to speak.
         #[arg(
             long,
-            default_value = "The quick brown fox jumps over the lazy dog. Speech recognition on a queue is easy."
+            default_value = "Thank you very much for your help yesterday. The children are playing in the park after school."
         )]
         text: String,
     },
@@ -271,7 +271,7 @@ async fn demo(db: DbArgs, api_url: String, text: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let wav = dir.join("demo.wav");
     let status = tokio::process::Command::new("espeak-ng")
-        .arg("-w")
+        .args(["-v", "en-us", "-s", "140", "-w"])
         .arg(&wav)
         .arg(text)
         .status()
