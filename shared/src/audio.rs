@@ -7,6 +7,8 @@
 
 use std::io::Cursor;
 
+use bytes::Bytes;
+
 use rubato::{FftFixedIn, Resampler};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
@@ -84,7 +86,7 @@ struct Opened {
     codec_params: symphonia::core::codecs::CodecParameters,
 }
 
-fn open(bytes: Vec<u8>) -> Result<Opened, AudioError> {
+fn open(bytes: Bytes) -> Result<Opened, AudioError> {
     let container = Container::sniff(&bytes).ok_or(AudioError::UnsupportedFormat)?;
     let source = MediaSourceStream::new(
         Box::new(Cursor::new(bytes)),
@@ -135,7 +137,7 @@ fn next_packet(
 /// Identifies the container and codec and measures the duration. The first
 /// packets are decoded so that a file whose codec cannot be read is refused
 /// at the door instead of failing later in a worker.
-pub fn probe(bytes: Vec<u8>) -> Result<AudioInfo, AudioError> {
+pub fn probe(bytes: Bytes) -> Result<AudioInfo, AudioError> {
     let Opened {
         container,
         mut reader,
@@ -188,7 +190,7 @@ pub fn probe(bytes: Vec<u8>) -> Result<AudioInfo, AudioError> {
 
 /// Decodes the whole file, mixes it down to mono and resamples it to
 /// [`TARGET_RATE`] with a band-limited (FFT) resampler.
-pub fn decode_to_mono_16k(bytes: Vec<u8>) -> Result<Vec<f32>, AudioError> {
+pub fn decode_to_mono_16k(bytes: Bytes) -> Result<Vec<f32>, AudioError> {
     let Opened {
         mut reader,
         track_id,
@@ -326,7 +328,7 @@ mod tests {
     fn probe_measures_a_stereo_wav() {
         let mono = sine(44_100, 440.0, 1.5);
         let stereo: Vec<i16> = mono.iter().flat_map(|s| [*s, *s]).collect();
-        let info = probe(wav(44_100, 2, &stereo)).expect("valid wav");
+        let info = probe(wav(44_100, 2, &stereo).into()).expect("valid wav");
         assert_eq!(info.container, Container::Wav);
         assert_eq!(info.sample_rate, 44_100);
         assert_eq!(info.channels, 2);
@@ -338,16 +340,19 @@ mod tests {
         let junk: Vec<u8> = (0..4096u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
             .collect();
-        assert_eq!(probe(junk), Err(AudioError::UnsupportedFormat));
+        assert_eq!(probe(junk.into()), Err(AudioError::UnsupportedFormat));
         let mut fake = b"RIFF\0\0\0\0WAVE".to_vec();
         fake.extend(std::iter::repeat_n(7u8, 100));
-        assert!(matches!(probe(fake), Err(AudioError::Undecodable(_))));
+        assert!(matches!(
+            probe(fake.into()),
+            Err(AudioError::Undecodable(_))
+        ));
     }
 
     #[test]
     fn decoding_resamples_to_16k_and_keeps_the_tone() {
         let samples = sine(48_000, 1000.0, 1.0);
-        let out = decode_to_mono_16k(wav(48_000, 1, &samples)).expect("decodes");
+        let out = decode_to_mono_16k(wav(48_000, 1, &samples).into()).expect("decodes");
         assert!((out.len() as i64 - 16_000).abs() <= 1, "{}", out.len());
         // A 1 kHz tone at 16 kHz crosses zero about 2000 times a second.
         let crossings = out

@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
         }) => {
             tokio::task::spawn_blocking(move || {
                 let bytes = std::fs::read(&file)?;
-                let audio = voxq_shared::audio::decode_to_mono_16k(bytes)?;
+                let audio = voxq_shared::audio::decode_to_mono_16k(bytes.into())?;
                 let options = TranscribeOptions { language };
                 let mut result = engine.transcribe(&audio, &options)?;
                 let mut times = Vec::new();

@@ -115,7 +115,7 @@ async fn run(ctx: &Context, message: &JobMessage) -> Result<Option<JobView>, Fai
         .map_err(|e| Failure::Transient(e.into()))?
         .ok_or_else(|| permanent("missing_input", "the job has no stored input"))?;
     let started = Instant::now();
-    let samples = tokio::task::spawn_blocking(move || audio::decode_to_mono_16k(input.data))
+    let samples = tokio::task::spawn_blocking(move || audio::decode_to_mono_16k(input.data.into()))
         .await
         .map_err(|e| permanent("invalid_audio", format!("the decoder crashed: {e}")))?
         .map_err(|e| permanent("invalid_audio", e.to_string()))?;

@@ -38,7 +38,7 @@ pub fn router(config: &ApiConfig) -> Router<AppState> {
 /// An audio upload that passed every check.
 struct AudioUpload {
     params: JobParams,
-    data: Vec<u8>,
+    data: Bytes,
     info: AudioInfo,
 }
 
@@ -144,7 +144,8 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
             format!("no worker serves model {model:?}"),
         ));
     }
-    let data = data.ok_or_else(|| ApiError::BadRequest("missing form field `file`".into()))?;
+    let data =
+        Bytes::from(data.ok_or_else(|| ApiError::BadRequest("missing form field `file`".into()))?);
     if data.is_empty() {
         return Err(ApiError::unprocessable(
             "invalid_audio",
@@ -152,6 +153,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
         ));
     }
     // Parsing a container is CPU work; keep it off the async executor.
+    // `Bytes` clones share one buffer: the upload is held once.
     let probe_input = data.clone();
     let info = tokio::task::spawn_blocking(move || audio::probe(probe_input))
         .await
