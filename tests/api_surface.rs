@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{error_code, Options, TestApp};
+use common::{error_code, speech, Options, TestApp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_metrics_and_request_ids_work() {
@@ -63,13 +63,7 @@ async fn readiness_names_the_dependency_that_is_down_and_submits_get_503() {
     assert_eq!(body["checks"]["postgres"], "up");
 
     let (_, key) = app.new_account().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let wav = common::speech::transcode(
-        &common::speech::espeak_wav(dir.path(), "Thank you very much."),
-        "wav",
-        16_000,
-        1,
-    );
+    let wav = speech::wav_16k("Thank you very much.");
     let response = app.submit_audio(&key, wav, "a.wav").await;
     assert_eq!(error_code(response, 503).await, "service_unavailable");
     // The job that could not be queued is recorded as failed, not left queued.

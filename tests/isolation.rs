@@ -11,13 +11,7 @@ async fn another_account_gets_404_for_a_job_and_the_owner_sees_it() {
     let app = TestApp::spawn().await;
     let (_, owner) = app.new_account().await;
     let (_, stranger) = app.new_account().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let wav = speech::transcode(
-        &speech::espeak_wav(dir.path(), "Can you tell me where the nearest hospital is?"),
-        "wav",
-        16_000,
-        1,
-    );
+    let wav = speech::wav_16k("Can you tell me where the nearest hospital is?");
     let id = app.submit_ok(&owner, wav, "a.wav").await;
 
     // Before and after completion (the second read is served from Redis).

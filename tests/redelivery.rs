@@ -15,13 +15,7 @@ use voxq_shared::queue::Topology;
 async fn the_same_job_message_twice_gives_one_result_and_one_set_of_usage_records() {
     let app = TestApp::spawn().await;
     let (account_id, key) = app.new_account().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let wav = speech::transcode(
-        &speech::espeak_wav(dir.path(), "I would like to order a cup of coffee."),
-        "wav",
-        16_000,
-        1,
-    );
+    let wav = speech::wav_16k("I would like to order a cup of coffee.");
     let id = app.submit_ok(&key, wav, "a.wav").await;
 
     // The same message again, as the broker would redeliver it, twice.

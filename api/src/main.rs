@@ -6,5 +6,5 @@ async fn main() -> anyhow::Result<()> {
     let config = ApiConfig::parse();
     voxq_shared::telemetry::init(&config.common.log);
     let app = App::build(config).await?;
-    app.run(voxq_api::shutdown_signal()).await
+    app.run(voxq_shared::shutdown::signal()).await
 }

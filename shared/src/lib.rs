@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod job;
 pub mod queue;
+pub mod shutdown;
 pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -60,3 +60,9 @@ pub fn transcode(source: &Path, format: &str, rate: u32, channels: u32) -> Vec<u
     );
     std::fs::read(&out).expect("transcoded file")
 }
+
+/// `text` spoken as a 16 kHz mono WAV, in a temporary directory.
+pub fn wav_16k(text: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    transcode(&espeak_wav(dir.path(), text), "wav", 16_000, 1)
+}

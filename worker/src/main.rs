@@ -12,7 +12,9 @@ async fn main() -> anyhow::Result<()> {
     // Loading reads hundreds of megabytes: keep it off the executor.
     let engine = tokio::task::spawn_blocking(move || voxq_worker::load_engine(&model)).await??;
     match config.command.clone() {
-        None | Some(Command::Run) => voxq_worker::run(config, engine, shutdown_signal()).await,
+        None | Some(Command::Run) => {
+            voxq_worker::run(config, engine, voxq_shared::shutdown::signal()).await
+        }
         Some(Command::Transcribe {
             file,
             language,
@@ -38,20 +40,4 @@ async fn main() -> anyhow::Result<()> {
             .await?
         }
     }
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }
