@@ -11,6 +11,7 @@ pub mod error;
 pub mod job;
 pub mod queue;
 pub mod shutdown;
+pub mod subtitles;
 pub mod telemetry;
 
 pub use error::{Error, Result};

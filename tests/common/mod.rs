@@ -208,6 +208,19 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A job rendered as `format`, asserting a 200.
+    pub async fn get_job_as(&self, key: &str, id: &str, format: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}/v1/jobs/{id}?format={format}", self.api_url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "format {format}");
+        response.text().await.expect("text")
+    }
+
     pub async fn get_job(&self, key: &str, id: &str) -> reqwest::Response {
         self.http
             .get(format!("{}/v1/jobs/{id}", self.api_url))

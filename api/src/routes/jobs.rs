@@ -2,7 +2,8 @@
 
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,11 @@ use serde_json::json;
 use uuid::Uuid;
 use voxq_shared::audio::{self, AudioInfo};
 use voxq_shared::db::jobs::{self as job_repo, NewInput};
-use voxq_shared::job::{JobError, JobKind, JobMessage, JobParams, WHISPER_LANGUAGES};
+use voxq_shared::job::{
+    JobError, JobKind, JobMessage, JobParams, JobStatus, JobView, TranscriptResult,
+    WHISPER_LANGUAGES,
+};
+use voxq_shared::subtitles;
 
 use crate::auth::AuthAccount;
 use crate::config::ApiConfig;
@@ -296,15 +301,29 @@ fn text_job(job: TextJobRequest) -> Result<Response> {
     }
 }
 
+#[derive(Deserialize)]
+struct GetJobQuery {
+    /// `json` (default), `text`, `srt` or `vtt`.
+    format: Option<String>,
+}
+
 async fn get_job(
     auth: AuthAccount,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    query: std::result::Result<Query<GetJobQuery>, QueryRejection>,
 ) -> Result<Response> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     // A malformed id cannot name anyone's job: same answer as a missing one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let view = load_job(&state, auth, id).await?;
+    render(view, query.format.as_deref().unwrap_or("json"))
+}
+
+/// Redis first (finished jobs only), then Postgres, caching what finished.
+async fn load_job(state: &AppState, auth: AuthAccount, id: Uuid) -> Result<JobView> {
     match state.cache.get(auth.account_id, id).await {
-        Ok(Some(view)) => return Ok(Json(view).into_response()),
+        Ok(Some(view)) => return Ok(view),
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "result cache unavailable; reading Postgres"),
     }
@@ -314,5 +333,75 @@ async fn get_job(
     if let Err(e) = state.cache.put_terminal(auth.account_id, &view).await {
         tracing::warn!(error = %e, "caching job");
     }
-    Ok(Json(view).into_response())
+    Ok(view)
+}
+
+fn render(view: JobView, format: &str) -> Result<Response> {
+    let content_type = match format {
+        "json" => return Ok(Json(view).into_response()),
+        "text" => "text/plain; charset=utf-8",
+        "srt" => "application/x-subrip; charset=utf-8",
+        "vtt" => "text/vtt; charset=utf-8",
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown format {other:?}: use json, text, srt or vtt"
+            )))
+        }
+    };
+    if view.status != JobStatus::Succeeded {
+        return Err(ApiError::Conflict {
+            code: "job_not_finished",
+            message: format!(
+                "the job is {}; {format} is available once it has succeeded",
+                view.status.as_str()
+            ),
+        });
+    }
+    let transcript: TranscriptResult = view
+        .result
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("succeeded job without a result")))?;
+    let body = match format {
+        "text" => transcript.text + "\n",
+        "srt" => subtitles::srt(&transcript.segments),
+        _ => subtitles::vtt(&transcript.segments),
+    };
+    Ok(([(CONTENT_TYPE, content_type)], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(status: JobStatus) -> JobView {
+        JobView {
+            id: Uuid::now_v7(),
+            kind: JobKind::Transcribe,
+            status,
+            params: JobParams::default(),
+            result: None,
+            error: None,
+            attempts: 0,
+            created_at: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn subtitles_of_an_unfinished_job_are_a_conflict_and_unknown_formats_a_bad_request() {
+        let err = render(view(JobStatus::Queued), "srt").expect_err("not finished");
+        assert!(matches!(
+            err,
+            ApiError::Conflict {
+                code: "job_not_finished",
+                ..
+            }
+        ));
+        let err = render(view(JobStatus::Queued), "docx").expect_err("unknown");
+        assert!(matches!(err, ApiError::BadRequest(_)));
+        assert!(render(view(JobStatus::Queued), "json").is_ok());
+    }
 }
