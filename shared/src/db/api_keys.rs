@@ -35,25 +35,27 @@ pub async fn authenticate(
     let Some(parsed) = api_key::parse(presented) else {
         return Ok(None);
     };
-    let row: Option<(Uuid, Uuid, Vec<u8>)> = sqlx::query_as(
-        "select id, account_id, key_hash from api_keys where public_id = $1 and revoked_at is null",
+    // `stale` says whether last-used tracking needs a write: at most one per
+    // key per minute, so most requests cost this single read.
+    let row: Option<(Uuid, Uuid, Vec<u8>, bool)> = sqlx::query_as(
+        "select id, account_id, key_hash,
+                last_used_at is null or last_used_at < now() - interval '1 minute'
+         from api_keys where public_id = $1 and revoked_at is null",
     )
     .bind(parsed.public_id)
     .fetch_optional(db)
     .await?;
-    let Some((key_id, account_id, hash)) = row else {
+    let Some((key_id, account_id, hash, stale)) = row else {
         return Ok(None);
     };
     if !parsed.matches(pepper, &hash) {
         return Ok(None);
     }
-    // Coarse last-used tracking: one write per key per minute at most.
-    sqlx::query(
-        "update api_keys set last_used_at = now()
-         where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
-    )
-    .bind(key_id)
-    .execute(db)
-    .await?;
+    if stale {
+        sqlx::query("update api_keys set last_used_at = now() where id = $1")
+            .bind(key_id)
+            .execute(db)
+            .await?;
+    }
     Ok(Some(account_id))
 }

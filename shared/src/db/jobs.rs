@@ -154,7 +154,7 @@ pub async fn succeed(
     usage: &[(UsageMetric, f64)],
 ) -> Result<Option<JobView>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let row: Option<(JobRow, Uuid)> = sqlx::query_as::<_, JobRowWithAccount>(&format!(
+    let row: Option<JobRowWithAccount> = sqlx::query_as(&format!(
         "update jobs set status = 'succeeded', result = $2, error = null, finished_at = now()
          where id = $1 and status in ('queued', 'running')
          returning {VIEW_COLUMNS}, account_id"
@@ -162,9 +162,12 @@ pub async fn succeed(
     .bind(id)
     .bind(result)
     .fetch_optional(&mut *tx)
-    .await?
-    .map(|r| (r.job, r.account_id));
-    let Some((row, account_id)) = row else {
+    .await?;
+    let Some(JobRowWithAccount {
+        job: row,
+        account_id,
+    }) = row
+    else {
         tx.rollback().await?;
         return Ok(None);
     };
