@@ -87,34 +87,13 @@ async fn bad_uploads_are_refused_with_clear_errors_and_the_service_keeps_working
 
     // Wrong content type and invalid JSON.
     let url = format!("{}/v1/jobs", app.api_url);
-    let response = app
-        .http
-        .post(&url)
-        .bearer_auth(&key)
-        .body("hello")
-        .header("content-type", "text/plain")
-        .send()
-        .await
-        .expect("send");
+    let response = app.submit_raw(&key, "text/plain", "hello").await;
     error_code(response, 415).await;
-    let response = app
-        .http
-        .post(&url)
-        .bearer_auth(&key)
-        .body("{not json")
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .expect("send");
+    let response = app.submit_raw(&key, "application/json", "{not json").await;
     error_code(response, 400).await;
-    let response = app
-        .http
-        .post(&url)
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"kind": "translate", "text": "hola", "target_language": "en"}))
-        .send()
-        .await
-        .expect("send");
+    let body = serde_json::json!({"kind": "translate", "text": "hola", "target_language": "en"})
+        .to_string();
+    let response = app.submit_raw(&key, "application/json", &body).await;
     assert_eq!(error_code(response, 422).await, "no_model");
 
     // Credentials: none, malformed, wrong, hostile.

@@ -75,21 +75,9 @@ async fn another_account_gets_404_for_a_job_and_the_owner_sees_it() {
             last_end = end;
         }
     }
-    let response = app
-        .http
-        .get(format!("{}/v1/jobs/{id}?format=docx", app.api_url))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .expect("get");
+    let response = app.get_job_format(&owner, &id, "docx").await;
     assert_eq!(error_code(response, 400).await, "bad_request");
-    let response = app
-        .http
-        .get(format!("{}/v1/jobs/{id}?format=srt", app.api_url))
-        .bearer_auth(&stranger)
-        .send()
-        .await
-        .expect("get");
+    let response = app.get_job_format(&stranger, &id, "srt").await;
     assert_eq!(error_code(response, 404).await, "not_found");
 
     // Unknown and malformed ids answer exactly like someone else's job.

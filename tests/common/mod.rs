@@ -208,17 +208,33 @@ impl TestApp {
             .expect("request")
     }
 
-    /// A job rendered as `format`, asserting a 200.
-    pub async fn get_job_as(&self, key: &str, id: &str, format: &str) -> String {
-        let response = self
-            .http
+    /// `GET /v1/jobs/{id}?format=…` as `key`.
+    pub async fn get_job_format(&self, key: &str, id: &str, format: &str) -> reqwest::Response {
+        self.http
             .get(format!("{}/v1/jobs/{id}?format={format}", self.api_url))
             .bearer_auth(key)
             .send()
             .await
-            .expect("request");
+            .expect("request")
+    }
+
+    /// A job rendered as `format`, asserting a 200.
+    pub async fn get_job_as(&self, key: &str, id: &str, format: &str) -> String {
+        let response = self.get_job_format(key, id, format).await;
         assert_eq!(response.status(), 200, "format {format}");
         response.text().await.expect("text")
+    }
+
+    /// `POST /v1/jobs` with a raw body of the given content type.
+    pub async fn submit_raw(&self, key: &str, content_type: &str, body: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/jobs", self.api_url))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_job(&self, key: &str, id: &str) -> reqwest::Response {
