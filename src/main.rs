@@ -8,6 +8,10 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
+use voxq_shared::auth::limits::Tier;
+use voxq_shared::auth::password;
+use voxq_shared::auth::scope::{Role, Scope, Scopes};
+use voxq_shared::db::{accounts, api_keys};
 
 /// voxq: speech-to-text jobs on a queue. Submit audio, wait for transcripts,
 /// and administer accounts and API keys.
@@ -65,6 +69,8 @@ enum Command {
     },
 }
 
+// The `create-*` names read naturally on the command line.
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Create an account and print its id.
@@ -73,6 +79,26 @@ enum AdminCommand {
         db: DbArgs,
         #[arg(long)]
         name: String,
+        /// free, basic, pro or enterprise.
+        #[arg(long, default_value = "free")]
+        tier: String,
+    },
+    /// Create a user who logs in with email and password (POST
+    /// /v1/auth/login). The password is read from VOXQ_PASSWORD or, if
+    /// unset, from the first line of standard input.
+    CreateUser {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        account: Uuid,
+        #[arg(long)]
+        email: String,
+        /// member, or admin for operators of this deployment.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Shortest accepted password; keep it equal to the API's.
+        #[arg(long, env = "VOXQ_PASSWORD_MIN_LENGTH", default_value_t = 15)]
+        min_length: usize,
     },
     /// Create an API key for an account and print it. It is shown only once.
     CreateKey {
@@ -82,6 +108,14 @@ enum AdminCommand {
         account: Uuid,
         #[arg(long, default_value = "")]
         name: String,
+        /// Comma-separated scopes: jobs:write, jobs:read, usage:read,
+        /// keys:manage, admin.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "jobs:write,jobs:read,usage:read,keys:manage"
+        )]
+        scopes: Vec<String>,
     },
 }
 
@@ -121,18 +155,52 @@ async fn main() -> anyhow::Result<()> {
             connect(&db).await?;
             println!("migrations applied");
         }
-        Command::Admin(AdminCommand::CreateAccount { db, name }) => {
+        Command::Admin(AdminCommand::CreateAccount { db, name, tier }) => {
+            let tier = Tier::parse(&tier).with_context(|| {
+                format!("unknown tier {tier:?}: use free, basic, pro or enterprise")
+            })?;
             let pool = connect(&db).await?;
-            println!("{}", voxq_shared::db::accounts::create(&pool, &name).await?);
+            println!("{}", accounts::create(&pool, &name, tier).await?.id);
         }
-        Command::Admin(AdminCommand::CreateKey { db, account, name }) => {
+        Command::Admin(AdminCommand::CreateUser {
+            db,
+            account,
+            email,
+            role,
+            min_length,
+        }) => {
+            let role = Role::parse(&role).with_context(|| format!("unknown role {role:?}"))?;
+            let password = match std::env::var("VOXQ_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            password::check_policy(&password, min_length, &[&email]).map_err(anyhow::Error::msg)?;
             let pool = connect(&db).await?;
-            if !voxq_shared::db::accounts::exists(&pool, account).await? {
+            if !accounts::exists(&pool, account).await? {
                 bail!("no account {account}");
             }
-            let key =
-                voxq_shared::db::api_keys::create(&pool, &db.key_pepper, account, &name).await?;
-            println!("{}", key.plaintext.expose_secret());
+            let hash = password::hash(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+            let user = voxq_shared::db::users::create(&pool, account, &email, &hash, role).await?;
+            println!("{}", user.id);
+        }
+        Command::Admin(AdminCommand::CreateKey {
+            db,
+            account,
+            name,
+            scopes,
+        }) => {
+            let scopes = Scopes::parse(scopes.iter().map(String::as_str))
+                .map_err(|s| anyhow::anyhow!("unknown scope {s:?}"))?;
+            let pool = connect(&db).await?;
+            if !accounts::exists(&pool, account).await? {
+                bail!("no account {account}");
+            }
+            let created = create_key(&pool, &db, account, &name, &scopes).await?;
+            println!("{}", created.key.plaintext.expose_secret());
         }
         Command::Submit {
             api,
@@ -263,10 +331,31 @@ impl Client {
     }
 }
 
+async fn create_key(
+    pool: &sqlx::PgPool,
+    db: &DbArgs,
+    account: Uuid,
+    name: &str,
+    scopes: &Scopes,
+) -> anyhow::Result<api_keys::CreatedKey> {
+    Ok(api_keys::create(
+        pool,
+        &db.key_pepper,
+        &api_keys::KeySpec {
+            account_id: account,
+            name,
+            scopes,
+            created_by_user: None,
+        },
+    )
+    .await?)
+}
+
 async fn demo(db: DbArgs, api_url: String, text: &str) -> anyhow::Result<()> {
     let pool = connect(&db).await?;
-    let account = voxq_shared::db::accounts::create(&pool, "demo").await?;
-    let key = voxq_shared::db::api_keys::create(&pool, &db.key_pepper, account, "demo").await?;
+    let account = accounts::create(&pool, "demo", Tier::Free).await?.id;
+    let scopes = Scopes::new([Scope::JobsWrite, Scope::JobsRead]);
+    let key = create_key(&pool, &db, account, "demo", &scopes).await?.key;
     let dir = std::env::temp_dir().join(format!("voxq-demo-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
     let wav = dir.join("demo.wav");

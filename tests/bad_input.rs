@@ -91,10 +91,45 @@ async fn bad_uploads_are_refused_with_clear_errors_and_the_service_keeps_working
     error_code(response, 415).await;
     let response = app.submit_raw(&key, "application/json", "{not json").await;
     error_code(response, 400).await;
-    let body = serde_json::json!({"kind": "translate", "text": "hola", "target_language": "en"})
-        .to_string();
-    let response = app.submit_raw(&key, "application/json", &body).await;
-    assert_eq!(error_code(response, 422).await, "no_model");
+    // Text jobs: every field checked before anything is stored.
+    let text_job = |fields: serde_json::Value| {
+        let mut body =
+            serde_json::json!({"kind": "translate", "text": "hola", "target_language": "en"});
+        for (k, v) in fields.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body.to_string()
+    };
+    for (fields, code) in [
+        (
+            serde_json::json!({"target_language": "xx"}),
+            "unknown_language",
+        ),
+        (
+            serde_json::json!({"target_language": "english"}),
+            "unknown_language",
+        ),
+        (serde_json::json!({"text": "   "}), "invalid_text"),
+        (
+            serde_json::json!({"text": "a".repeat(100_001)}),
+            "text_too_long",
+        ),
+        (serde_json::json!({"model": "nllb-huge"}), "unknown_model"),
+        (serde_json::json!({"kind": "summarise"}), "invalid_kind"),
+    ] {
+        let response = app
+            .submit_raw(&key, "application/json", &text_job(fields.clone()))
+            .await;
+        assert_eq!(error_code(response, 422).await, code, "{fields}");
+    }
+    let response = app
+        .submit_raw(
+            &key,
+            "application/json",
+            r#"{"kind":"translate","text":"hi","target_language":"de","extra":1}"#,
+        )
+        .await;
+    error_code(response, 400).await;
 
     // Credentials: none, malformed, wrong, hostile.
     let response = app

@@ -1,9 +1,22 @@
 //! The API's settings, from flags or `VOXQ_*` environment variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
 use voxq_shared::config::CommonConfig;
+
+/// Development keeps convenient defaults; production refuses to start with
+/// any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+pub const DEV_JWT_SECRET: &str = "voxq-development-jwt-secret-change-me-0123456789";
+const DEV_KEY_PEPPER: &str = "voxq-development-pepper-change-me";
 
 /// voxq HTTP API: accepts authenticated jobs, queues them on RabbitMQ and
 /// serves their status and results.
@@ -45,6 +58,107 @@ pub struct ApiConfig {
     /// Postgres connections in the pool.
     #[arg(long, env = "VOXQ_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
+
+    /// `production` refuses to start with development secrets, default
+    /// database credentials or a wildcard CORS origin.
+    #[arg(long, env = "VOXQ_ENV", value_enum, default_value_t = Environment::Development)]
+    pub env: Environment,
+
+    /// HMAC key for access tokens (HS256); at least 32 bytes in production.
+    /// Every API instance must share it.
+    #[arg(long, env = "VOXQ_JWT_SECRET", default_value = DEV_JWT_SECRET, hide_env_values = true)]
+    pub jwt_secret: SecretString,
+
+    /// `iss` of issued access tokens, checked on every request.
+    #[arg(long, env = "VOXQ_JWT_ISSUER", default_value = "voxq")]
+    pub jwt_issuer: String,
+
+    /// `aud` of issued access tokens, checked on every request.
+    #[arg(long, env = "VOXQ_JWT_AUDIENCE", default_value = "voxq-api")]
+    pub jwt_audience: String,
+
+    /// Access token lifetime, in seconds.
+    #[arg(long, env = "VOXQ_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: u64,
+
+    /// Refresh token lifetime, in seconds.
+    #[arg(long, env = "VOXQ_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl: u64,
+
+    /// TOML file of per-tier limits (`[free]`, `[basic]`, `[pro]`,
+    /// `[enterprise]`); tiers it leaves out keep the built-in limits.
+    #[arg(long, env = "VOXQ_LIMITS_FILE")]
+    pub limits_file: Option<PathBuf>,
+
+    /// Origins allowed to call the API from a browser, comma-separated
+    /// (`https://app.example.com`); empty: no CORS headers at all.
+    #[arg(
+        long,
+        env = "VOXQ_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Send Strict-Transport-Security: set when clients reach the API
+    /// through TLS.
+    #[arg(long, env = "VOXQ_HSTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub hsts: bool,
+
+    /// Header carrying the client address (`x-forwarded-for`); set it only
+    /// behind a proxy that overwrites it. Unset: the socket's peer address.
+    #[arg(long, env = "VOXQ_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+
+    /// Requests per minute from one client address, across all keys.
+    #[arg(long, env = "VOXQ_IP_RATE_PER_MINUTE", default_value_t = 1200)]
+    pub ip_rate_per_minute: u64,
+
+    /// Burst on top of the per-address rate.
+    #[arg(long, env = "VOXQ_IP_BURST", default_value_t = 300)]
+    pub ip_burst: u64,
+
+    /// Login attempts per minute from one address.
+    #[arg(long, env = "VOXQ_LOGIN_RATE_PER_MINUTE", default_value_t = 10)]
+    pub login_rate_per_minute: u64,
+
+    /// Burst of login attempts from one address.
+    #[arg(long, env = "VOXQ_LOGIN_BURST", default_value_t = 10)]
+    pub login_burst: u64,
+
+    /// Failed logins for one email before it is locked out.
+    #[arg(long, env = "VOXQ_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u64,
+
+    /// Failed logins from one address before it is locked out.
+    #[arg(long, env = "VOXQ_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20)]
+    pub login_max_failures_per_ip: u64,
+
+    /// Seconds a lockout lasts (also the window failures are counted in).
+    #[arg(long, env = "VOXQ_LOGIN_LOCKOUT", default_value_t = 900)]
+    pub login_lockout: u64,
+
+    /// Shortest accepted password (NIST SP 800-63B asks 15 for passwords
+    /// used alone).
+    #[arg(long, env = "VOXQ_PASSWORD_MIN_LENGTH", default_value_t = 15)]
+    pub password_min_length: usize,
+
+    /// Longest text of a translate job, in characters.
+    #[arg(long, env = "VOXQ_MAX_TEXT_CHARS", default_value_t = 100_000)]
+    pub max_text_chars: usize,
+
+    /// Largest JSON body on routes other than job submission, in bytes.
+    #[arg(long, env = "VOXQ_MAX_JSON_BYTES", default_value_t = 64 * 1024)]
+    pub max_json_bytes: usize,
+
+    /// Largest total size of request headers, in bytes (431 above).
+    #[arg(long, env = "VOXQ_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Processing seconds reserved per second of audio at submission; the
+    /// measured time replaces it when the job ends.
+    #[arg(long, env = "VOXQ_PROCESSING_ESTIMATE", default_value_t = 0.5)]
+    pub processing_estimate: f64,
 }
 
 impl ApiConfig {
@@ -61,6 +175,67 @@ impl ApiConfig {
         anyhow::ensure!(
             self.request_timeout > 0,
             "VOXQ_REQUEST_TIMEOUT must be positive"
+        );
+        anyhow::ensure!(
+            self.access_token_ttl > 0 && self.refresh_token_ttl > 0,
+            "token lifetimes must be positive"
+        );
+        anyhow::ensure!(
+            self.ip_rate_per_minute > 0
+                && self.ip_burst > 0
+                && self.login_rate_per_minute > 0
+                && self.login_burst > 0,
+            "rates and bursts must be positive"
+        );
+        anyhow::ensure!(
+            (8..=64).contains(&self.password_min_length),
+            "VOXQ_PASSWORD_MIN_LENGTH must be between 8 and 64"
+        );
+        anyhow::ensure!(
+            self.processing_estimate >= 0.0 && self.processing_estimate.is_finite(),
+            "VOXQ_PROCESSING_ESTIMATE must be a non-negative number"
+        );
+        for origin in self.cors_origins() {
+            anyhow::ensure!(
+                origin == "*" || origin.starts_with("https://") || origin.starts_with("http://"),
+                "VOXQ_CORS_ORIGINS entries must be origins such as https://app.example.com"
+            );
+        }
+        if self.env == Environment::Production {
+            self.validate_production()?;
+        }
+        Ok(())
+    }
+
+    pub fn cors_origins(&self) -> impl Iterator<Item = &str> {
+        self.cors_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+    }
+
+    /// Everything a development default would make unsafe in production.
+    fn validate_production(&self) -> anyhow::Result<()> {
+        let secret = self.jwt_secret.expose_secret();
+        anyhow::ensure!(
+            secret != DEV_JWT_SECRET && secret.len() >= 32,
+            "production: set VOXQ_JWT_SECRET to a random value of at least 32 bytes"
+        );
+        anyhow::ensure!(
+            self.common.key_pepper.expose_secret() != DEV_KEY_PEPPER
+                && self.common.key_pepper.expose_secret().len() >= 16,
+            "production: set VOXQ_KEY_PEPPER to a random value of at least 16 bytes"
+        );
+        anyhow::ensure!(
+            !self.cors_origins().any(|o| o == "*"),
+            "production: VOXQ_CORS_ORIGINS must list origins, not *"
+        );
+        let url = url::Url::parse(&self.common.database_url)
+            .map_err(|e| anyhow::anyhow!("VOXQ_DATABASE_URL is not a URL: {e}"))?;
+        let password = url.password().unwrap_or("");
+        anyhow::ensure!(
+            !password.is_empty() && password != "postgres" && password != url.username(),
+            "production: VOXQ_DATABASE_URL uses default or empty database credentials"
         );
         Ok(())
     }

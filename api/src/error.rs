@@ -1,7 +1,8 @@
 //! The API's one error type and the one JSON shape every error takes:
 //! `{"error": {"code": "...", "message": "..."}}`.
 
-use axum::http::StatusCode;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -11,8 +12,22 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("missing or invalid API key")]
+    #[error("missing or invalid credentials")]
     Unauthorized,
+    #[error("the email or password is incorrect")]
+    InvalidCredentials,
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// A rate limit or quota: `limit` names it, `retry_after` is in seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        limit: String,
+        retry_after: u64,
+    },
+    #[error("request headers larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -32,6 +47,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unprocessable {
             code,
@@ -42,6 +64,13 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
+            Self::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            Self::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
@@ -60,8 +89,19 @@ impl From<voxq_shared::Error> for ApiError {
     fn from(e: voxq_shared::Error) -> Self {
         match e {
             voxq_shared::Error::NotFound => Self::NotFound,
+            voxq_shared::Error::Database(e) => e.into(),
+            voxq_shared::Error::Redis(e) => e.into(),
             other => Self::Internal(other.into()),
         }
+    }
+}
+
+/// Redis holds quota counters and token revocations: without it the API
+/// fails closed rather than admit what it cannot count.
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        tracing::error!(error = %e, "redis unavailable");
+        Self::Unavailable("the quota store")
     }
 }
 
@@ -97,7 +137,35 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        error_response(status, code, &message)
+        match self {
+            Self::Unauthorized => {
+                let mut response = error_response(status, code, &message);
+                response.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="voxq""#),
+                );
+                response
+            }
+            Self::TooManyRequests {
+                limit, retry_after, ..
+            } => {
+                let resets_at = chrono::Utc::now()
+                    + chrono::Duration::seconds(i64::try_from(retry_after).unwrap_or(i64::MAX / 2));
+                let body = json!({ "error": {
+                    "code": code,
+                    "message": message,
+                    "limit": limit,
+                    "retry_after": retry_after,
+                    "resets_at": resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                }});
+                let mut response = (status, Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                response
+            }
+            _ => error_response(status, code, &message),
+        }
     }
 }
 

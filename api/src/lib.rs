@@ -1,18 +1,22 @@
 //! voxq's HTTP API. `main.rs` only parses the configuration and calls
 //! [`App::build`] and [`App::run`]; the tests start the real binary.
 
-pub mod auth;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod principal;
+pub mod rate_limit;
 pub mod routes;
+pub mod security;
 pub mod state;
+pub mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Request};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -21,12 +25,16 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use voxq_shared::auth::limits::TierLimits;
 use voxq_shared::cache::JobCache;
 use voxq_shared::queue::{Publisher, Topology};
+use voxq_shared::quota::Quotas;
 
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
+use crate::tokens::TokenKeys;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -64,12 +72,19 @@ impl App {
         if let Err(e) = publisher.channel().await {
             tracing::warn!(error = %e, "RabbitMQ not reachable at start; will retry on use");
         }
+        let tiers = match &config.limits_file {
+            Some(path) => TierLimits::load(path).map_err(anyhow::Error::msg)?,
+            None => TierLimits::default(),
+        };
+        let dummy = tokio::task::spawn_blocking(voxq_shared::auth::password::dummy_hash).await?;
+        let namespace = config.common.namespace.clone();
         let state = AppState {
-            cache: JobCache::new(
-                redis.clone(),
-                &config.common.namespace,
-                config.result_cache_ttl,
-            ),
+            cache: JobCache::new(redis.clone(), &namespace, config.result_cache_ttl),
+            quotas: Quotas::new(redis.clone(), &namespace),
+            limiter: RateLimiter::new(redis.clone(), &namespace),
+            tokens: Arc::new(TokenKeys::new(&config)),
+            tiers: Arc::new(tiers),
+            dummy_password_hash: Arc::new(dummy),
             db,
             redis,
             publisher: Arc::new(publisher),
@@ -95,23 +110,53 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "voxq-api listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout);
-    Router::new()
+    // Every /v1 route: credentials resolved, rate limits applied, JSON
+    // bodies bounded (job submission sets its own, larger limit).
+    let v1 = Router::new()
         .merge(routes::jobs::router(&state.config))
+        .merge(routes::auth::router())
+        .merge(routes::keys::router())
+        .merge(routes::usage::router())
+        .merge(routes::admin::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            principal::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_json_bytes));
+    let router = Router::new()
+        .merge(v1)
         .merge(routes::health::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::header_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ));
+    let router = match security::cors(&state.config) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(CatchPanicLayer::custom(routes::panic_response))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -1,11 +1,16 @@
 use std::sync::Arc;
 
 use sqlx::PgPool;
+use voxq_shared::auth::limits::TierLimits;
 use voxq_shared::cache::JobCache;
+use voxq_shared::db::audit::{self, AuditEvent};
 use voxq_shared::queue::Publisher;
+use voxq_shared::quota::Quotas;
 
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::tokens::TokenKeys;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -13,7 +18,22 @@ pub struct AppState {
     pub db: PgPool,
     pub redis: redis::aio::ConnectionManager,
     pub cache: JobCache,
+    pub quotas: Quotas,
+    pub limiter: RateLimiter,
+    pub tokens: Arc<TokenKeys>,
+    pub tiers: Arc<TierLimits>,
     pub publisher: Arc<Publisher>,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
+    /// Verified against when a login names no user, to take the same time.
+    pub dummy_password_hash: Arc<String>,
+}
+
+impl AppState {
+    /// Writes an audit entry; a failure is logged, never shown to the client.
+    pub async fn audit(&self, event: AuditEvent) {
+        if let Err(e) = audit::record(&self.db, &event).await {
+            tracing::error!(error = %e, action = event.action, "writing the audit log");
+        }
+    }
 }

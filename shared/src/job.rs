@@ -80,6 +80,9 @@ pub struct JobParams {
     /// Model name from the worker's model table; `None` picks the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Translate jobs: the language to translate into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_language: Option<String>,
 }
 
 /// The queue message. It carries ids and parameters, never the audio: the
@@ -139,6 +142,7 @@ pub struct JobView {
 pub enum UsageMetric {
     AudioSeconds,
     ProcessingSeconds,
+    TextChars,
 }
 
 impl UsageMetric {
@@ -146,6 +150,7 @@ impl UsageMetric {
         match self {
             UsageMetric::AudioSeconds => "audio_seconds",
             UsageMetric::ProcessingSeconds => "processing_seconds",
+            UsageMetric::TextChars => "text_chars",
         }
     }
 }

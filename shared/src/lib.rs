@@ -4,12 +4,14 @@
 
 pub mod api_key;
 pub mod audio;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod job;
 pub mod queue;
+pub mod quota;
 pub mod shutdown;
 pub mod subtitles;
 pub mod telemetry;

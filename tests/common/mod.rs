@@ -18,6 +18,8 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
+use voxq_shared::auth::limits::Tier;
+use voxq_shared::auth::scope::{Role, Scope, Scopes};
 
 const ADMIN_DB: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
@@ -63,7 +65,25 @@ pub struct TestApp {
     pub namespace: String,
     pub http: reqwest::Client,
     db_name: String,
+    api_env: Vec<(String, String)>,
     children: Vec<Child>,
+}
+
+async fn flush_namespace(namespace: &str) {
+    let Ok(client) = redis::Client::open(REDIS_URL) else {
+        return;
+    };
+    let Ok(mut redis) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{namespace}:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
+    }
 }
 
 /// Starts a binary and waits for its "listening" log line to learn its port.
@@ -156,24 +176,128 @@ impl TestApp {
             namespace,
             http: reqwest::Client::new(),
             db_name,
+            api_env,
             children,
         }
     }
 
-    /// A new account and one API key for it.
+    /// A new enterprise account (limits out of the way) and an API key
+    /// with every member scope.
     pub async fn new_account(&self) -> (Uuid, String) {
-        let account = voxq_shared::db::accounts::create(&self.db, "test")
+        self.new_account_with(Tier::Enterprise, &Scopes::new(Scope::MEMBER))
+            .await
+    }
+
+    pub async fn new_account_with(&self, tier: Tier, scopes: &Scopes) -> (Uuid, String) {
+        let account = voxq_shared::db::accounts::create(&self.db, "test", tier)
             .await
             .expect("account");
-        let key = voxq_shared::db::api_keys::create(
+        let key = self.new_key(account.id, scopes).await;
+        (account.id, key)
+    }
+
+    /// Another key for an existing account.
+    pub async fn new_key(&self, account: Uuid, scopes: &Scopes) -> String {
+        let created = voxq_shared::db::api_keys::create(
             &self.db,
             &secrecy::SecretString::from(PEPPER),
-            account,
-            "test",
+            &voxq_shared::db::api_keys::KeySpec {
+                account_id: account,
+                name: "test",
+                scopes,
+                created_by_user: None,
+            },
         )
         .await
         .expect("key");
-        (account, key.plaintext.expose_secret().to_owned())
+        created.key.plaintext.expose_secret().to_owned()
+    }
+
+    /// An operator account and a key with every scope, `admin` included.
+    pub async fn admin_key(&self) -> String {
+        self.new_account_with(Tier::Enterprise, &Scopes::new(Scope::ALL))
+            .await
+            .1
+    }
+
+    /// A user who can log in with `email` and `password`.
+    pub async fn new_user(&self, account: Uuid, email: &str, password: &str, role: Role) -> Uuid {
+        let hash = voxq_shared::auth::password::hash(password).expect("hash");
+        voxq_shared::db::users::create(&self.db, account, email, &hash, role)
+            .await
+            .expect("user")
+            .id
+    }
+
+    /// Any request, with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        self.call_at(&self.api_url, method, path, token, body).await
+    }
+
+    /// [`Self::call`] against another API instance.
+    pub async fn call_at(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, format!("{base}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Logs in, asserting a 200, and returns the token answer.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let response = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(serde_json::json!({ "email": email, "password": password })),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Starts one more `voxq-api` on the same database, Redis namespace and
+    /// broker, and returns its base URL.
+    pub fn spawn_second_api(&mut self) -> String {
+        let (child, url) = spawn("voxq-api", &self.api_env, &[]);
+        self.children.push(child);
+        url
+    }
+
+    /// Deletes every Redis key of this test's namespace: what a Redis
+    /// restart without persistence does to a deployment.
+    pub async fn flush_redis(&self) {
+        flush_namespace(&self.namespace).await;
+    }
+
+    /// Submits a translate job of `text`.
+    pub async fn submit_text(&self, key: &str, text: &str) -> reqwest::Response {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/jobs",
+            Some(key),
+            Some(serde_json::json!({ "kind": "translate", "text": text, "target_language": "de" })),
+        )
+        .await
     }
 
     pub async fn submit_audio(
@@ -325,6 +449,7 @@ impl Drop for TestApp {
                 return;
             };
             rt.block_on(async move {
+                flush_namespace(&namespace).await;
                 if let Ok(admin) = sqlx::PgPool::connect(ADMIN_DB).await {
                     let _ = sqlx::query(&format!("drop database if exists {db_name} with (force)"))
                         .execute(&admin)

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use voxq_shared::cache::JobCache;
 use voxq_shared::queue::Topology;
+use voxq_shared::quota::Quotas;
 
 use crate::config::{ModelConfig, WorkerConfig};
 use crate::engine::ct2_whisper::{Ct2Whisper, Ct2WhisperConfig};
@@ -56,7 +57,12 @@ pub async fn run(
     );
     let ctx = process::Context {
         db,
-        cache: JobCache::new(redis, &config.common.namespace, config.result_cache_ttl),
+        cache: JobCache::new(
+            redis.clone(),
+            &config.common.namespace,
+            config.result_cache_ttl,
+        ),
+        quotas: Quotas::new(redis, &config.common.namespace),
         engine,
         metrics,
         max_attempts: config.max_attempts.max(1),

@@ -9,6 +9,7 @@ use voxq_shared::audio;
 use voxq_shared::cache::JobCache;
 use voxq_shared::db::jobs;
 use voxq_shared::job::{JobError, JobMessage, JobView, UsageMetric};
+use voxq_shared::quota::{Amounts, Quotas, Reservation};
 
 use crate::engine::{Engine, TranscribeOptions};
 use crate::metrics::Metrics;
@@ -16,6 +17,7 @@ use crate::metrics::Metrics;
 pub struct Context {
     pub db: PgPool,
     pub cache: JobCache,
+    pub quotas: Quotas,
     pub engine: Arc<dyn Engine>,
     pub metrics: Arc<Metrics>,
     pub max_attempts: i32,
@@ -57,9 +59,10 @@ pub async fn process(ctx: &Context, message: &JobMessage) -> Outcome {
         Err(e) => return Outcome::Retry(e.into()),
     };
     match run(ctx, message).await {
-        Ok(Some(view)) => {
+        Ok(Some((ended, used))) => {
             ctx.metrics.processed.with_label_values(&[kind]).inc();
-            cache(ctx, message.account_id, &view).await;
+            settle(ctx, &ended.reservation, used).await;
+            cache(ctx, message.account_id, &ended.view).await;
             Outcome::Ack
         }
         Ok(None) => {
@@ -93,12 +96,22 @@ async fn fail(ctx: &Context, message: &JobMessage, error: JobError) -> Outcome {
                 .failed
                 .with_label_values(&[message.kind.as_str(), &error.code])
                 .inc();
-            if let Some(view) = view {
-                cache(ctx, message.account_id, &view).await;
+            if let Some(ended) = view {
+                settle(ctx, &ended.reservation, Amounts::default()).await;
+                cache(ctx, message.account_id, &ended.view).await;
             }
             Outcome::Ack
         }
         Err(e) => Outcome::Retry(e.into()),
+    }
+}
+
+/// Swaps the job's quota reservation for what it used. Postgres already
+/// holds the usage; if Redis misses this, a rebuild from Postgres corrects
+/// the counters.
+async fn settle(ctx: &Context, reservation: &Reservation, used: Amounts) {
+    if let Err(e) = ctx.quotas.settle(reservation, used).await {
+        tracing::warn!(error = %e, "settling the quota reservation");
     }
 }
 
@@ -109,7 +122,12 @@ async fn cache(ctx: &Context, account_id: Uuid, view: &JobView) {
     }
 }
 
-async fn run(ctx: &Context, message: &JobMessage) -> Result<Option<JobView>, Failure> {
+/// The ended job and the usage it recorded; `None` if another delivery
+/// ended it first.
+async fn run(
+    ctx: &Context,
+    message: &JobMessage,
+) -> Result<Option<(jobs::Ended, Amounts)>, Failure> {
     let input = jobs::load_input(&ctx.db, message.job_id)
         .await
         .map_err(|e| Failure::Transient(e.into()))?
@@ -150,7 +168,8 @@ async fn run(ctx: &Context, message: &JobMessage) -> Result<Option<JobView>, Fai
         (UsageMetric::ProcessingSeconds, processing),
     ];
     tracing::info!(audio_seconds, inference, "job transcribed");
-    jobs::succeed(&ctx.db, message.job_id, &result, &usage)
+    let ended = jobs::succeed(&ctx.db, message.job_id, &result, &usage)
         .await
-        .map_err(|e| Failure::Transient(e.into()))
+        .map_err(|e| Failure::Transient(e.into()))?;
+    Ok(ended.map(|e| (e, Amounts::from_usage(&usage))))
 }

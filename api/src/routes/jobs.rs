@@ -13,16 +13,19 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 use voxq_shared::audio::{self, AudioInfo};
-use voxq_shared::db::jobs::{self as job_repo, NewInput};
+use voxq_shared::auth::scope::Scope;
+use voxq_shared::db::jobs::{self as job_repo, NewInput, NewJobInput};
+use voxq_shared::db::quotas as quota_repo;
 use voxq_shared::job::{
     JobError, JobKind, JobMessage, JobParams, JobStatus, JobView, TranscriptResult,
     WHISPER_LANGUAGES,
 };
+use voxq_shared::quota::{self, Amounts, Reservation, ReserveOutcome, Resource};
 use voxq_shared::subtitles;
 
-use crate::auth::AuthAccount;
 use crate::config::ApiConfig;
 use crate::error::{ApiError, Result};
+use crate::principal::{Principal, RequestMeta};
 use crate::state::AppState;
 
 /// Headroom over the upload limit for multipart framing and text fields.
@@ -59,11 +62,21 @@ struct TextJobRequest {
     model: Option<String>,
 }
 
+/// A validated job, ready to reserve quota for and store.
+struct Submission<'a> {
+    kind: JobKind,
+    params: JobParams,
+    input: NewJobInput<'a>,
+    amounts: Amounts,
+}
+
 async fn submit(
-    auth: AuthAccount,
+    principal: Principal,
+    meta: RequestMeta,
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response> {
+    principal.require(Scope::JobsWrite)?;
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -75,14 +88,49 @@ async fn submit(
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let upload = read_audio_upload(multipart, &state.config).await?;
-        accept_audio_job(auth, &state, upload).await
+        let duration = upload.info.duration_seconds;
+        let submission = Submission {
+            kind: JobKind::Transcribe,
+            params: upload.params,
+            input: NewJobInput::Audio(NewInput {
+                content_type: upload.info.container.mime(),
+                codec: &upload.info.codec,
+                sample_rate: upload.info.sample_rate,
+                channels: upload.info.channels,
+                duration_seconds: duration,
+                data: &upload.data,
+            }),
+            amounts: Amounts {
+                audio_ms: quota::seconds_to_ms(duration),
+                text_chars: 0,
+                processing_ms: quota::seconds_to_ms(duration * state.config.processing_estimate),
+            },
+        };
+        accept(&state, &principal, &meta, submission).await
     } else if content_type.starts_with("application/json") {
-        let body = Bytes::from_request(request, &state)
+        // Text is counted in characters; four bytes each at most, plus room
+        // for the other fields.
+        let limit = state.config.max_text_chars.saturating_mul(4) + 4096;
+        let body = axum::body::to_bytes(request.into_body(), limit)
             .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+            .map_err(|_| ApiError::PayloadTooLarge { limit })?;
         let job: TextJobRequest = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-        text_job(job)
+        let (params, text) = validate_text_job(job, &state.config)?;
+        let chars = text.chars().count() as u64;
+        let submission = Submission {
+            kind: JobKind::Translate,
+            params,
+            input: NewJobInput::Text(&text),
+            // About a millisecond of worker time per character, until the
+            // measured time replaces it.
+            amounts: Amounts {
+                audio_ms: 0,
+                text_chars: chars,
+                processing_ms: chars,
+            },
+        };
+        accept(&state, &principal, &meta, submission).await
     } else {
         Err(ApiError::UnsupportedMediaType(
             "send audio as multipart/form-data (field `file`) or a text job as application/json"
@@ -204,39 +252,29 @@ fn validate_language(value: &str) -> Result<String> {
     }
 }
 
-/// Commits the job and its input, then publishes with confirms. A 202 is
-/// only sent once the broker holds the message.
-async fn accept_audio_job(
-    auth: AuthAccount,
+/// Reserves the job's quota, commits the job with its input and
+/// reservation, then publishes with confirms. A 202 is only sent once the
+/// broker holds the message.
+async fn accept(
     state: &AppState,
-    upload: AudioUpload,
+    principal: &Principal,
+    meta: &RequestMeta,
+    submission: Submission<'_>,
 ) -> Result<Response> {
-    let id = Uuid::now_v7();
-    let kind = JobKind::Transcribe;
-    let mut tx = state.db.begin().await?;
-    let view = job_repo::insert(
-        &mut tx,
-        id,
-        auth.account_id,
-        kind,
-        &upload.params,
-        Some(NewInput {
-            content_type: upload.info.container.mime(),
-            codec: &upload.info.codec,
-            sample_rate: upload.info.sample_rate,
-            channels: upload.info.channels,
-            duration_seconds: upload.info.duration_seconds,
-            data: &upload.data,
-        }),
-    )
-    .await?;
-    tx.commit().await?;
-
+    let reservation = Reservation {
+        job_id: Uuid::now_v7(),
+        account_id: principal.account_id,
+        day: quota::today(),
+        amounts: submission.amounts,
+    };
+    let kind = submission.kind;
+    let view = reserve_and_insert(state, principal, meta, &reservation, &submission).await?;
+    let id = view.id;
     let message = JobMessage {
         job_id: id,
-        account_id: auth.account_id,
+        account_id: principal.account_id,
         kind,
-        params: upload.params,
+        params: submission.params,
     };
     if let Err(e) = state.publisher.publish(&message).await {
         tracing::error!(job_id = %id, error = %e, "publishing job failed");
@@ -244,8 +282,10 @@ async fn accept_audio_job(
             code: "queue_unavailable".into(),
             message: "the job could not be queued; submit it again".into(),
         };
-        if let Err(e) = job_repo::fail(&state.db, id, &error).await {
-            tracing::error!(job_id = %id, error = %e, "marking unqueued job failed");
+        match job_repo::fail(&state.db, id, &error).await {
+            Ok(Some(ended)) => release(state, &ended.reservation).await,
+            Ok(None) => {}
+            Err(e) => tracing::error!(job_id = %id, error = %e, "marking unqueued job failed"),
         }
         return Err(ApiError::Unavailable("the job queue"));
     }
@@ -254,7 +294,7 @@ async fn accept_audio_job(
         .jobs_submitted
         .with_label_values(&[kind.as_str()])
         .inc();
-    tracing::info!(job_id = %id, duration = upload.info.duration_seconds, codec = %upload.info.codec, "job accepted");
+    tracing::info!(job_id = %id, kind = kind.as_str(), "job accepted");
     let url = format!("/v1/jobs/{id}");
     Ok((
         StatusCode::ACCEPTED,
@@ -264,41 +304,205 @@ async fn accept_audio_job(
         .into_response())
 }
 
-fn text_job(job: TextJobRequest) -> Result<Response> {
-    match JobKind::parse(&job.kind) {
-        Some(JobKind::Translate) => {
-            if job.text.as_deref().unwrap_or("").trim().is_empty() {
-                return Err(ApiError::unprocessable(
-                    "invalid_text",
-                    "`text` is required",
-                ));
+/// Reserve in Redis, then insert, inside one transaction that holds the
+/// account's shared quota lock (see `voxq_shared::db::quotas`). Counters
+/// missing from Redis are rebuilt from Postgres; a refusal is checked
+/// once against Postgres (at most every few seconds per account), which
+/// also heals counters left behind by a process that died mid-job.
+async fn reserve_and_insert(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    reservation: &Reservation,
+    submission: &Submission<'_>,
+) -> Result<JobView> {
+    let account = principal.account_id;
+    let mut rebuilt = false;
+    loop {
+        let mut tx = state.db.begin().await?;
+        quota_repo::lock_shared(&mut tx, account).await?;
+        match state.quotas.reserve(reservation, &principal.limits).await? {
+            ReserveOutcome::Reserved => {
+                let inserted = insert(&mut tx, reservation, submission).await;
+                let committed = match inserted {
+                    Ok(view) => tx.commit().await.map(|()| view),
+                    Err(e) => Err(e),
+                };
+                return match committed {
+                    Ok(view) => Ok(view),
+                    Err(e) => {
+                        release(state, reservation).await;
+                        Err(e.into())
+                    }
+                };
             }
-            if job.target_language.is_none() {
-                return Err(ApiError::unprocessable(
-                    "invalid_language",
-                    "`target_language` is required",
-                ));
+            ReserveOutcome::NeedsRebuild if !rebuilt => {}
+            ReserveOutcome::Exceeded(_) if !rebuilt && should_verify(state, account).await => {}
+            ReserveOutcome::Exceeded(resource) => {
+                return Err(quota_exceeded(state, principal, meta, resource).await)
             }
-            Err(match job.model {
-                Some(model) => ApiError::unprocessable(
-                    "unknown_model",
-                    format!("no worker serves model {model:?}"),
-                ),
-                None => ApiError::unprocessable(
-                    "no_model",
-                    "no model serves translate jobs on this deployment",
-                ),
-            })
+            ReserveOutcome::NeedsRebuild => return Err(ApiError::Unavailable("the quota store")),
         }
-        Some(JobKind::Transcribe) => Err(ApiError::unprocessable(
-            "invalid_kind",
-            "transcribe jobs take a multipart/form-data upload with a `file` field",
-        )),
-        None => Err(ApiError::unprocessable(
-            "invalid_kind",
-            format!("unknown job kind {:?}", job.kind),
-        )),
+        // The rebuild takes the exclusive lock: release ours first.
+        tx.rollback().await?;
+        quota_repo::rebuild(&state.db, &state.quotas, account, reservation.day).await?;
+        rebuilt = true;
     }
+}
+
+async fn insert(
+    tx: &mut sqlx::PgConnection,
+    reservation: &Reservation,
+    submission: &Submission<'_>,
+) -> std::result::Result<JobView, sqlx::Error> {
+    job_repo::insert(
+        tx,
+        reservation,
+        submission.kind,
+        &submission.params,
+        submission.input,
+    )
+    .await
+}
+
+/// True at most once per account every few seconds.
+async fn should_verify(state: &AppState, account: Uuid) -> bool {
+    let key = format!("{}:q:{account}:verified", state.config.common.namespace);
+    let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
+        .arg(&key)
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(10)
+        .query_async(&mut state.redis.clone())
+        .await;
+    matches!(set, Ok(Some(_)))
+}
+
+/// Gives a reservation back; Postgres stays right if this fails, and the
+/// next rebuild corrects Redis.
+async fn release(state: &AppState, reservation: &Reservation) {
+    if let Err(e) = state.quotas.settle(reservation, Amounts::default()).await {
+        tracing::warn!(job_id = %reservation.job_id, error = %e, "releasing a quota reservation");
+    }
+}
+
+/// The 429 for an exhausted quota, audited once per account, day and
+/// resource.
+async fn quota_exceeded(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    resource: Resource,
+) -> ApiError {
+    let day = quota::today();
+    let marker = format!(
+        "{}:q:{}:audited:{day}:{}",
+        state.config.common.namespace,
+        principal.account_id,
+        resource.as_str()
+    );
+    let first: redis::RedisResult<Option<String>> = redis::cmd("SET")
+        .arg(&marker)
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(2 * 24 * 3600)
+        .query_async(&mut state.redis.clone())
+        .await;
+    if matches!(first, Ok(Some(_))) {
+        state
+            .audit(meta.audit(
+                principal,
+                "quota.exhausted",
+                format!("account:{}", principal.account_id),
+                json!({ "resource": resource, "day": day }),
+            ))
+            .await;
+    }
+    if resource == Resource::ConcurrentJobs {
+        return ApiError::TooManyRequests {
+            code: "concurrency_limit",
+            message: format!(
+                "{} jobs are already queued or running, the most this account may have",
+                principal.limits.concurrent_jobs
+            ),
+            limit: "concurrent_jobs".into(),
+            retry_after: 5,
+        };
+    }
+    ApiError::TooManyRequests {
+        code: "quota_exceeded",
+        message: format!(
+            "the daily {} quota is used up (or this job would exceed it); it resets at 00:00 UTC",
+            resource.as_str()
+        ),
+        limit: format!("{}_per_day", resource.as_str()),
+        retry_after: quota::seconds_until_reset(),
+    }
+}
+
+fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobParams, String)> {
+    match JobKind::parse(&job.kind) {
+        Some(JobKind::Translate) => {}
+        Some(JobKind::Transcribe) => {
+            return Err(ApiError::unprocessable(
+                "invalid_kind",
+                "transcribe jobs take a multipart/form-data upload with a `file` field",
+            ))
+        }
+        None => {
+            return Err(ApiError::unprocessable(
+                "invalid_kind",
+                format!("unknown job kind {:?}", job.kind),
+            ))
+        }
+    }
+    let text = job.text.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_text",
+            "`text` is required",
+        ));
+    }
+    let chars = text.chars().count();
+    if chars > config.max_text_chars {
+        return Err(ApiError::unprocessable(
+            "text_too_long",
+            format!(
+                "`text` has {chars} characters; the maximum is {}",
+                config.max_text_chars
+            ),
+        ));
+    }
+    let target = job.target_language.ok_or_else(|| {
+        ApiError::unprocessable("invalid_language", "`target_language` is required")
+    })?;
+    let target = validate_target_language(&target)?;
+    if let Some(model) = job.model {
+        return Err(ApiError::unprocessable(
+            "unknown_model",
+            format!("no worker serves model {model:?}"),
+        ));
+    }
+    let params = JobParams {
+        target_language: Some(target),
+        ..JobParams::default()
+    };
+    Ok((params, text))
+}
+
+/// ISO 639-1 (`de`) or NLLB/FLORES-200 (`deu_Latn`) codes.
+fn validate_target_language(value: &str) -> Result<String> {
+    let nllb = value.len() == 8
+        && value.as_bytes()[3] == b'_'
+        && value[..3].bytes().all(|b| b.is_ascii_lowercase())
+        && value.as_bytes()[4].is_ascii_uppercase()
+        && value[5..].bytes().all(|b| b.is_ascii_lowercase());
+    if nllb {
+        return Ok(value.to_owned());
+    }
+    validate_language(value)
 }
 
 #[derive(Deserialize)]
@@ -308,29 +512,30 @@ struct GetJobQuery {
 }
 
 async fn get_job(
-    auth: AuthAccount,
+    principal: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: std::result::Result<Query<GetJobQuery>, QueryRejection>,
 ) -> Result<Response> {
+    principal.require(Scope::JobsRead)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     // A malformed id cannot name anyone's job: same answer as a missing one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    let view = load_job(&state, auth, id).await?;
+    let view = load_job(&state, principal.account_id, id).await?;
     render(view, query.format.as_deref().unwrap_or("json"))
 }
 
 /// Redis first (finished jobs only), then Postgres, caching what finished.
-async fn load_job(state: &AppState, auth: AuthAccount, id: Uuid) -> Result<JobView> {
-    match state.cache.get(auth.account_id, id).await {
+async fn load_job(state: &AppState, account_id: Uuid, id: Uuid) -> Result<JobView> {
+    match state.cache.get(account_id, id).await {
         Ok(Some(view)) => return Ok(view),
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "result cache unavailable; reading Postgres"),
     }
-    let view = job_repo::find_for_account(&state.db, auth.account_id, id)
+    let view = job_repo::find_for_account(&state.db, account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if let Err(e) = state.cache.put_terminal(auth.account_id, &view).await {
+    if let Err(e) = state.cache.put_terminal(account_id, &view).await {
         tracing::warn!(error = %e, "caching job");
     }
     Ok(view)

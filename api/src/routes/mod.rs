@@ -1,5 +1,10 @@
+pub mod admin;
+pub mod auth;
 pub mod health;
 pub mod jobs;
+pub mod json;
+pub mod keys;
+pub mod usage;
 
 use std::any::Any;
 

@@ -1,14 +1,118 @@
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub async fn create(db: &PgPool, name: &str) -> Result<Uuid, sqlx::Error> {
-    let id = Uuid::now_v7();
-    sqlx::query("insert into accounts (id, name) values ($1, $2)")
-        .bind(id)
-        .bind(name)
-        .execute(db)
-        .await?;
-    Ok(id)
+use crate::auth::limits::{LimitsOverride, Tier};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Account {
+    pub id: Uuid,
+    pub name: String,
+    pub tier: Tier,
+    pub limits_override: LimitsOverride,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: Uuid,
+    name: String,
+    tier: String,
+    limits_override: sqlx::types::Json<LimitsOverride>,
+    suspended_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = sqlx::Error;
+
+    fn try_from(row: AccountRow) -> Result<Self, sqlx::Error> {
+        Ok(Account {
+            id: row.id,
+            name: row.name,
+            tier: parse_tier(&row.tier)?,
+            limits_override: row.limits_override.0,
+            suspended_at: row.suspended_at,
+            created_at: row.created_at,
+        })
+    }
+}
+
+pub(crate) fn parse_tier(value: &str) -> Result<Tier, sqlx::Error> {
+    Tier::parse(value)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown tier {value:?} in database").into()))
+}
+
+const COLUMNS: &str = "id, name, tier, limits_override, suspended_at, created_at";
+
+pub async fn create(db: &PgPool, name: &str, tier: Tier) -> Result<Account, sqlx::Error> {
+    let row: AccountRow = sqlx::query_as(&format!(
+        "insert into accounts (id, name, tier) values ($1, $2, $3) returning {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(tier.as_str())
+    .fetch_one(db)
+    .await?;
+    row.try_into()
+}
+
+pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Account>, sqlx::Error> {
+    let row: Option<AccountRow> =
+        sqlx::query_as(&format!("select {COLUMNS} from accounts where id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    row.map(Account::try_from).transpose()
+}
+
+/// Accounts in creation order, `limit` at a time after the cursor.
+pub async fn list(
+    db: &PgPool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Account>, sqlx::Error> {
+    let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+        "select {COLUMNS} from accounts where $1::uuid is null or id > $1 order by id limit $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(Account::try_from).collect()
+}
+
+/// An admin's change; `None` fields stay as they are.
+#[derive(Debug, Default)]
+pub struct AccountChanges {
+    pub tier: Option<Tier>,
+    pub limits_override: Option<LimitsOverride>,
+    pub suspended: Option<bool>,
+}
+
+pub async fn update(
+    db: &PgPool,
+    id: Uuid,
+    changes: &AccountChanges,
+) -> Result<Option<Account>, sqlx::Error> {
+    let row: Option<AccountRow> = sqlx::query_as(&format!(
+        "update accounts set
+            tier = coalesce($2, tier),
+            limits_override = coalesce($3, limits_override),
+            suspended_at = case when $4::boolean is null then suspended_at
+                                when $4 then coalesce(suspended_at, now())
+                                else null end
+         where id = $1 returning {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(changes.tier.map(Tier::as_str))
+    .bind(changes.limits_override.as_ref().map(sqlx::types::Json))
+    .bind(changes.suspended)
+    .fetch_optional(db)
+    .await?;
+    row.map(Account::try_from).transpose()
 }
 
 pub async fn exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {

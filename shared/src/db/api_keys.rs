@@ -1,61 +1,245 @@
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::api_key::{self, NewKey};
+use crate::auth::limits::{LimitsOverride, Tier};
+use crate::auth::scope::Scopes;
 
-/// Creates a key for the account. The plaintext in the answer is the only
-/// copy that will ever exist.
+/// A key as its owner may see it: never the secret, nor its hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub id: Uuid,
+    pub name: String,
+    /// The public start of the key (`voxq_<id>`), to recognise it by.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: Uuid,
+    name: String,
+    public_id: String,
+    scopes: Vec<String>,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<KeyRow> for KeyInfo {
+    fn from(row: KeyRow) -> Self {
+        KeyInfo {
+            id: row.id,
+            name: row.name,
+            prefix: format!("{}{}", api_key::PREFIX, row.public_id),
+            scopes: row.scopes,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, name, public_id, scopes, created_at, last_used_at, expires_at, revoked_at";
+
+/// A new key and its plaintext, the only copy that will ever exist.
+pub struct CreatedKey {
+    pub info: KeyInfo,
+    pub key: NewKey,
+}
+
+pub struct KeySpec<'a> {
+    pub account_id: Uuid,
+    pub name: &'a str,
+    pub scopes: &'a Scopes,
+    pub created_by_user: Option<Uuid>,
+}
+
+async fn insert(
+    conn: &mut sqlx::PgConnection,
+    pepper: &SecretString,
+    spec: &KeySpec<'_>,
+) -> Result<CreatedKey, sqlx::Error> {
+    let key = api_key::generate(pepper);
+    let row: KeyRow = sqlx::query_as(&format!(
+        "insert into api_keys (id, account_id, public_id, key_hash, name, scopes, created_by_user)
+         values ($1, $2, $3, $4, $5, $6, $7) returning {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(spec.account_id)
+    .bind(&key.public_id)
+    .bind(&key.hash)
+    .bind(spec.name)
+    .bind(spec.scopes.names())
+    .bind(spec.created_by_user)
+    .fetch_one(conn)
+    .await?;
+    Ok(CreatedKey {
+        info: row.into(),
+        key,
+    })
+}
+
 pub async fn create(
     db: &PgPool,
     pepper: &SecretString,
-    account_id: Uuid,
-    name: &str,
-) -> Result<NewKey, sqlx::Error> {
-    let key = api_key::generate(pepper);
-    sqlx::query(
-        "insert into api_keys (id, account_id, public_id, key_hash, name) values ($1, $2, $3, $4, $5)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(account_id)
-    .bind(&key.public_id)
-    .bind(&key.hash)
-    .bind(name)
-    .execute(db)
-    .await?;
-    Ok(key)
+    spec: &KeySpec<'_>,
+) -> Result<CreatedKey, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    insert(&mut conn, pepper, spec).await
 }
 
-/// The account a presented key belongs to, if the key is valid and live.
+pub async fn list(db: &PgPool, account_id: Uuid) -> Result<Vec<KeyInfo>, sqlx::Error> {
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "select {COLUMNS} from api_keys where account_id = $1 order by created_at, id"
+    ))
+    .bind(account_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(KeyInfo::from).collect())
+}
+
+/// Replaces a live key with a new one of the same name and scopes. The old
+/// key stops working at once (`grace` zero) or when the grace period ends.
+/// `None` when the account has no such live key.
+pub async fn rotate(
+    db: &PgPool,
+    pepper: &SecretString,
+    account_id: Uuid,
+    id: Uuid,
+    grace: chrono::Duration,
+) -> Result<Option<(CreatedKey, KeyInfo)>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let old: Option<(String, Vec<String>, Option<Uuid>)> = sqlx::query_as(
+        "select name, scopes, created_by_user from api_keys
+         where id = $1 and account_id = $2 and revoked_at is null
+           and (expires_at is null or expires_at > now()) and rotated_to is null
+         for update",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((name, scopes, created_by_user)) = old else {
+        return Ok(None);
+    };
+    let scopes = Scopes::from_stored(&scopes);
+    let created = insert(
+        &mut tx,
+        pepper,
+        &KeySpec {
+            account_id,
+            name: &name,
+            scopes: &scopes,
+            created_by_user,
+        },
+    )
+    .await?;
+    let old: KeyRow = sqlx::query_as(&format!(
+        "update api_keys set rotated_to = $2,
+            revoked_at = case when $3 <= interval '0' then now() else null end,
+            expires_at = case when $3 <= interval '0' then expires_at else now() + $3 end
+         where id = $1 returning {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(created.info.id)
+    .bind(grace)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some((created, old.into())))
+}
+
+/// Revokes a key of the account at once; `None` if there is no such key.
+pub async fn revoke(
+    db: &PgPool,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<KeyInfo>, sqlx::Error> {
+    let row: Option<KeyRow> = sqlx::query_as(&format!(
+        "update api_keys set revoked_at = coalesce(revoked_at, now())
+         where id = $1 and account_id = $2 returning {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(KeyInfo::from))
+}
+
+/// A live key's identity and what its account may do.
+pub struct KeyAuth {
+    pub key_id: Uuid,
+    pub account_id: Uuid,
+    pub scopes: Scopes,
+    pub tier: Tier,
+    pub limits_override: LimitsOverride,
+    pub suspended: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuthRow {
+    id: Uuid,
+    account_id: Uuid,
+    key_hash: Vec<u8>,
+    scopes: Vec<String>,
+    stale: bool,
+    tier: String,
+    limits_override: sqlx::types::Json<LimitsOverride>,
+    suspended: bool,
+}
+
+/// The key's identity, if the presented key is valid and live. One read per
+/// request: revocation and suspension apply at once on every instance.
 pub async fn authenticate(
     db: &PgPool,
     pepper: &SecretString,
     presented: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<KeyAuth>, sqlx::Error> {
     let Some(parsed) = api_key::parse(presented) else {
         return Ok(None);
     };
     // `stale` says whether last-used tracking needs a write: at most one per
     // key per minute, so most requests cost this single read.
-    let row: Option<(Uuid, Uuid, Vec<u8>, bool)> = sqlx::query_as(
-        "select id, account_id, key_hash,
-                last_used_at is null or last_used_at < now() - interval '1 minute'
-         from api_keys where public_id = $1 and revoked_at is null",
+    let row: Option<AuthRow> = sqlx::query_as(
+        "select k.id, k.account_id, k.key_hash, k.scopes,
+                k.last_used_at is null or k.last_used_at < now() - interval '1 minute' as stale,
+                a.tier, a.limits_override, a.suspended_at is not null as suspended
+         from api_keys k join accounts a on a.id = k.account_id
+         where k.public_id = $1 and k.revoked_at is null
+           and (k.expires_at is null or k.expires_at > now())",
     )
     .bind(parsed.public_id)
     .fetch_optional(db)
     .await?;
-    let Some((key_id, account_id, hash, stale)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
-    if !parsed.matches(pepper, &hash) {
+    if !parsed.matches(pepper, &row.key_hash) {
         return Ok(None);
     }
-    if stale {
+    if row.stale {
         sqlx::query("update api_keys set last_used_at = now() where id = $1")
-            .bind(key_id)
+            .bind(row.id)
             .execute(db)
             .await?;
     }
-    Ok(Some(account_id))
+    Ok(Some(KeyAuth {
+        key_id: row.id,
+        account_id: row.account_id,
+        scopes: Scopes::from_stored(&row.scopes),
+        tier: super::accounts::parse_tier(&row.tier)?,
+        limits_override: row.limits_override.0,
+        suspended: row.suspended,
+    }))
 }

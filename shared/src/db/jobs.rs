@@ -1,10 +1,12 @@
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::job::{JobError, JobKind, JobParams, JobStatus, JobView, UsageMetric};
+use crate::quota::{Amounts, Reservation};
 
 /// The audio a job was submitted with, as probed by the API.
+#[derive(Clone, Copy)]
 pub struct NewInput<'a> {
     pub content_type: &'a str,
     pub codec: &'a str,
@@ -56,39 +58,63 @@ impl JobRow {
 const VIEW_COLUMNS: &str =
     "id, kind, status, params, result, error, attempts, created_at, started_at, finished_at";
 
-/// Inserts a queued job and its input in the caller's transaction.
+/// What a job is submitted with.
+#[derive(Clone, Copy)]
+pub enum NewJobInput<'a> {
+    Audio(NewInput<'a>),
+    Text(&'a str),
+}
+
+/// Inserts a queued job, its input and its quota reservation in the
+/// caller's transaction.
 pub async fn insert(
-    tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
-    account_id: Uuid,
+    tx: &mut PgConnection,
+    reservation: &Reservation,
     kind: JobKind,
     params: &JobParams,
-    input: Option<NewInput<'_>>,
+    input: NewJobInput<'_>,
 ) -> Result<JobView, sqlx::Error> {
+    let id = reservation.job_id;
     let row: JobRow = sqlx::query_as(&format!(
-        "insert into jobs (id, account_id, kind, params) values ($1, $2, $3, $4) returning {VIEW_COLUMNS}"
+        "insert into jobs (id, account_id, kind, params, quota_day, reserved)
+         values ($1, $2, $3, $4, $5, $6) returning {VIEW_COLUMNS}"
     ))
     .bind(id)
-    .bind(account_id)
+    .bind(reservation.account_id)
     .bind(kind.as_str())
     .bind(sqlx::types::Json(params))
-    .fetch_one(&mut **tx)
+    .bind(reservation.day)
+    .bind(sqlx::types::Json(reservation.amounts))
+    .fetch_one(&mut *tx)
     .await?;
-    if let Some(input) = input {
-        sqlx::query(
-            "insert into job_inputs (job_id, content_type, codec, sample_rate, channels, duration_seconds, size_bytes, data)
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(input.content_type)
-        .bind(input.codec)
-        .bind(i32::try_from(input.sample_rate).unwrap_or(i32::MAX))
-        .bind(i32::from(input.channels))
-        .bind(input.duration_seconds)
-        .bind(i64::try_from(input.data.len()).unwrap_or(i64::MAX))
-        .bind(input.data)
-        .execute(&mut **tx)
-        .await?;
+    match input {
+        NewJobInput::Audio(input) => {
+            sqlx::query(
+                "insert into job_inputs (job_id, content_type, codec, sample_rate, channels, duration_seconds, size_bytes, data)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(id)
+            .bind(input.content_type)
+            .bind(input.codec)
+            .bind(i32::try_from(input.sample_rate).unwrap_or(i32::MAX))
+            .bind(i32::from(input.channels))
+            .bind(input.duration_seconds)
+            .bind(i64::try_from(input.data.len()).unwrap_or(i64::MAX))
+            .bind(input.data)
+            .execute(&mut *tx)
+            .await?;
+        }
+        NewJobInput::Text(text) => {
+            sqlx::query(
+                "insert into job_inputs (job_id, content_type, size_bytes, text)
+                 values ($1, 'text/plain; charset=utf-8', $2, $3)",
+            )
+            .bind(id)
+            .bind(i64::try_from(text.len()).unwrap_or(i64::MAX))
+            .bind(text)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     row.into_view()
 }
@@ -132,17 +158,52 @@ pub async fn requeue(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The stored audio of an audio job (`None` for a text job or no input).
 pub async fn load_input(db: &PgPool, id: Uuid) -> Result<Option<StoredInput>, sqlx::Error> {
-    let row: Option<(Vec<u8>, f64)> =
+    let row: Option<(Option<Vec<u8>>, Option<f64>)> =
         sqlx::query_as("select data, duration_seconds from job_inputs where job_id = $1")
             .bind(id)
             .fetch_optional(db)
             .await?;
-    Ok(row.map(|(data, duration_seconds)| StoredInput {
-        data,
-        duration_seconds,
+    Ok(row.and_then(|(data, duration_seconds)| {
+        Some(StoredInput {
+            data: data?,
+            duration_seconds: duration_seconds.unwrap_or(0.0),
+        })
     }))
 }
+
+/// A job that just ended, with the reservation to settle.
+pub struct Ended {
+    pub view: JobView,
+    pub reservation: Reservation,
+}
+
+#[derive(sqlx::FromRow)]
+struct EndedRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    account_id: Uuid,
+    quota_day: chrono::NaiveDate,
+    reserved: sqlx::types::Json<Amounts>,
+}
+
+impl EndedRow {
+    fn into_ended(self) -> Result<Ended, sqlx::Error> {
+        let reservation = Reservation {
+            job_id: self.job.id,
+            account_id: self.account_id,
+            day: self.quota_day,
+            amounts: self.reserved.0,
+        };
+        Ok(Ended {
+            view: self.job.into_view()?,
+            reservation,
+        })
+    }
+}
+
+const ENDED_COLUMNS: &str = "account_id, quota_day, reserved";
 
 /// Records success, its result and its usage in one transaction. Returns
 /// `None`, changing nothing, when the job had already ended (another
@@ -152,58 +213,49 @@ pub async fn succeed(
     id: Uuid,
     result: &serde_json::Value,
     usage: &[(UsageMetric, f64)],
-) -> Result<Option<JobView>, sqlx::Error> {
+) -> Result<Option<Ended>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let row: Option<JobRowWithAccount> = sqlx::query_as(&format!(
+    let row: Option<EndedRow> = sqlx::query_as(&format!(
         "update jobs set status = 'succeeded', result = $2, error = null, finished_at = now()
          where id = $1 and status in ('queued', 'running')
-         returning {VIEW_COLUMNS}, account_id"
+         returning {VIEW_COLUMNS}, {ENDED_COLUMNS}"
     ))
     .bind(id)
     .bind(result)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(JobRowWithAccount {
-        job: row,
-        account_id,
-    }) = row
-    else {
+    let Some(row) = row else {
         tx.rollback().await?;
         return Ok(None);
     };
     for (metric, quantity) in usage {
         sqlx::query(
-            "insert into usage_records (job_id, account_id, metric, quantity) values ($1, $2, $3, $4)
+            "insert into usage_records (job_id, account_id, metric, quantity, usage_day)
+             values ($1, $2, $3, $4, $5)
              on conflict on constraint usage_records_job_metric_key do nothing",
         )
         .bind(id)
-        .bind(account_id)
+        .bind(row.account_id)
         .bind(metric.as_str())
         .bind(quantity)
+        .bind(row.quota_day)
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
-    row.into_view().map(Some)
+    row.into_ended().map(Some)
 }
 
 /// Ends a job as failed unless it already ended.
-pub async fn fail(db: &PgPool, id: Uuid, error: &JobError) -> Result<Option<JobView>, sqlx::Error> {
-    let row: Option<JobRow> = sqlx::query_as(&format!(
+pub async fn fail(db: &PgPool, id: Uuid, error: &JobError) -> Result<Option<Ended>, sqlx::Error> {
+    let row: Option<EndedRow> = sqlx::query_as(&format!(
         "update jobs set status = 'failed', error = $2, finished_at = now()
          where id = $1 and status in ('queued', 'running')
-         returning {VIEW_COLUMNS}"
+         returning {VIEW_COLUMNS}, {ENDED_COLUMNS}"
     ))
     .bind(id)
     .bind(sqlx::types::Json(error))
     .fetch_optional(db)
     .await?;
-    row.map(JobRow::into_view).transpose()
-}
-
-#[derive(sqlx::FromRow)]
-struct JobRowWithAccount {
-    #[sqlx(flatten)]
-    job: JobRow,
-    account_id: Uuid,
+    row.map(EndedRow::into_ended).transpose()
 }

@@ -3,8 +3,12 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod jobs;
+pub mod quotas;
+pub mod sessions;
 pub mod usage;
+pub mod users;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;

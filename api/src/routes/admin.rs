@@ -1,0 +1,316 @@
+//! Operator endpoints (`admin` scope): accounts, tiers, per-account limit
+//! overrides, suspension and users.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+use voxq_shared::auth::limits::{LimitsOverride, Tier};
+use voxq_shared::auth::password;
+use voxq_shared::auth::scope::{Role, Scope};
+use voxq_shared::db::accounts::{self, Account, AccountChanges};
+use voxq_shared::db::users;
+
+use super::json::ApiJson;
+use crate::error::{ApiError, Result};
+use crate::principal::{Principal, RequestMeta};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/admin/accounts",
+            post(create_account).get(list_accounts),
+        )
+        .route(
+            "/v1/admin/accounts/{id}",
+            get(show_account).patch(update_account),
+        )
+        .route("/v1/admin/accounts/{id}/users", post(create_user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    password: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    name: String,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    limits: Option<LimitsOverride>,
+    /// The account's first user.
+    #[serde(default)]
+    owner: Option<NewUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountPatch {
+    #[serde(default)]
+    tier: Option<String>,
+    /// Replaces the account's overrides; `{}` clears them.
+    #[serde(default)]
+    limits: Option<LimitsOverride>,
+    #[serde(default)]
+    suspended: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    after: Option<Uuid>,
+    limit: Option<i64>,
+}
+
+fn parse_tier(value: &str) -> Result<Tier> {
+    Tier::parse(value).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_tier",
+            format!("unknown tier {value:?}: use free, basic, pro or enterprise"),
+        )
+    })
+}
+
+fn check_limits(limits: &LimitsOverride) -> Result<()> {
+    limits
+        .validate()
+        .map_err(|e| ApiError::unprocessable("invalid_limits", e))
+}
+
+fn account_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
+}
+
+fn account_body(account: &Account) -> serde_json::Value {
+    serde_json::to_value(account).unwrap_or_default()
+}
+
+async fn create_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    ApiJson(request): ApiJson<NewAccount>,
+) -> Result<Response> {
+    principal.require(Scope::Admin)?;
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            "`name` must be 1 to 200 characters",
+        ));
+    }
+    let tier = request
+        .tier
+        .as_deref()
+        .map(parse_tier)
+        .transpose()?
+        .unwrap_or(Tier::Free);
+    if let Some(limits) = &request.limits {
+        check_limits(limits)?;
+    }
+    // Check the owner before creating anything, so a bad password leaves
+    // no orphan account behind.
+    let owner = match &request.owner {
+        Some(owner) => Some(prepare_user(&state, owner, name).await?),
+        None => None,
+    };
+    let mut account = accounts::create(&state.db, name, tier).await?;
+    if let Some(limits) = request.limits {
+        let changes = AccountChanges {
+            limits_override: Some(limits),
+            ..AccountChanges::default()
+        };
+        account = accounts::update(&state.db, account.id, &changes)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    }
+    let owner = match owner {
+        Some(prepared) => Some(insert_user(&state, account.id, prepared).await?),
+        None => None,
+    };
+    state
+        .audit(meta.audit(
+            &principal,
+            "account.created",
+            format!("account:{}", account.id),
+            json!({ "tier": account.tier, "owner": owner.as_ref().map(|u| u.id) }),
+        ))
+        .await;
+    let mut body = account_body(&account);
+    body["owner"] = serde_json::to_value(&owner).unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list_accounts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListQuery>,
+) -> Result<Response> {
+    principal.require(Scope::Admin)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let accounts = accounts::list(&state.db, query.after, limit).await?;
+    let next = (accounts.len() as i64 == limit)
+        .then(|| accounts.last().map(|a| a.id))
+        .flatten();
+    Ok(Json(json!({ "accounts": accounts, "next_after": next })).into_response())
+}
+
+async fn show_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    principal.require(Scope::Admin)?;
+    let account = accounts::get(&state.db, account_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(account_body(&account)).into_response())
+}
+
+async fn update_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<AccountPatch>,
+) -> Result<Response> {
+    principal.require(Scope::Admin)?;
+    let id = account_id(&id)?;
+    if let Some(limits) = &patch.limits {
+        check_limits(limits)?;
+    }
+    let changes = AccountChanges {
+        tier: patch.tier.as_deref().map(parse_tier).transpose()?,
+        limits_override: patch.limits,
+        suspended: patch.suspended,
+    };
+    let account = accounts::update(&state.db, id, &changes)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let action = match changes.suspended {
+        Some(true) => "account.suspended",
+        Some(false) => "account.unsuspended",
+        None => "account.updated",
+    };
+    state
+        .audit(meta.audit(
+            &principal,
+            action,
+            format!("account:{id}"),
+            json!({
+                "tier": changes.tier,
+                "limits": changes.limits_override,
+                "suspended": changes.suspended,
+            }),
+        ))
+        .await;
+    Ok(Json(account_body(&account)).into_response())
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<NewUser>,
+) -> Result<Response> {
+    principal.require(Scope::Admin)?;
+    let account = accounts::get(&state.db, account_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let prepared = prepare_user(&state, &request, &account.name).await?;
+    let user = insert_user(&state, account.id, prepared).await?;
+    state
+        .audit(meta.audit(
+            &principal,
+            "user.created",
+            format!("user:{}", user.id),
+            json!({ "account": account.id, "role": user.role }),
+        ))
+        .await;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+/// A user that passed validation, with its password already hashed.
+struct PreparedUser {
+    email: String,
+    role: Role,
+    password_hash: String,
+}
+
+async fn prepare_user(
+    state: &AppState,
+    user: &NewUser,
+    account_name: &str,
+) -> Result<PreparedUser> {
+    let email = user.email.trim().to_owned();
+    let valid_email = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.chars().any(char::is_whitespace);
+    if !valid_email {
+        return Err(ApiError::unprocessable(
+            "invalid_email",
+            "`email` is not an email address",
+        ));
+    }
+    let role = match user.role.as_deref() {
+        None => Role::Member,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_role",
+                format!("unknown role {r:?}: use member or admin"),
+            )
+        })?,
+    };
+    let local = email.split('@').next().unwrap_or_default();
+    password::check_policy(
+        &user.password,
+        state.config.password_min_length,
+        &[&email, local, account_name],
+    )
+    .map_err(|e| ApiError::unprocessable("weak_password", e))?;
+    let plain = user.password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || password::hash(&plain))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing a password: {e}")))?;
+    Ok(PreparedUser {
+        email,
+        role,
+        password_hash,
+    })
+}
+
+async fn insert_user(state: &AppState, account: Uuid, user: PreparedUser) -> Result<users::User> {
+    users::create(
+        &state.db,
+        account,
+        &user.email,
+        &user.password_hash,
+        user.role,
+    )
+    .await
+    .map_err(|e| {
+        if users::is_duplicate_email(&e) {
+            ApiError::Conflict {
+                code: "email_taken",
+                message: "a user with this email already exists".into(),
+            }
+        } else {
+            e.into()
+        }
+    })
+}

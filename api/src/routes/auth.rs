@@ -1,0 +1,320 @@
+//! Login sessions: `POST /v1/auth/login`, `/refresh`, `/logout`, and
+//! `GET /v1/me`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use redis::AsyncCommands;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use voxq_shared::auth::password;
+use voxq_shared::auth::scope::Scopes;
+use voxq_shared::db::audit::AuditEvent;
+use voxq_shared::db::sessions::{self, IssuedRefresh, Rotation};
+use voxq_shared::db::users;
+
+use super::json::ApiJson;
+use crate::error::{ApiError, Result};
+use crate::principal::{revoked_jti_key, Actor, Principal, RequestMeta};
+use crate::rate_limit::Policy;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/me", get(me))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LogoutRequest {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// Failed-login counters: per email (hashed, so Redis never holds the
+/// addresses people tried) and per client address.
+struct LoginThrottle {
+    email_key: String,
+    ip_key: String,
+}
+
+impl LoginThrottle {
+    fn new(state: &AppState, email: &str, meta: &RequestMeta) -> Self {
+        let ns = &state.config.common.namespace;
+        let email_hash = hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()));
+        Self {
+            email_key: format!("{ns}:login-fail:email:{email_hash}"),
+            ip_key: format!("{ns}:login-fail:ip:{}", meta.ip),
+        }
+    }
+
+    /// Seconds left of a lockout, if either counter reached its maximum.
+    async fn locked_for(&self, state: &AppState) -> Result<Option<u64>> {
+        let mut redis = state.redis.clone();
+        let (by_email, by_ip, email_ttl, ip_ttl): (Option<u64>, Option<u64>, i64, i64) =
+            redis::pipe()
+                .get(&self.email_key)
+                .get(&self.ip_key)
+                .ttl(&self.email_key)
+                .ttl(&self.ip_key)
+                .query_async(&mut redis)
+                .await?;
+        let config = &state.config;
+        let ttl = |t: i64| u64::try_from(t).unwrap_or(config.login_lockout).max(1);
+        if by_email.unwrap_or(0) >= config.login_max_failures {
+            return Ok(Some(ttl(email_ttl)));
+        }
+        if by_ip.unwrap_or(0) >= config.login_max_failures_per_ip {
+            return Ok(Some(ttl(ip_ttl)));
+        }
+        Ok(None)
+    }
+
+    /// Counts a failure; the window restarts with each, so a lockout lasts
+    /// the configured time from the last failure.
+    async fn fail(&self, state: &AppState) -> Result<()> {
+        let lockout = i64::try_from(state.config.login_lockout).unwrap_or(900);
+        let _: () = redis::pipe()
+            .incr(&self.email_key, 1)
+            .expire(&self.email_key, lockout)
+            .incr(&self.ip_key, 1)
+            .expire(&self.ip_key, lockout)
+            .query_async(&mut state.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn succeed(&self, state: &AppState) -> Result<()> {
+        let _: () = state.redis.clone().del(&self.email_key).await?;
+        Ok(())
+    }
+}
+
+/// One answer for a wrong password and an unknown email alike (same
+/// status, body and, through the dummy hash, the same time).
+async fn login(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> Result<Response> {
+    let policy = Policy {
+        name: "login",
+        per_minute: state.config.login_rate_per_minute,
+        burst: state.config.login_burst,
+    };
+    let decision = state.limiter.check(&meta.ip.to_string(), policy).await?;
+    if !decision.allowed {
+        let mut response = decision.error().into_response();
+        decision.write_headers(response.headers_mut());
+        return Ok(response);
+    }
+    if request.email.len() > 254 || request.password.len() > 4 * password::MAX_LENGTH {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let throttle = LoginThrottle::new(&state, &request.email, &meta);
+    if let Some(retry_after) = throttle.locked_for(&state).await? {
+        audit_login(&state, &meta, "login.locked", None, &request.email).await;
+        return Err(ApiError::TooManyRequests {
+            code: "login_locked",
+            message: "too many failed logins; try again later".into(),
+            limit: "login_failures".into(),
+            retry_after,
+        });
+    }
+    let found = users::find_by_email(&state.db, request.email.trim()).await?;
+    let stored = found
+        .as_ref()
+        .map(|c| c.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_password_hash.as_ref().clone());
+    let presented = request.password.clone();
+    let verified = tokio::task::spawn_blocking(move || password::verify(&presented, &stored))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let Some(credentials) = found.filter(|_| verified) else {
+        throttle.fail(&state).await?;
+        audit_login(&state, &meta, "login.failed", None, &request.email).await;
+        return Err(ApiError::InvalidCredentials);
+    };
+    throttle.succeed(&state).await?;
+    let user = credentials.user;
+    let refresh = sessions::start(&state.db, user.id, refresh_ttl(&state)).await?;
+    let response = session_response(&state, user.id, refresh).await?;
+    audit_login(
+        &state,
+        &meta,
+        "login.succeeded",
+        Some(&user),
+        &request.email,
+    )
+    .await;
+    Ok(response)
+}
+
+async fn audit_login(
+    state: &AppState,
+    meta: &RequestMeta,
+    action: &'static str,
+    user: Option<&users::User>,
+    email: &str,
+) {
+    let email: String = email.chars().take(254).collect();
+    state
+        .audit(AuditEvent {
+            account_id: user.map(|u| u.account_id),
+            actor: user.map_or("anonymous".into(), |u| format!("user:{}", u.id)),
+            action,
+            target: Some(format!("email:{email}")),
+            ip: Some(meta.ip.to_string()),
+            request_id: meta.request_id.clone(),
+            details: serde_json::Value::Null,
+        })
+        .await;
+}
+
+fn refresh_ttl(state: &AppState) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(state.config.refresh_token_ttl).unwrap_or(86_400))
+}
+
+/// Access token for the session's current state (403 for a suspended
+/// account), plus the refresh token.
+async fn session_response(
+    state: &AppState,
+    user_id: Uuid,
+    refresh: IssuedRefresh,
+) -> Result<Response> {
+    let session = sessions::state(&state.db, user_id, refresh.family_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if session.suspended {
+        sessions::revoke_family(&state.db, refresh.family_id, "account suspended").await?;
+        return Err(ApiError::forbidden(
+            "account_suspended",
+            "this account is suspended; contact the operator",
+        ));
+    }
+    let scopes = Scopes::for_role(session.role);
+    let (token, claims) = state
+        .tokens
+        .issue(user_id, session.account_id, refresh.family_id, &scopes)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.ttl_seconds(),
+        "scope": claims.scope,
+        "refresh_token": refresh.token,
+        "refresh_token_expires_at": refresh.expires_at,
+    }))
+    .into_response())
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<Response> {
+    match sessions::rotate(&state.db, &request.refresh_token, refresh_ttl(&state)).await? {
+        Rotation::Rotated { user_id, refresh } => session_response(&state, user_id, refresh).await,
+        Rotation::ReuseDetected { user_id, family_id } => {
+            tracing::warn!(%user_id, %family_id, "refresh token reuse; session revoked");
+            let account_id = users::get(&state.db, user_id).await?.map(|u| u.account_id);
+            state
+                .audit(AuditEvent {
+                    account_id,
+                    actor: format!("user:{user_id}"),
+                    action: "session.revoked",
+                    target: Some(format!("session:{family_id}")),
+                    ip: Some(meta.ip.to_string()),
+                    request_id: meta.request_id,
+                    details: json!({ "reason": "refresh token reuse" }),
+                })
+                .await;
+            Err(ApiError::Unauthorized)
+        }
+        Rotation::Invalid => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Ends the caller's session: its refresh tokens and this access token stop
+/// working at once, on every instance.
+async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    body: Option<ApiJson<LogoutRequest>>,
+) -> Result<Response> {
+    let Actor::User {
+        user_id,
+        jti,
+        family_id,
+        expires_at,
+    } = principal.actor
+    else {
+        return Err(ApiError::BadRequest(
+            "logout ends a login session; revoke API keys with DELETE /v1/keys/{id}".into(),
+        ));
+    };
+    let mut families = vec![family_id];
+    if let Some(ApiJson(LogoutRequest {
+        refresh_token: Some(token),
+    })) = body
+    {
+        if let Some((other, owner)) = sessions::family_of(&state.db, &token).await? {
+            if owner == user_id {
+                families.push(other);
+            }
+        }
+    }
+    for family in &families {
+        sessions::revoke_family(&state.db, *family, "logout").await?;
+    }
+    let ttl = (expires_at - chrono::Utc::now().timestamp()).max(1) + 60;
+    let _: () = state
+        .redis
+        .clone()
+        .set_ex(
+            revoked_jti_key(&state.config.common.namespace, jti),
+            1,
+            u64::try_from(ttl).unwrap_or(1),
+        )
+        .await?;
+    state
+        .audit(meta.audit(
+            &principal,
+            "logout",
+            format!("session:{family_id}"),
+            json!({ "sessions": families }),
+        ))
+        .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn me(principal: Principal) -> Json<serde_json::Value> {
+    Json(json!({
+        "account_id": principal.account_id,
+        "actor": principal.actor_label(),
+        "tier": principal.tier,
+        "scopes": principal.scopes.names(),
+        "limits": principal.limits,
+    }))
+}

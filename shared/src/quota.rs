@@ -1,0 +1,384 @@
+//! Daily quotas and concurrent-job slots, enforced atomically in Redis.
+//!
+//! Submission *reserves* a job's estimated cost with one Lua script, so N
+//! concurrent submits at the edge of a quota accept exactly as many as fit.
+//! The reservation is stored with the job in Postgres as well; when the job
+//! ends, [`Quotas::settle`] swaps the reservation for the measured usage (or
+//! just releases it). Postgres is the truth: [`crate::db::quotas::rebuild`]
+//! recomputes the counters from it whenever Redis has lost them.
+//!
+//! Keys, under the deployment's namespace:
+//! - `{ns}:q:{account}:d:{yyyy-mm-dd}`: a hash of `u:*` (used) and `r:*`
+//!   (reserved) counters, expiring two days after it was built;
+//! - `{ns}:q:{account}:inflight`: a hash with one field per unfinished job
+//!   (its reservation), so settling is idempotent: only the call that
+//!   removes the field changes the counters.
+//!
+//! Both hashes carry a `built` field; a missing key means "rebuild from
+//! Postgres", never "zero".
+
+use chrono::NaiveDate;
+use redis::aio::ConnectionManager;
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::limits::Limits;
+use crate::job::UsageMetric;
+
+/// Metered amounts, in integer units Redis can add exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amounts {
+    #[serde(default)]
+    pub audio_ms: u64,
+    #[serde(default)]
+    pub text_chars: u64,
+    #[serde(default)]
+    pub processing_ms: u64,
+}
+
+impl Amounts {
+    /// Measured usage as recorded in Postgres, in the same rounding the
+    /// rebuild uses (each quantity rounded up on its own).
+    pub fn from_usage(usage: &[(UsageMetric, f64)]) -> Self {
+        let mut a = Amounts::default();
+        for (metric, quantity) in usage {
+            match metric {
+                UsageMetric::AudioSeconds => a.audio_ms += seconds_to_ms(*quantity),
+                UsageMetric::ProcessingSeconds => a.processing_ms += seconds_to_ms(*quantity),
+                UsageMetric::TextChars => a.text_chars += quantity.max(0.0).ceil() as u64,
+            }
+        }
+        a
+    }
+}
+
+pub fn seconds_to_ms(seconds: f64) -> u64 {
+    (seconds.max(0.0) * 1000.0).ceil() as u64
+}
+
+/// The quota day of an instant: days start at 00:00 UTC.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// Seconds from now until the next 00:00 UTC, when daily quotas reset.
+pub fn seconds_until_reset() -> u64 {
+    let now = chrono::Utc::now();
+    let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
+    let reset = tomorrow
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or(now);
+    (reset - now).num_seconds().max(1) as u64
+}
+
+/// A limited resource, named as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resource {
+    Requests,
+    AudioSeconds,
+    TextChars,
+    ProcessingSeconds,
+    ConcurrentJobs,
+}
+
+impl Resource {
+    pub const DAILY: [Resource; 4] = [
+        Resource::Requests,
+        Resource::AudioSeconds,
+        Resource::TextChars,
+        Resource::ProcessingSeconds,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Requests => "requests",
+            Resource::AudioSeconds => "audio_seconds",
+            Resource::TextChars => "text_chars",
+            Resource::ProcessingSeconds => "processing_seconds",
+            Resource::ConcurrentJobs => "concurrent_jobs",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        [
+            Resource::Requests,
+            Resource::AudioSeconds,
+            Resource::TextChars,
+            Resource::ProcessingSeconds,
+            Resource::ConcurrentJobs,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == value)
+    }
+}
+
+/// A job's reservation: the day it counts against and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub job_id: Uuid,
+    pub account_id: Uuid,
+    pub day: NaiveDate,
+    pub amounts: Amounts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved,
+    Exceeded(Resource),
+    /// Redis has no counters for this account and day: rebuild, then retry.
+    NeedsRebuild,
+}
+
+/// Counters for one account and day, as the usage endpoint shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub requests: u64,
+    pub used: Amounts,
+    pub reserved: Amounts,
+    /// Unfinished jobs with their reservations (any day).
+    pub inflight: Vec<Reservation>,
+}
+
+const RESERVE: &str = r#"
+if redis.call('HEXISTS', KEYS[1], 'built') == 0 or redis.call('HEXISTS', KEYS[2], 'built') == 0 then
+  return {-1, ''}
+end
+local function get(field) return tonumber(redis.call('HGET', KEYS[1], field) or '0') end
+local lim_req, lim_audio, lim_chars, lim_proc, lim_conc =
+  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local audio, chars, proc = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+-- The in-flight hash holds `built` plus one field per unfinished job.
+if redis.call('HLEN', KEYS[2]) > lim_conc then return {1, 'concurrent_jobs'} end
+if get('u:requests') + 1 > lim_req then return {1, 'requests'} end
+if get('u:audio_ms') + get('r:audio_ms') + audio > lim_audio then return {1, 'audio_seconds'} end
+if get('u:text_chars') + get('r:text_chars') + chars > lim_chars then return {1, 'text_chars'} end
+if get('u:processing_ms') + get('r:processing_ms') + proc > lim_proc then return {1, 'processing_seconds'} end
+redis.call('HINCRBY', KEYS[1], 'u:requests', 1)
+redis.call('HINCRBY', KEYS[1], 'r:audio_ms', audio)
+redis.call('HINCRBY', KEYS[1], 'r:text_chars', chars)
+redis.call('HINCRBY', KEYS[1], 'r:processing_ms', proc)
+redis.call('HSET', KEYS[2], ARGV[9], ARGV[10])
+return {0, ''}
+"#;
+
+const SETTLE: &str = r#"
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'built') == 1 then
+  local names = {'audio_ms', 'text_chars', 'processing_ms'}
+  for i, name in ipairs(names) do
+    local reserved = redis.call('HINCRBY', KEYS[1], 'r:' .. name, -tonumber(ARGV[1 + i]))
+    if reserved < 0 then redis.call('HSET', KEYS[1], 'r:' .. name, 0) end
+    redis.call('HINCRBY', KEYS[1], 'u:' .. name, tonumber(ARGV[4 + i]))
+  end
+end
+return 1
+"#;
+
+const INSTALL: &str = r#"
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'built', 1,
+  'u:requests', ARGV[2], 'u:audio_ms', ARGV[3], 'u:text_chars', ARGV[4], 'u:processing_ms', ARGV[5],
+  'r:audio_ms', ARGV[6], 'r:text_chars', ARGV[7], 'r:processing_ms', ARGV[8])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'built', 1)
+for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
+"#;
+
+/// A Redis hash as field/value pairs.
+type HashFields<T> = Vec<(String, T)>;
+
+/// Day hashes outlive their day so late settlements still land.
+const DAY_TTL_SECONDS: u64 = 2 * 24 * 3600;
+
+#[derive(Clone)]
+pub struct Quotas {
+    redis: ConnectionManager,
+    prefix: String,
+}
+
+impl Quotas {
+    pub fn new(redis: ConnectionManager, namespace: &str) -> Self {
+        Self {
+            redis,
+            prefix: format!("{namespace}:q:"),
+        }
+    }
+
+    fn day_key(&self, account: Uuid, day: NaiveDate) -> String {
+        format!("{}{account}:d:{day}", self.prefix)
+    }
+
+    fn inflight_key(&self, account: Uuid) -> String {
+        format!("{}{account}:inflight", self.prefix)
+    }
+
+    pub async fn reserve(
+        &self,
+        reservation: &Reservation,
+        limits: &Limits,
+    ) -> redis::RedisResult<ReserveOutcome> {
+        let a = reservation.amounts;
+        let (code, resource): (i64, String) = Script::new(RESERVE)
+            .key(self.day_key(reservation.account_id, reservation.day))
+            .key(self.inflight_key(reservation.account_id))
+            .arg(limits.requests_per_day)
+            .arg(limits.audio_seconds_per_day.saturating_mul(1000))
+            .arg(limits.text_chars_per_day)
+            .arg(limits.processing_seconds_per_day.saturating_mul(1000))
+            .arg(limits.concurrent_jobs)
+            .arg(a.audio_ms)
+            .arg(a.text_chars)
+            .arg(a.processing_ms)
+            .arg(reservation.job_id.to_string())
+            .arg(encode_marker(reservation))
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(match code {
+            0 => ReserveOutcome::Reserved,
+            -1 => ReserveOutcome::NeedsRebuild,
+            _ => ReserveOutcome::Exceeded(
+                Resource::parse(&resource).unwrap_or(Resource::ConcurrentJobs),
+            ),
+        })
+    }
+
+    /// Ends a job's reservation, adding `used` (zero for a failed or
+    /// cancelled job). Idempotent: only the first call for a job counts.
+    pub async fn settle(&self, reservation: &Reservation, used: Amounts) -> redis::RedisResult<()> {
+        let r = reservation.amounts;
+        let _: i64 = Script::new(SETTLE)
+            .key(self.day_key(reservation.account_id, reservation.day))
+            .key(self.inflight_key(reservation.account_id))
+            .arg(reservation.job_id.to_string())
+            .arg(r.audio_ms)
+            .arg(r.text_chars)
+            .arg(r.processing_ms)
+            .arg(used.audio_ms)
+            .arg(used.text_chars)
+            .arg(used.processing_ms)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces an account's counters for `day` and its in-flight set with
+    /// `counters`. Callers hold the account's rebuild lock (see
+    /// [`crate::db::quotas`]), so no submission is half-done meanwhile.
+    pub async fn install(
+        &self,
+        account: Uuid,
+        day: NaiveDate,
+        counters: &Counters,
+    ) -> redis::RedisResult<()> {
+        let install = Script::new(INSTALL);
+        let mut script = install.prepare_invoke();
+        script
+            .key(self.day_key(account, day))
+            .key(self.inflight_key(account))
+            .arg(DAY_TTL_SECONDS)
+            .arg(counters.requests)
+            .arg(counters.used.audio_ms)
+            .arg(counters.used.text_chars)
+            .arg(counters.used.processing_ms)
+            .arg(counters.reserved.audio_ms)
+            .arg(counters.reserved.text_chars)
+            .arg(counters.reserved.processing_ms);
+        for r in &counters.inflight {
+            script.arg(r.job_id.to_string()).arg(encode_marker(r));
+        }
+        let _: i64 = script.invoke_async(&mut self.redis.clone()).await?;
+        Ok(())
+    }
+
+    /// Today's counters as Redis holds them; `None` when they need a rebuild.
+    pub async fn read(
+        &self,
+        account: Uuid,
+        day: NaiveDate,
+    ) -> redis::RedisResult<Option<Counters>> {
+        let mut redis = self.redis.clone();
+        let (day_fields, inflight): (HashFields<u64>, HashFields<String>) = redis::pipe()
+            .hgetall(self.day_key(account, day))
+            .hgetall(self.inflight_key(account))
+            .query_async(&mut redis)
+            .await?;
+        if day_fields.is_empty() || inflight.is_empty() {
+            return Ok(None);
+        }
+        let mut c = Counters::default();
+        for (field, value) in day_fields {
+            match field.as_str() {
+                "u:requests" => c.requests = value,
+                "u:audio_ms" => c.used.audio_ms = value,
+                "u:text_chars" => c.used.text_chars = value,
+                "u:processing_ms" => c.used.processing_ms = value,
+                "r:audio_ms" => c.reserved.audio_ms = value,
+                "r:text_chars" => c.reserved.text_chars = value,
+                "r:processing_ms" => c.reserved.processing_ms = value,
+                _ => {}
+            }
+        }
+        c.inflight = inflight
+            .iter()
+            .filter_map(|(job, marker)| decode_marker(account, job, marker))
+            .collect();
+        Ok(Some(c))
+    }
+}
+
+/// `day|audio_ms|text_chars|processing_ms`: enough to settle the job later.
+fn encode_marker(r: &Reservation) -> String {
+    let a = r.amounts;
+    format!(
+        "{}|{}|{}|{}",
+        r.day, a.audio_ms, a.text_chars, a.processing_ms
+    )
+}
+
+fn decode_marker(account_id: Uuid, job: &str, marker: &str) -> Option<Reservation> {
+    let job_id = Uuid::parse_str(job).ok()?;
+    let mut parts = marker.split('|');
+    let day = parts.next()?.parse().ok()?;
+    let mut next = || parts.next().and_then(|p| p.parse::<u64>().ok());
+    Some(Reservation {
+        job_id,
+        account_id,
+        day,
+        amounts: Amounts {
+            audio_ms: next()?,
+            text_chars: next()?,
+            processing_ms: next()?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_and_usage_rounds_up_per_quantity() {
+        let r = Reservation {
+            job_id: Uuid::now_v7(),
+            account_id: Uuid::now_v7(),
+            day: NaiveDate::from_ymd_opt(2026, 11, 24).expect("date"),
+            amounts: Amounts {
+                audio_ms: 1500,
+                text_chars: 0,
+                processing_ms: 750,
+            },
+        };
+        let back = decode_marker(r.account_id, &r.job_id.to_string(), &encode_marker(&r));
+        assert_eq!(back, Some(r));
+        let used = Amounts::from_usage(&[
+            (UsageMetric::AudioSeconds, 1.0001),
+            (UsageMetric::ProcessingSeconds, 0.25),
+        ]);
+        assert_eq!((used.audio_ms, used.processing_ms), (1001, 250));
+        assert!(seconds_until_reset() <= 24 * 3600);
+    }
+}
