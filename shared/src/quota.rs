@@ -70,7 +70,9 @@ pub fn seconds_until_reset() -> u64 {
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now);
-    (reset - now).num_seconds().max(1) as u64
+    // Rounded up: retrying after this many seconds is never too early.
+    let millis = (reset - now).num_milliseconds().max(1000);
+    (millis as u64).div_ceil(1000)
 }
 
 /// A limited resource, named as clients see it.
@@ -169,7 +171,8 @@ if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'built') == 1 then
   local names = {'audio_ms', 'text_chars', 'processing_ms'}
   for i, name in ipairs(names) do
-    local reserved = redis.call('HINCRBY', KEYS[1], 'r:' .. name, -tonumber(ARGV[1 + i]))
+    -- `0 - x`, not `-x`: Lua's -0 reaches Redis as "-0", not an integer.
+    local reserved = redis.call('HINCRBY', KEYS[1], 'r:' .. name, 0 - tonumber(ARGV[1 + i]))
     if reserved < 0 then redis.call('HSET', KEYS[1], 'r:' .. name, 0) end
     redis.call('HINCRBY', KEYS[1], 'u:' .. name, tonumber(ARGV[4 + i]))
   end

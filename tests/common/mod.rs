@@ -25,10 +25,13 @@ const ADMIN_DB: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const PEPPER: &str = "test-pepper-0123456789";
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+pub const JWT_ISSUER: &str = "voxq";
+pub const JWT_AUDIENCE: &str = "voxq-api";
 
 /// Directory of the release binaries that `ops/test.sh` builds before the
 /// tests (this test binary lives in `<dir>/deps`).
-fn bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     exe.parent()
         .and_then(|deps| deps.parent())
@@ -153,6 +156,7 @@ impl TestApp {
             ("VOXQ_AMQP_URL".into(), options.amqp_url.clone()),
             ("VOXQ_NAMESPACE".into(), namespace.clone()),
             ("VOXQ_KEY_PEPPER".into(), PEPPER.into()),
+            ("VOXQ_JWT_SECRET".into(), JWT_SECRET.into()),
             ("VOXQ_LOG".into(), "info".into()),
         ];
         let mut api_env = env.clone();
@@ -475,4 +479,62 @@ impl Drop for TestApp {
         })
         .join();
     }
+}
+
+/// A mono 16-bit WAV of a 440 Hz tone lasting exactly `seconds`.
+pub fn tone_wav(seconds: f64) -> Vec<u8> {
+    let rate: u32 = 16_000;
+    let samples = (seconds * f64::from(rate)) as u32;
+    let mut wav = Vec::with_capacity(44 + 2 * samples as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + 2 * samples).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(2 * samples).to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(rate);
+        let v = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * 32767.0) as i16;
+        wav.extend_from_slice(&v.to_le_bytes());
+    }
+    wav
+}
+
+/// The JSON claims inside a JWT, without verifying it.
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("JWT payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("claims JSON")
+}
+
+/// Signs `claims` with HS256 under `secret`.
+pub fn sign_jwt(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+/// An unsigned token (`alg: none`) with `claims`.
+pub fn unsigned_jwt(claims: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    format!(
+        "{}.{}.",
+        b64(&serde_json::json!({"alg": "none", "typ": "JWT"})),
+        b64(claims)
+    )
 }

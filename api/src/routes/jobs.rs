@@ -336,17 +336,27 @@ async fn reserve_and_insert(
                     }
                 };
             }
-            ReserveOutcome::NeedsRebuild if !rebuilt => {}
-            ReserveOutcome::Exceeded(_) if !rebuilt && should_verify(state, account).await => {}
-            ReserveOutcome::Exceeded(resource) => {
-                return Err(quota_exceeded(state, principal, meta, resource).await)
+            outcome => {
+                // Nothing of ours to keep; release the shared lock before
+                // anything else touches the pool or waits for a rebuild.
+                tx.rollback().await?;
+                let missing = match outcome {
+                    ReserveOutcome::NeedsRebuild if !rebuilt => true,
+                    ReserveOutcome::Exceeded(_)
+                        if !rebuilt && should_verify(state, account).await =>
+                    {
+                        false
+                    }
+                    ReserveOutcome::Exceeded(resource) => {
+                        return Err(quota_exceeded(state, principal, meta, resource).await)
+                    }
+                    _ => return Err(ApiError::Unavailable("the quota store")),
+                };
+                quota_repo::rebuild(&state.db, &state.quotas, account, reservation.day, missing)
+                    .await?;
+                rebuilt = true;
             }
-            ReserveOutcome::NeedsRebuild => return Err(ApiError::Unavailable("the quota store")),
         }
-        // The rebuild takes the exclusive lock: release ours first.
-        tx.rollback().await?;
-        quota_repo::rebuild(&state.db, &state.quotas, account, reservation.day).await?;
-        rebuilt = true;
     }
 }
 

@@ -33,7 +33,9 @@ struct UsageQuery {
 pub async fn counters(state: &AppState, principal: &Principal, day: NaiveDate) -> Result<Counters> {
     match state.quotas.read(principal.account_id, day).await? {
         Some(c) => Ok(c),
-        None => Ok(quota_repo::rebuild(&state.db, &state.quotas, principal.account_id, day).await?),
+        None => Ok(
+            quota_repo::rebuild(&state.db, &state.quotas, principal.account_id, day, true).await?,
+        ),
     }
 }
 

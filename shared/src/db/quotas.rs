@@ -96,18 +96,26 @@ pub async fn snapshot(
 }
 
 /// Recomputes the account's counters for `day` from Postgres and installs
-/// them in Redis, under the exclusive lock.
+/// them in Redis, under the exclusive lock. With `only_if_missing`, counters
+/// that another request rebuilt meanwhile are kept (a burst of requests
+/// after a Redis flush rebuilds once).
 pub async fn rebuild(
     db: &PgPool,
     quotas: &Quotas,
     account: Uuid,
     day: NaiveDate,
+    only_if_missing: bool,
 ) -> Result<Counters, crate::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("select pg_advisory_xact_lock($1)")
         .bind(lock_key(account))
         .execute(&mut *tx)
         .await?;
+    if only_if_missing {
+        if let Some(current) = quotas.read(account, day).await? {
+            return Ok(current);
+        }
+    }
     let counters = snapshot(&mut tx, account, day).await?;
     quotas.install(account, day, &counters).await?;
     tx.commit().await?;
