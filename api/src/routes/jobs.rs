@@ -319,8 +319,7 @@ async fn reserve_and_insert(
     let account = principal.account_id;
     let mut rebuilt = false;
     loop {
-        let mut tx = state.db.begin().await?;
-        quota_repo::lock_shared(&mut tx, account).await?;
+        let mut tx = quota_repo::begin_submission(&state.db, account).await?;
         match state.quotas.reserve(reservation, &principal.limits).await? {
             ReserveOutcome::Reserved => {
                 let inserted = insert(&mut tx, reservation, submission).await;
