@@ -205,6 +205,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../../../ops/limits.example.toml");
+        let limits = TierLimits::from_toml(text).expect("example parses");
+        assert_eq!(limits.get(Tier::Free), TierLimits::default().get(Tier::Free));
+    }
+
+    #[test]
     fn unknown_tiers_fields_and_zero_rates_are_refused() {
         assert!(TierLimits::from_toml("[gold]\nburst = 1\n").is_err());
         assert!(TierLimits::from_toml("[free]\nburst = 1\n").is_err());
