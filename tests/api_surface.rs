@@ -6,11 +6,7 @@ use common::{error_code, speech, Options, TestApp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_metrics_and_request_ids_work() {
-    let app = TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
     let live = app.get("/health/live").await;
     assert_eq!(live.status(), 200);
     let ready = app.get("/health/ready").await;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{error_code, jwt_claims, sign_jwt, unsigned_jwt, Options, TestApp, JWT_SECRET};
+use common::{error_code, jwt_claims, sign_jwt, unsigned_jwt, TestApp, JWT_SECRET};
 use reqwest::Method;
 use serde_json::{json, Value};
 use voxq_shared::auth::scope::{Role, Scope, Scopes};
@@ -35,11 +35,7 @@ fn route(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_refuses_every_bad_credential_and_hides_other_accounts_objects() {
-    let app = TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
     let (owner, owner_key) = app.new_account().await;
     let (_, other_key) = app.new_account().await;
     let password = "correct horse battery staple 42";
@@ -55,12 +51,7 @@ async fn every_route_refuses_every_bad_credential_and_hides_other_accounts_objec
         .as_str()
         .expect("id")
         .to_owned();
-    let keys: Value = app
-        .call(Method::GET, "/v1/keys", Some(&owner_key), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let keys: Value = app.get_json("/v1/keys", &owner_key).await;
     let key_id = keys["keys"][0]["id"].as_str().expect("key id").to_owned();
 
     // Bad credentials of every kind.
@@ -264,12 +255,7 @@ async fn every_route_refuses_every_bad_credential_and_hides_other_accounts_objec
         assert_eq!(response.status(), 200);
     }
     // Lists show one's own objects only.
-    let theirs: Value = app
-        .call(Method::GET, "/v1/keys", Some(&other_key), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let theirs: Value = app.get_json("/v1/keys", &other_key).await;
     let ids: Vec<&str> = theirs["keys"]
         .as_array()
         .expect("keys")
@@ -278,12 +264,7 @@ async fn every_route_refuses_every_bad_credential_and_hides_other_accounts_objec
         .collect();
     assert_eq!(ids.len(), 1);
     assert!(!ids.contains(&key_id.as_str()));
-    let usage: Value = app
-        .call(Method::GET, "/v1/usage", Some(&other_key), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let usage: Value = app.get_json("/v1/usage", &other_key).await;
     assert_eq!(usage["resources"]["requests"]["used"], 0.0, "{usage}");
     // Member tokens never carry admin, and a key cannot be wider than its
     // creator.

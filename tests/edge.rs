@@ -66,11 +66,7 @@ async fn answers_carry_security_headers_and_cors_follows_the_configured_origins(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_headers_and_bodies_are_refused_and_proxy_headers_are_not_trusted_by_default() {
-    let app = TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
     let (_, key) = app.new_account().await;
     let response = app
         .http

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{error_code, tone_wav, Options, TestApp};
+use common::{error_code, tone_wav, TestApp};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -68,11 +68,7 @@ async fn pg_count(app: &TestApp, sql: &str, account: Uuid) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_submits_at_each_quota_edge_accept_exactly_what_fits_even_after_a_redis_flush() {
     // No worker: accepted jobs stay in flight, holding their reservations.
-    let app = TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
     let admin = app.admin_key().await;
 
     // Concurrent jobs.
@@ -261,13 +257,9 @@ async fn finished_jobs_swap_their_reservation_for_measured_usage() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_answer_429_with_retry_after_and_ietf_headers() {
-    let app = TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
     let admin = app.admin_key().await;
-    let (_, key) = account_with(&app, &admin, json!({"requests_per_minute": 30, "burst": 3})).await;
+    let (_, key) = account_with(&app, &admin, json!({"requests_per_minute": 6, "burst": 3})).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let response = app.call(Method::GET, "/v1/me", Some(&key), None).await;
@@ -281,21 +273,21 @@ async fn rate_limits_answer_429_with_retry_after_and_ietf_headers() {
             .get("ratelimit")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        assert_eq!(policy.as_deref(), Some("\"key\";q=30;w=60"));
+        assert_eq!(policy.as_deref(), Some("\"key\";q=6;w=60"));
         let state = state.expect("RateLimit header");
         assert!(state.starts_with("\"key\";r="), "{state}");
         statuses.push((response.status().as_u16(), state, response));
     }
     let codes: Vec<u16> = statuses.iter().map(|s| s.0).collect();
     assert_eq!(codes, [200, 200, 200, 429]);
-    assert_eq!(statuses[0].1, "\"key\";r=2;t=2");
+    assert_eq!(statuses[0].1, "\"key\";r=2;t=10");
     let (_, _, refused) = statuses.pop().expect("last");
     let retry_after: u64 = refused.headers()["retry-after"]
         .to_str()
         .expect("ascii")
         .parse()
         .expect("seconds");
-    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert!((9..=10).contains(&retry_after), "{retry_after}");
     let body: Value = refused.json().await.expect("json");
     assert_eq!(body["error"]["code"], "rate_limited");
     assert_eq!(body["error"]["limit"], "key_requests_per_minute");

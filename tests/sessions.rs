@@ -139,7 +139,7 @@ async fn logins_answer_alike_for_unknown_users_and_lock_out_after_repeated_failu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reused_refresh_token_revokes_its_whole_session_on_every_instance() {
-    let mut app = TestApp::spawn_with(no_worker()).await;
+    let mut app = TestApp::spawn_without_worker().await;
     let second = app.spawn_second_api();
     let (account, _) = app.new_account().await;
     app.new_user(account, "bo@example.com", PASSWORD, Role::Member)
@@ -193,7 +193,7 @@ async fn a_reused_refresh_token_revokes_its_whole_session_on_every_instance() {
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_rotate_with_or_without_grace_and_revocation_and_suspension_apply_at_once_everywhere()
 {
-    let mut app = TestApp::spawn_with(no_worker()).await;
+    let mut app = TestApp::spawn_without_worker().await;
     let second = app.spawn_second_api();
     let admin = app.admin_key().await;
     let (account, _) = app.new_account().await;
@@ -223,12 +223,7 @@ async fn keys_rotate_with_or_without_grace_and_revocation_and_suspension_apply_a
         .await
         .expect("text");
     assert!(listed.contains(&key_id) && !listed.contains(&key[20..]));
-    let me: Value = app
-        .call(Method::GET, "/v1/me", Some(&key), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json("/v1/me", &key).await;
     assert_eq!(me["scopes"], json!(["jobs:read", "usage:read"]));
 
     // Rotation with a grace period: both work until it ends.
@@ -343,7 +338,7 @@ async fn keys_rotate_with_or_without_grace_and_revocation_and_suspension_apply_a
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admins_manage_accounts_tiers_and_overrides_and_weak_passwords_are_refused() {
-    let app = TestApp::spawn_with(no_worker()).await;
+    let app = TestApp::spawn_without_worker().await;
     let admin = app.admin_key().await;
     let create =
         |body: Value| app.call(Method::POST, "/v1/admin/accounts", Some(&admin), Some(body));
@@ -383,12 +378,7 @@ async fn admins_manage_accounts_tiers_and_overrides_and_weak_passwords_are_refus
     assert_eq!(created["owner"]["role"], "member");
     let session = app.login("boss@acme.io", PASSWORD).await;
     let access = session["access_token"].as_str().expect("access").to_owned();
-    let me: Value = app
-        .call(Method::GET, "/v1/me", Some(&access), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json("/v1/me", &access).await;
     assert_eq!(me["tier"], "basic");
     assert_eq!(me["limits"]["concurrent_jobs"], 1);
     assert_eq!(me["limits"]["requests_per_minute"], 300);
@@ -403,12 +393,7 @@ async fn admins_manage_accounts_tiers_and_overrides_and_weak_passwords_are_refus
         )
         .await;
     assert_eq!(patched.status(), 200);
-    let me: Value = app
-        .call(Method::GET, "/v1/me", Some(&access), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json("/v1/me", &access).await;
     assert_eq!(me["tier"], "pro");
     assert_eq!(me["limits"]["concurrent_jobs"], 32);
 

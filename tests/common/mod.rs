@@ -140,6 +140,15 @@ impl TestApp {
         Self::spawn_with(Options::default()).await
     }
 
+    /// An API without a worker: accepted jobs stay queued.
+    pub async fn spawn_without_worker() -> Self {
+        Self::spawn_with(Options {
+            worker: false,
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn spawn_with(options: Options) -> Self {
         let db_name = format!("voxq_test_{}", Uuid::new_v4().simple());
         let namespace = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -261,6 +270,17 @@ impl TestApp {
             request = request.json(&body);
         }
         request.send().await.expect("request")
+    }
+
+    /// `GET path` as `token`, asserting a 200; the JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let response = self
+            .call(reqwest::Method::GET, path, Some(token), None)
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
     }
 
     /// Logs in, asserting a 200, and returns the token answer.

@@ -208,7 +208,10 @@ mod tests {
     fn the_example_file_parses() {
         let text = include_str!("../../../ops/limits.example.toml");
         let limits = TierLimits::from_toml(text).expect("example parses");
-        assert_eq!(limits.get(Tier::Free), TierLimits::default().get(Tier::Free));
+        assert_eq!(
+            limits.get(Tier::Free),
+            TierLimits::default().get(Tier::Free)
+        );
     }
 
     #[test]
