@@ -68,4 +68,12 @@ async fn readiness_names_the_dependency_that_is_down_and_submits_get_503() {
         .await
         .expect("job row");
     assert_eq!(status, "failed");
+    // Its quota reservation was given back: nothing reserved, nothing in
+    // flight; the request itself still counts.
+    let usage = app.get_json("/v1/usage", &key).await;
+    let r = &usage["resources"];
+    assert_eq!(r["concurrent_jobs"]["used"], 0, "{usage}");
+    assert_eq!(r["audio_seconds"]["reserved"], 0.0);
+    assert_eq!(r["audio_seconds"]["used"], 0.0);
+    assert_eq!(r["requests"]["used"], 1.0);
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod metrics;
 pub mod principal;
 pub mod rate_limit;
+pub mod reservations;
 pub mod routes;
 pub mod security;
 pub mod state;

@@ -15,17 +15,17 @@ use uuid::Uuid;
 use voxq_shared::audio::{self, AudioInfo};
 use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::jobs::{self as job_repo, NewInput, NewJobInput};
-use voxq_shared::db::quotas as quota_repo;
 use voxq_shared::job::{
     JobError, JobKind, JobMessage, JobParams, JobStatus, JobView, TranscriptResult,
     WHISPER_LANGUAGES,
 };
-use voxq_shared::quota::{self, Amounts, Reservation, ReserveOutcome, Resource};
+use voxq_shared::quota::{self, Amounts, Reservation};
 use voxq_shared::subtitles;
 
 use crate::config::ApiConfig;
 use crate::error::{ApiError, Result};
 use crate::principal::{Principal, RequestMeta};
+use crate::reservations;
 use crate::state::AppState;
 
 /// Headroom over the upload limit for multipart framing and text fields.
@@ -268,7 +268,16 @@ async fn accept(
         amounts: submission.amounts,
     };
     let kind = submission.kind;
-    let view = reserve_and_insert(state, principal, meta, &reservation, &submission).await?;
+    let view = reservations::reserve_and_insert(
+        state,
+        principal,
+        meta,
+        &reservation,
+        submission.kind,
+        &submission.params,
+        submission.input,
+    )
+    .await?;
     let id = view.id;
     let message = JobMessage {
         job_id: id,
@@ -283,7 +292,7 @@ async fn accept(
             message: "the job could not be queued; submit it again".into(),
         };
         match job_repo::fail(&state.db, id, &error).await {
-            Ok(Some(ended)) => release(state, &ended.reservation).await,
+            Ok(Some(ended)) => reservations::release(state, &ended.reservation).await,
             Ok(None) => {}
             Err(e) => tracing::error!(job_id = %id, error = %e, "marking unqueued job failed"),
         }
@@ -302,153 +311,6 @@ async fn accept(
         Json(json!({ "id": view.id, "status": view.status, "url": url })),
     )
         .into_response())
-}
-
-/// Reserve in Redis, then insert, inside one transaction that holds the
-/// account's shared quota lock (see `voxq_shared::db::quotas`). Counters
-/// missing from Redis are rebuilt from Postgres; a refusal is checked
-/// once against Postgres (at most every few seconds per account), which
-/// also heals counters left behind by a process that died mid-job.
-async fn reserve_and_insert(
-    state: &AppState,
-    principal: &Principal,
-    meta: &RequestMeta,
-    reservation: &Reservation,
-    submission: &Submission<'_>,
-) -> Result<JobView> {
-    let account = principal.account_id;
-    let mut rebuilt = false;
-    loop {
-        let mut tx = quota_repo::begin_submission(&state.db, account).await?;
-        match state.quotas.reserve(reservation, &principal.limits).await? {
-            ReserveOutcome::Reserved => {
-                let inserted = insert(&mut tx, reservation, submission).await;
-                let committed = match inserted {
-                    Ok(view) => tx.commit().await.map(|()| view),
-                    Err(e) => Err(e),
-                };
-                return match committed {
-                    Ok(view) => Ok(view),
-                    Err(e) => {
-                        release(state, reservation).await;
-                        Err(e.into())
-                    }
-                };
-            }
-            outcome => {
-                // Nothing of ours to keep; release the shared lock before
-                // anything else touches the pool or waits for a rebuild.
-                tx.rollback().await?;
-                let missing = match outcome {
-                    ReserveOutcome::NeedsRebuild if !rebuilt => true,
-                    ReserveOutcome::Exceeded(_)
-                        if !rebuilt && should_verify(state, account).await =>
-                    {
-                        false
-                    }
-                    ReserveOutcome::Exceeded(resource) => {
-                        return Err(quota_exceeded(state, principal, meta, resource).await)
-                    }
-                    _ => return Err(ApiError::Unavailable("the quota store")),
-                };
-                quota_repo::rebuild(&state.db, &state.quotas, account, reservation.day, missing)
-                    .await?;
-                rebuilt = true;
-            }
-        }
-    }
-}
-
-async fn insert(
-    tx: &mut sqlx::PgConnection,
-    reservation: &Reservation,
-    submission: &Submission<'_>,
-) -> std::result::Result<JobView, sqlx::Error> {
-    job_repo::insert(
-        tx,
-        reservation,
-        submission.kind,
-        &submission.params,
-        submission.input,
-    )
-    .await
-}
-
-/// True at most once per account every few seconds.
-async fn should_verify(state: &AppState, account: Uuid) -> bool {
-    let key = format!("{}:q:{account}:verified", state.config.common.namespace);
-    let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
-        .arg(&key)
-        .arg(1)
-        .arg("NX")
-        .arg("EX")
-        .arg(10)
-        .query_async(&mut state.redis.clone())
-        .await;
-    matches!(set, Ok(Some(_)))
-}
-
-/// Gives a reservation back; Postgres stays right if this fails, and the
-/// next rebuild corrects Redis.
-async fn release(state: &AppState, reservation: &Reservation) {
-    if let Err(e) = state.quotas.settle(reservation, Amounts::default()).await {
-        tracing::warn!(job_id = %reservation.job_id, error = %e, "releasing a quota reservation");
-    }
-}
-
-/// The 429 for an exhausted quota, audited once per account, day and
-/// resource.
-async fn quota_exceeded(
-    state: &AppState,
-    principal: &Principal,
-    meta: &RequestMeta,
-    resource: Resource,
-) -> ApiError {
-    let day = quota::today();
-    let marker = format!(
-        "{}:q:{}:audited:{day}:{}",
-        state.config.common.namespace,
-        principal.account_id,
-        resource.as_str()
-    );
-    let first: redis::RedisResult<Option<String>> = redis::cmd("SET")
-        .arg(&marker)
-        .arg(1)
-        .arg("NX")
-        .arg("EX")
-        .arg(2 * 24 * 3600)
-        .query_async(&mut state.redis.clone())
-        .await;
-    if matches!(first, Ok(Some(_))) {
-        state
-            .audit(meta.audit(
-                principal,
-                "quota.exhausted",
-                format!("account:{}", principal.account_id),
-                json!({ "resource": resource, "day": day }),
-            ))
-            .await;
-    }
-    if resource == Resource::ConcurrentJobs {
-        return ApiError::TooManyRequests {
-            code: "concurrency_limit",
-            message: format!(
-                "{} jobs are already queued or running, the most this account may have",
-                principal.limits.concurrent_jobs
-            ),
-            limit: "concurrent_jobs".into(),
-            retry_after: 5,
-        };
-    }
-    ApiError::TooManyRequests {
-        code: "quota_exceeded",
-        message: format!(
-            "the daily {} quota is used up (or this job would exceed it); it resets at 00:00 UTC",
-            resource.as_str()
-        ),
-        limit: format!("{}_per_day", resource.as_str()),
-        retry_after: quota::seconds_until_reset(),
-    }
 }
 
 fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobParams, String)> {

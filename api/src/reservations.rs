@@ -1,0 +1,150 @@
+//! Quota reservations on the submit path: reserve in Redis and insert the
+//! job in one transaction under the account's shared quota lock, rebuild
+//! counters from Postgres when Redis lost them, release on failure, and
+//! the 429 that explains an exhausted quota.
+
+use serde_json::json;
+use uuid::Uuid;
+use voxq_shared::db::jobs::{self as job_repo, NewJobInput};
+use voxq_shared::db::quotas as quota_repo;
+use voxq_shared::job::{JobKind, JobParams, JobView};
+use voxq_shared::quota::{self, Amounts, Reservation, ReserveOutcome, Resource};
+
+use crate::error::{ApiError, Result};
+use crate::principal::{Principal, RequestMeta};
+use crate::state::AppState;
+
+/// Reserve in Redis, then insert, inside one transaction that holds the
+/// account's shared quota lock (see `voxq_shared::db::quotas`). Counters
+/// missing from Redis are rebuilt from Postgres; a refusal is checked
+/// once against Postgres (at most every few seconds per account), which
+/// also heals counters left behind by a process that died mid-job.
+#[allow(clippy::too_many_arguments)] // one submission's parts, passed through
+pub async fn reserve_and_insert(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    reservation: &Reservation,
+    kind: JobKind,
+    params: &JobParams,
+    input: NewJobInput<'_>,
+) -> Result<JobView> {
+    let account = principal.account_id;
+    let mut rebuilt = false;
+    loop {
+        let mut tx = quota_repo::begin_submission(&state.db, account).await?;
+        match state.quotas.reserve(reservation, &principal.limits).await? {
+            ReserveOutcome::Reserved => {
+                let inserted = job_repo::insert(&mut tx, reservation, kind, params, input).await;
+                let committed = match inserted {
+                    Ok(view) => tx.commit().await.map(|()| view),
+                    Err(e) => Err(e),
+                };
+                return match committed {
+                    Ok(view) => Ok(view),
+                    Err(e) => {
+                        release(state, reservation).await;
+                        Err(e.into())
+                    }
+                };
+            }
+            outcome => {
+                // Nothing of ours to keep; release the shared lock before
+                // anything else touches the pool or waits for a rebuild.
+                tx.rollback().await?;
+                let missing = match outcome {
+                    ReserveOutcome::NeedsRebuild if !rebuilt => true,
+                    ReserveOutcome::Exceeded(_)
+                        if !rebuilt && should_verify(state, account).await =>
+                    {
+                        false
+                    }
+                    ReserveOutcome::Exceeded(resource) => {
+                        return Err(quota_exceeded(state, principal, meta, resource).await)
+                    }
+                    _ => return Err(ApiError::Unavailable("the quota store")),
+                };
+                quota_repo::rebuild(&state.db, &state.quotas, account, reservation.day, missing)
+                    .await?;
+                rebuilt = true;
+            }
+        }
+    }
+}
+
+/// True at most once per account every few seconds.
+async fn should_verify(state: &AppState, account: Uuid) -> bool {
+    let key = format!("{}:q:{account}:verified", state.config.common.namespace);
+    let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
+        .arg(&key)
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(10)
+        .query_async(&mut state.redis.clone())
+        .await;
+    matches!(set, Ok(Some(_)))
+}
+
+/// Gives a reservation back; Postgres stays right if this fails, and the
+/// next rebuild corrects Redis.
+pub async fn release(state: &AppState, reservation: &Reservation) {
+    if let Err(e) = state.quotas.settle(reservation, Amounts::default()).await {
+        tracing::warn!(job_id = %reservation.job_id, error = %e, "releasing a quota reservation");
+    }
+}
+
+/// The 429 for an exhausted quota, audited once per account, day and
+/// resource.
+async fn quota_exceeded(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    resource: Resource,
+) -> ApiError {
+    let day = quota::today();
+    let marker = format!(
+        "{}:q:{}:audited:{day}:{}",
+        state.config.common.namespace,
+        principal.account_id,
+        resource.as_str()
+    );
+    let first: redis::RedisResult<Option<String>> = redis::cmd("SET")
+        .arg(&marker)
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(2 * 24 * 3600)
+        .query_async(&mut state.redis.clone())
+        .await;
+    if matches!(first, Ok(Some(_))) {
+        state
+            .audit(meta.audit(
+                principal,
+                "quota.exhausted",
+                format!("account:{}", principal.account_id),
+                json!({ "resource": resource, "day": day }),
+            ))
+            .await;
+    }
+    if resource == Resource::ConcurrentJobs {
+        return ApiError::TooManyRequests {
+            code: "concurrency_limit",
+            message: format!(
+                "{} jobs are already queued or running, the most this account may have",
+                principal.limits.concurrent_jobs
+            ),
+            limit: "concurrent_jobs".into(),
+            retry_after: 5,
+        };
+    }
+    ApiError::TooManyRequests {
+        code: "quota_exceeded",
+        message: format!(
+            "the daily {} quota is used up (or this job would exceed it); it resets at 00:00 UTC",
+            resource.as_str()
+        ),
+        limit: format!("{}_per_day", resource.as_str()),
+        retry_after: quota::seconds_until_reset(),
+    }
+}
