@@ -77,3 +77,64 @@ async fn readiness_names_the_dependency_that_is_down_and_submits_get_503() {
     assert_eq!(r["audio_seconds"]["used"], 0.0);
     assert_eq!(r["requests"]["used"], 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_describes_every_route_and_every_documented_route_exists() {
+    let app = TestApp::spawn_without_worker().await;
+    let spec: serde_json::Value = app.get("/openapi.json").await.json().await.expect("json");
+    assert!(spec["openapi"].as_str().expect("version").starts_with("3."));
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let expected = [
+        ("post", "/v1/jobs"),
+        ("get", "/v1/jobs/{id}"),
+        ("get", "/v1/usage"),
+        ("post", "/v1/keys"),
+        ("get", "/v1/keys"),
+        ("get", "/v1/keys/{id}"),
+        ("delete", "/v1/keys/{id}"),
+        ("post", "/v1/keys/{id}/rotate"),
+        ("post", "/v1/auth/login"),
+        ("post", "/v1/auth/refresh"),
+        ("post", "/v1/auth/logout"),
+        ("get", "/v1/me"),
+        ("post", "/v1/admin/accounts"),
+        ("get", "/v1/admin/accounts"),
+        ("get", "/v1/admin/accounts/{id}"),
+        ("patch", "/v1/admin/accounts/{id}"),
+        ("post", "/v1/admin/accounts/{id}/users"),
+        ("get", "/health/live"),
+        ("get", "/health/ready"),
+    ];
+    let paths = spec["paths"].as_object().expect("paths");
+    let documented: usize = paths
+        .values()
+        .map(|p| p.as_object().map_or(0, |o| o.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    let id = uuid::Uuid::now_v7().to_string();
+    for (method, path) in expected {
+        let operation = &spec["paths"][path][method];
+        assert!(
+            operation["responses"].is_object(),
+            "{method} {path} undocumented"
+        );
+        // Served: anything but the router's own "no such route".
+        let url = path.replace("{id}", &id);
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let response = app.call(method.clone(), &url, None, None).await;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert!(
+            !body.contains("no such route"),
+            "{method} {url} is documented but not served ({status})"
+        );
+    }
+}

@@ -5,7 +5,6 @@ use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 use voxq_shared::audio::AudioError;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -151,13 +150,17 @@ impl IntoResponse for ApiError {
             } => {
                 let resets_at = chrono::Utc::now()
                     + chrono::Duration::seconds(i64::try_from(retry_after).unwrap_or(i64::MAX / 2));
-                let body = json!({ "error": {
-                    "code": code,
-                    "message": message,
-                    "limit": limit,
-                    "retry_after": retry_after,
-                    "resets_at": resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                }});
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: code.to_owned(),
+                        message,
+                        limit: Some(limit),
+                        retry_after: Some(retry_after),
+                        resets_at: Some(
+                            resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        ),
+                    },
+                };
                 let mut response = (status, Json(body)).into_response();
                 response
                     .headers_mut()
@@ -169,10 +172,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The one error shape: `{"error": {"code", "message", …}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, stable: branch on this.
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+    /// 429 only: the limit that was hit (`requests_per_day`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// 429 only: seconds until a retry can succeed (also `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// 429 only: when the limit resets (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<String>,
+}
+
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            limit: None,
+            retry_after: None,
+            resets_at: None,
+        },
+    };
+    (status, Json(body)).into_response()
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod principal;
 pub mod rate_limit;
 pub mod reservations;
@@ -140,6 +141,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(v1)
         .merge(routes::health::router())
+        .merge(openapi::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

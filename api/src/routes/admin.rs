@@ -16,7 +16,7 @@ use voxq_shared::db::accounts::{self, Account, AccountChanges};
 use voxq_shared::db::users;
 
 use super::json::ApiJson;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::{Principal, RequestMeta};
 use crate::state::AppState;
 
@@ -33,18 +33,18 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/accounts/{id}/users", post(create_user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub struct NewUser {
     email: String,
     password: String,
     #[serde(default)]
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewAccount {
+pub struct NewAccount {
     name: String,
     #[serde(default)]
     tier: Option<String>,
@@ -55,9 +55,9 @@ struct NewAccount {
     owner: Option<NewUser>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AccountPatch {
+pub struct AccountPatch {
     #[serde(default)]
     tier: Option<String>,
     /// Replaces the account's overrides; `{}` clears them.
@@ -67,8 +67,9 @@ struct AccountPatch {
     suspended: Option<bool>,
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Cursor: the last id of the previous page.
     after: Option<Uuid>,
     limit: Option<i64>,
 }
@@ -92,11 +93,33 @@ fn account_id(id: &str) -> Result<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
 }
 
-fn account_body(account: &Account) -> serde_json::Value {
-    serde_json::to_value(account).unwrap_or_default()
+/// A new account, with its first user if one was asked for.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AccountCreated {
+    #[serde(flatten)]
+    pub account: Account,
+    pub owner: Option<users::User>,
 }
 
-async fn create_account(
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AccountList {
+    pub accounts: Vec<Account>,
+    /// Pass as `after` for the next page; absent on the last one.
+    pub next_after: Option<Uuid>,
+}
+
+/// Create an account, optionally with its first user.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/accounts",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    request_body = NewAccount,
+    responses((status = 201, body = AccountCreated), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody))
+)]
+pub async fn create_account(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
@@ -147,12 +170,19 @@ async fn create_account(
             json!({ "tier": account.tier, "owner": owner.as_ref().map(|u| u.id) }),
         ))
         .await;
-    let mut body = account_body(&account);
-    body["owner"] = serde_json::to_value(&owner).unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(AccountCreated { account, owner })).into_response())
 }
 
-async fn list_accounts(
+/// Accounts in creation order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/accounts",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(ListQuery),
+    responses((status = 200, body = AccountList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn list_accounts(
     State(state): State<AppState>,
     principal: Principal,
     Query(query): Query<ListQuery>,
@@ -163,10 +193,24 @@ async fn list_accounts(
     let next = (accounts.len() as i64 == limit)
         .then(|| accounts.last().map(|a| a.id))
         .flatten();
-    Ok(Json(json!({ "accounts": accounts, "next_after": next })).into_response())
+    Ok(Json(AccountList {
+        accounts,
+        next_after: next,
+    })
+    .into_response())
 }
 
-async fn show_account(
+/// One account.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/accounts/{id}",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Account), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn show_account(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -175,10 +219,22 @@ async fn show_account(
     let account = accounts::get(&state.db, account_id(&id)?)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(account_body(&account)).into_response())
+    Ok(Json(account).into_response())
 }
 
-async fn update_account(
+/// Change an account's tier, limit overrides or suspension.
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/accounts/{id}",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path)),
+    request_body = AccountPatch,
+    responses((status = 200, body = Account), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody))
+)]
+pub async fn update_account(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
@@ -215,10 +271,23 @@ async fn update_account(
             }),
         ))
         .await;
-    Ok(Json(account_body(&account)).into_response())
+    Ok(Json(account).into_response())
 }
 
-async fn create_user(
+/// Add a user to an account.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/accounts/{id}/users",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path)),
+    request_body = NewUser,
+    responses((status = 201, body = users::User), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "`email_taken`", body = ErrorBody),
+              (status = 422, body = ErrorBody))
+)]
+pub async fn create_user(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,

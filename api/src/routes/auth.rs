@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use voxq_shared::auth::limits::{Limits, Tier};
 use voxq_shared::auth::password;
 use voxq_shared::auth::scope::Scopes;
 use voxq_shared::db::audit::AuditEvent;
@@ -18,7 +19,7 @@ use voxq_shared::db::sessions::{self, IssuedRefresh, Rotation};
 use voxq_shared::db::users;
 
 use super::json::ApiJson;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::{revoked_jti_key, Actor, Principal, RequestMeta};
 use crate::rate_limit::Policy;
 use crate::state::AppState;
@@ -31,22 +32,23 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me", get(me))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshRequest {
+pub struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Deserialize, Default)]
+/// Optional: another refresh token of the same user whose session ends too.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LogoutRequest {
+pub struct LogoutRequest {
     #[serde(default)]
     refresh_token: Option<String>,
 }
@@ -110,9 +112,49 @@ impl LoginThrottle {
     }
 }
 
-/// One answer for a wrong password and an unknown email alike (same
-/// status, body and, through the dummy hash, the same time).
-async fn login(
+/// A login session's tokens.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    /// HS256 JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// Single use: `POST /v1/auth/refresh` spends it for a new pair.
+    pub refresh_token: String,
+    pub refresh_token_expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the presented credential is and may do.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub account_id: Uuid,
+    /// `key:<id>` or `user:<id>`.
+    pub actor: String,
+    pub tier: Tier,
+    pub scopes: Vec<String>,
+    pub limits: Limits,
+}
+
+/// Log in with email and password. One answer for a wrong password and an
+/// unknown email alike (same status, body and, through the dummy hash, the
+/// same time).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`account_suspended`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` or `login_locked`", body = ErrorBody),
+    )
+)]
+pub async fn login(
     State(state): State<AppState>,
     meta: RequestMeta,
     ApiJson(request): ApiJson<LoginRequest>,
@@ -217,18 +259,31 @@ async fn session_response(
         .tokens
         .issue(user_id, session.account_id, refresh.family_id, &scopes)
         .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": state.tokens.ttl_seconds(),
-        "scope": claims.scope,
-        "refresh_token": refresh.token,
-        "refresh_token_expires_at": refresh.expires_at,
-    }))
+    Ok(Json(TokenResponse {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl_seconds(),
+        scope: claims.scope,
+        refresh_token: refresh.token,
+        refresh_token_expires_at: refresh.expires_at,
+    })
     .into_response())
 }
 
-async fn refresh(
+/// Spend a refresh token for a new pair. Presenting a spent token again
+/// revokes the whole session.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "`account_suspended`", body = ErrorBody),
+    )
+)]
+pub async fn refresh(
     State(state): State<AppState>,
     meta: RequestMeta,
     ApiJson(request): ApiJson<RefreshRequest>,
@@ -255,9 +310,21 @@ async fn refresh(
     }
 }
 
-/// Ends the caller's session: its refresh tokens and this access token stop
+/// End the caller's session: its refresh tokens and this access token stop
 /// working at once, on every instance.
-async fn logout(
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body(content = Option<LogoutRequest>),
+    responses(
+        (status = 204, description = "Session ended"),
+        (status = 400, description = "An API key is not a session", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub async fn logout(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
@@ -309,12 +376,21 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn me(principal: Principal) -> Json<serde_json::Value> {
-    Json(json!({
-        "account_id": principal.account_id,
-        "actor": principal.actor_label(),
-        "tier": principal.tier,
-        "scopes": principal.scopes.names(),
-        "limits": principal.limits,
-    }))
+/// What the presented credential is and may do.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn me(principal: Principal) -> Json<Me> {
+    let actor = principal.actor_label();
+    Json(Me {
+        account_id: principal.account_id,
+        actor,
+        tier: principal.tier,
+        scopes: principal.scopes.names(),
+        limits: principal.limits,
+    })
 }

@@ -16,13 +16,19 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn live() -> Json<serde_json::Value> {
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "Live")))]
+pub async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "live" }))
 }
 
 /// Ready only when Postgres, Redis and RabbitMQ all answer; the body says
 /// which one does not.
-async fn ready(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses(
+    (status = 200, description = "Every dependency answers"),
+    (status = 503, description = "`checks` names the dependency that does not"),
+))]
+pub async fn ready(State(state): State<AppState>) -> Response {
     let timeout = std::time::Duration::from_secs(3);
     let postgres = tokio::time::timeout(timeout, sqlx::query("select 1").execute(&state.db));
     let mut redis = state.redis.clone();

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 use voxq_shared::audio::{self, AudioInfo};
 use voxq_shared::auth::scope::Scope;
@@ -23,7 +22,7 @@ use voxq_shared::quota::{self, Amounts, Reservation};
 use voxq_shared::subtitles;
 
 use crate::config::ApiConfig;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::{Principal, RequestMeta};
 use crate::reservations;
 use crate::state::AppState;
@@ -50,16 +49,42 @@ struct AudioUpload {
     info: AudioInfo,
 }
 
-#[derive(Deserialize)]
+/// A text job (JSON body of `POST /v1/jobs`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TextJobRequest {
+pub struct TextJobRequest {
+    /// `translate`.
     kind: String,
+    /// At most `VOXQ_MAX_TEXT_CHARS` characters.
     #[serde(default)]
     text: Option<String>,
+    /// ISO 639-1 (`de`) or NLLB (`deu_Latn`).
     #[serde(default)]
     target_language: Option<String>,
     #[serde(default)]
     model: Option<String>,
+}
+
+/// An audio job (`multipart/form-data` body of `POST /v1/jobs`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the form; `read_audio_upload` parses it
+pub struct AudioUploadForm {
+    /// WAV, MP3, FLAC or Ogg Vorbis, recognised by its bytes.
+    #[schema(format = Binary, value_type = String)]
+    file: Vec<u8>,
+    /// ISO 639-1 code of the spoken language; detected when absent.
+    language: Option<String>,
+    /// `transcribe` (the default).
+    kind: Option<String>,
+}
+
+/// The answer to an accepted job.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct JobAccepted {
+    pub id: Uuid,
+    pub status: JobStatus,
+    /// Where to poll: `/v1/jobs/{id}`.
+    pub url: String,
 }
 
 /// A validated job, ready to reserve quota for and store.
@@ -70,7 +95,29 @@ struct Submission<'a> {
     amounts: Amounts,
 }
 
-async fn submit(
+/// Submit a job: audio to transcribe, or text to translate.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    tag = "jobs",
+    security(("bearer" = ["jobs:write"])),
+    request_body(
+        content(
+            (AudioUploadForm = "multipart/form-data"),
+            (TextJobRequest = "application/json"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Committed, quota reserved, queued", body = JobAccepted,
+         headers(("location" = String, description = "The job's URL"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "Rate limit, quota or concurrency limit", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub async fn submit(
     principal: Principal,
     meta: RequestMeta,
     State(state): State<AppState>,
@@ -308,7 +355,11 @@ async fn accept(
     Ok((
         StatusCode::ACCEPTED,
         [(LOCATION, url.clone())],
-        Json(json!({ "id": view.id, "status": view.status, "url": url })),
+        Json(JobAccepted {
+            id: view.id,
+            status: view.status,
+            url,
+        }),
     )
         .into_response())
 }
@@ -376,13 +427,28 @@ fn validate_target_language(value: &str) -> Result<String> {
     validate_language(value)
 }
 
-#[derive(Deserialize)]
-struct GetJobQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct GetJobQuery {
     /// `json` (default), `text`, `srt` or `vtt`.
     format: Option<String>,
 }
 
-async fn get_job(
+/// A job's status, and its result once it has succeeded.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    security(("bearer" = ["jobs:read"])),
+    params(("id" = Uuid, Path, description = "Job id"), GetJobQuery),
+    responses(
+        (status = 200, description = "The job (or its transcript as text, SRT or WebVTT)", body = JobView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No such job for this account", body = ErrorBody),
+        (status = 409, description = "`job_not_finished`: no transcript yet", body = ErrorBody),
+    )
+)]
+pub async fn get_job(
     principal: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -7,14 +7,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 use voxq_shared::auth::scope::{Scope, Scopes};
-use voxq_shared::db::api_keys::{self, CreatedKey, KeySpec};
+use voxq_shared::db::api_keys::{self, CreatedKey, KeyInfo, KeySpec};
 
 use super::json::ApiJson;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::{Principal, RequestMeta};
 use crate::state::AppState;
 
@@ -28,9 +28,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/keys/{id}/rotate", post(rotate))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKey {
+pub struct CreateKey {
     #[serde(default)]
     name: String,
     /// Defaults to the caller's own scopes.
@@ -38,9 +38,9 @@ struct CreateKey {
     scopes: Option<Vec<String>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateKey {
+pub struct RotateKey {
     /// Seconds the old key keeps working; 0 (default) ends it now.
     #[serde(default)]
     grace_seconds: i64,
@@ -51,13 +51,46 @@ fn key_id(id: &str) -> Result<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
 }
 
-fn created_body(created: &CreatedKey) -> serde_json::Value {
-    let mut body = serde_json::to_value(&created.info).unwrap_or_default();
-    body["key"] = json!(created.key.plaintext.expose_secret());
-    body
+/// A new key: shown this once, never again.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedKeyBody {
+    #[serde(flatten)]
+    pub info: KeyInfo,
+    /// The whole key (`voxq_…`).
+    pub key: String,
+    /// Rotation only: the key this one replaces, with its expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<KeyInfo>,
 }
 
-async fn create(
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+fn created_body(created: CreatedKey, replaces: Option<KeyInfo>) -> CreatedKeyBody {
+    CreatedKeyBody {
+        key: created.key.plaintext.expose_secret().to_owned(),
+        info: created.info,
+        replaces,
+    }
+}
+
+/// Create an API key; the key is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "keys",
+    security(("bearer" = ["keys:manage"])),
+    request_body = CreateKey,
+    responses(
+        (status = 201, body = CreatedKeyBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`, also for scopes the creator lacks", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
@@ -108,16 +141,34 @@ async fn create(
             json!({ "scopes": scopes.names() }),
         ))
         .await;
-    Ok((StatusCode::CREATED, Json(created_body(&created))).into_response())
+    Ok((StatusCode::CREATED, Json(created_body(created, None))).into_response())
 }
 
-async fn list(State(state): State<AppState>, principal: Principal) -> Result<Response> {
+/// The account's keys, revoked ones included; never a secret.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "keys",
+    security(("bearer" = ["keys:manage"])),
+    responses((status = 200, body = KeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<KeyList>> {
     principal.require(Scope::KeysManage)?;
     let keys = api_keys::list(&state.db, principal.account_id).await?;
-    Ok(Json(json!({ "keys": keys })).into_response())
+    Ok(Json(KeyList { keys }))
 }
 
-async fn show(
+/// One key of the account.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{id}",
+    tag = "keys",
+    security(("bearer" = ["keys:manage"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = KeyInfo), (status = 401, body = ErrorBody),
+               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn show(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -132,7 +183,20 @@ async fn show(
     Ok(Json(key).into_response())
 }
 
-async fn rotate(
+/// Replace a key with a new one of the same name and scopes.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/rotate",
+    tag = "keys",
+    security(("bearer" = ["keys:manage"])),
+    params(("id" = Uuid, Path)),
+    request_body(content = Option<RotateKey>),
+    responses((status = 201, body = CreatedKeyBody), (status = 401, body = ErrorBody),
+               (status = 403, body = ErrorBody),
+               (status = 404, description = "No such live, unrotated key", body = ErrorBody),
+               (status = 422, body = ErrorBody))
+)]
+pub async fn rotate(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
@@ -165,12 +229,20 @@ async fn rotate(
             json!({ "new_key": created.info.id, "grace_seconds": grace }),
         ))
         .await;
-    let mut body = created_body(&created);
-    body["replaces"] = serde_json::to_value(&old).unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(created_body(created, Some(old)))).into_response())
 }
 
-async fn revoke(
+/// Revoke a key at once, on every API instance.
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    tag = "keys",
+    security(("bearer" = ["keys:manage"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = KeyInfo), (status = 401, body = ErrorBody),
+               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,

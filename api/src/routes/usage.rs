@@ -5,14 +5,14 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::NaiveDate;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use voxq_shared::auth::limits::Tier;
 use voxq_shared::auth::scope::Scope;
-use voxq_shared::db::quotas as quota_repo;
+use voxq_shared::db::quotas::{self as quota_repo, DailyUsage};
 use voxq_shared::quota::{self, Counters};
 
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::Principal;
 use crate::state::AppState;
 
@@ -22,11 +22,76 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/usage", get(usage))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct UsageQuery {
+pub struct UsageQuery {
+    /// First day of the daily rows (`YYYY-MM-DD`, UTC).
     from: Option<NaiveDate>,
+    /// Last day of the daily rows; defaults to today.
     to: Option<NaiveDate>,
+}
+
+/// One metered resource today. Seconds for time, characters for text.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ResourceUsage {
+    pub limit: u64,
+    /// Measured usage of finished jobs.
+    pub used: f64,
+    /// Held by queued and running jobs.
+    pub reserved: f64,
+    pub remaining: f64,
+}
+
+impl ResourceUsage {
+    fn new(limit: u64, used: f64, reserved: f64) -> Self {
+        Self {
+            limit,
+            used,
+            reserved,
+            remaining: (limit as f64 - used - reserved).max(0.0),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConcurrencyUsage {
+    pub limit: u64,
+    /// Jobs queued or running now.
+    pub used: u64,
+    pub remaining: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Resources {
+    pub requests: ResourceUsage,
+    pub audio_seconds: ResourceUsage,
+    pub text_chars: ResourceUsage,
+    pub processing_seconds: ResourceUsage,
+    pub concurrent_jobs: ConcurrencyUsage,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RateLimitInfo {
+    pub requests_per_minute: u64,
+    pub burst: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UsageReport {
+    /// Today (UTC).
+    pub day: NaiveDate,
+    pub tier: Tier,
+    /// When the daily quotas reset: the next 00:00 UTC.
+    pub resets_at: Option<DateTime<Utc>>,
+    pub resources: Resources,
+    pub rate_limit: RateLimitInfo,
+    /// With `from`/`to`: one row per day with jobs or usage, from Postgres.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<Vec<DailyUsage>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<NaiveDate>,
 }
 
 /// Today's counters, rebuilt from Postgres if Redis has lost them.
@@ -39,50 +104,66 @@ pub async fn counters(state: &AppState, principal: &Principal, day: NaiveDate) -
     }
 }
 
-fn resource(limit: u64, used: f64, reserved: f64) -> Value {
-    json!({
-        "limit": limit,
-        "used": used,
-        "reserved": reserved,
-        "remaining": (limit as f64 - used - reserved).max(0.0),
-    })
-}
-
-async fn usage(
+/// Today's quotas and, for a date range, daily usage.
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "usage",
+    security(("bearer" = ["usage:read"])),
+    params(UsageQuery),
+    responses((status = 200, body = UsageReport), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn usage(
     State(state): State<AppState>,
     principal: Principal,
     query: std::result::Result<Query<UsageQuery>, QueryRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Json<UsageReport>> {
     principal.require(Scope::UsageRead)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let day = quota::today();
     let c = counters(&state, &principal, day).await?;
     let l = principal.limits;
     let ms = |v: u64| v as f64 / 1000.0;
-    let resets_at = day
-        .succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc());
-    let mut body = json!({
-        "day": day,
-        "tier": principal.tier,
-        "resets_at": resets_at,
-        "resources": {
-            "requests": resource(l.requests_per_day, c.requests as f64, 0.0),
-            "audio_seconds": resource(l.audio_seconds_per_day, ms(c.used.audio_ms), ms(c.reserved.audio_ms)),
-            "text_chars": resource(l.text_chars_per_day, c.used.text_chars as f64, c.reserved.text_chars as f64),
-            "processing_seconds": resource(l.processing_seconds_per_day, ms(c.used.processing_ms), ms(c.reserved.processing_ms)),
-            "concurrent_jobs": {
-                "limit": l.concurrent_jobs,
-                "used": c.inflight.len(),
-                "remaining": l.concurrent_jobs.saturating_sub(c.inflight.len() as u64),
+    let inflight = c.inflight.len() as u64;
+    let mut report = UsageReport {
+        day,
+        tier: principal.tier,
+        resets_at: day
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc()),
+        resources: Resources {
+            requests: ResourceUsage::new(l.requests_per_day, c.requests as f64, 0.0),
+            audio_seconds: ResourceUsage::new(
+                l.audio_seconds_per_day,
+                ms(c.used.audio_ms),
+                ms(c.reserved.audio_ms),
+            ),
+            text_chars: ResourceUsage::new(
+                l.text_chars_per_day,
+                c.used.text_chars as f64,
+                c.reserved.text_chars as f64,
+            ),
+            processing_seconds: ResourceUsage::new(
+                l.processing_seconds_per_day,
+                ms(c.used.processing_ms),
+                ms(c.reserved.processing_ms),
+            ),
+            concurrent_jobs: ConcurrencyUsage {
+                limit: l.concurrent_jobs,
+                used: inflight,
+                remaining: l.concurrent_jobs.saturating_sub(inflight),
             },
         },
-        "rate_limit": {
-            "requests_per_minute": l.requests_per_minute,
-            "burst": l.burst,
+        rate_limit: RateLimitInfo {
+            requests_per_minute: l.requests_per_minute,
+            burst: l.burst,
         },
-    });
+        daily: None,
+        from: None,
+        to: None,
+    };
     if query.from.is_some() || query.to.is_some() {
         let to = query.to.unwrap_or(day);
         let from = query.from.unwrap_or(to);
@@ -91,10 +172,9 @@ async fn usage(
                 "`from` must not be after `to`, and the range at most {MAX_RANGE_DAYS} days"
             )));
         }
-        let daily = quota_repo::daily(&state.db, principal.account_id, from, to).await?;
-        body["daily"] = json!(daily);
-        body["from"] = json!(from);
-        body["to"] = json!(to);
+        report.daily = Some(quota_repo::daily(&state.db, principal.account_id, from, to).await?);
+        report.from = Some(from);
+        report.to = Some(to);
     }
-    Ok(Json(body))
+    Ok(Json(report))
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::limits::{LimitsOverride, Tier};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Account {
     pub id: Uuid,
     pub name: String,

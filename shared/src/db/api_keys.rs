@@ -9,7 +9,7 @@ use crate::auth::limits::{LimitsOverride, Tier};
 use crate::auth::scope::Scopes;
 
 /// A key as its owner may see it: never the secret, nor its hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub id: Uuid,
     pub name: String,

@@ -129,7 +129,7 @@ pub async fn rebuild(
 }
 
 /// One day of an account's recorded usage.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct DailyUsage {
     pub day: NaiveDate,
     pub requests: i64,

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::scope::Role;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub account_id: Uuid,
