@@ -126,7 +126,9 @@ fn summarise(name: &'static str, latencies: &[Duration], failures: usize, second
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let duration = Duration::from_secs(args.seconds);
-    let db = voxq_shared::db::connect(&args.database_url, args.concurrency as u32 + 2)
+    // The API holds its own pool meanwhile: stay under Postgres's 100
+    // connections.
+    let db = voxq_shared::db::connect(&args.database_url, args.concurrency as u32)
         .await
         .context("connecting to Postgres")?;
 
