@@ -19,7 +19,6 @@ use crate::state::AppState;
 /// missing from Redis are rebuilt from Postgres; a refusal is checked
 /// once against Postgres (at most every few seconds per account), which
 /// also heals counters left behind by a process that died mid-job.
-#[allow(clippy::too_many_arguments)] // one submission's parts, passed through
 pub async fn reserve_and_insert(
     state: &AppState,
     principal: &Principal,
