@@ -422,6 +422,11 @@ async fn admins_manage_accounts_tiers_and_overrides_and_weak_passwords_are_refus
         .expect("accounts")
         .iter()
         .any(|a| a["id"] == id.as_str()));
+    // Malformed queries get the usual error shape.
+    for path in ["/v1/admin/accounts?limit=many", "/v1/usage?from=yesterday"] {
+        let response = app.call(Method::GET, path, Some(&admin), None).await;
+        assert_eq!(error_code(response, 400).await, "bad_request", "{path}");
+    }
     let missing = app
         .call(
             Method::GET,

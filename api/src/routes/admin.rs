@@ -1,7 +1,7 @@
 //! Operator endpoints (`admin` scope): accounts, tiers, per-account limit
 //! overrides, suspension and users.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use voxq_shared::auth::scope::{Role, Scope};
 use voxq_shared::db::accounts::{self, Account, AccountChanges};
 use voxq_shared::db::users;
 
-use super::json::ApiJson;
+use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::{Principal, RequestMeta};
 use crate::state::AppState;
@@ -185,7 +185,7 @@ pub async fn create_account(
 pub async fn list_accounts(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response> {
     principal.require(Scope::Admin)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);

@@ -18,7 +18,7 @@ use voxq_shared::db::audit::AuditEvent;
 use voxq_shared::db::sessions::{self, IssuedRefresh, Rotation};
 use voxq_shared::db::users;
 
-use super::json::ApiJson;
+use super::extract::ApiJson;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::{revoked_jti_key, Actor, Principal, RequestMeta};
 use crate::rate_limit::Policy;

@@ -2,8 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +20,7 @@ use voxq_shared::job::{
 use voxq_shared::quota::{self, Amounts, Reservation};
 use voxq_shared::subtitles;
 
+use super::extract::ApiQuery;
 use crate::config::ApiConfig;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::{Principal, RequestMeta};
@@ -452,10 +452,9 @@ pub async fn get_job(
     principal: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: std::result::Result<Query<GetJobQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<GetJobQuery>,
 ) -> Result<Response> {
     principal.require(Scope::JobsRead)?;
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     // A malformed id cannot name anyone's job: same answer as a missing one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     let view = load_job(&state, principal.account_id, id).await?;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use voxq_shared::auth::scope::{Scope, Scopes};
 use voxq_shared::db::api_keys::{self, CreatedKey, KeyInfo, KeySpec};
 
-use super::json::ApiJson;
+use super::extract::ApiJson;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::{Principal, RequestMeta};
 use crate::state::AppState;

@@ -1,8 +1,8 @@
 pub mod admin;
 pub mod auth;
+pub mod extract;
 pub mod health;
 pub mod jobs;
-pub mod json;
 pub mod keys;
 pub mod usage;
 

@@ -1,8 +1,7 @@
 //! `GET /v1/usage`: today's quotas (used, reserved, remaining, reset) and,
 //! for a date range, daily rows from Postgres.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,6 +11,7 @@ use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::quotas::{self as quota_repo, DailyUsage};
 use voxq_shared::quota::{self, Counters};
 
+use super::extract::ApiQuery;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::principal::Principal;
 use crate::state::AppState;
@@ -117,10 +117,9 @@ pub async fn counters(state: &AppState, principal: &Principal, day: NaiveDate) -
 pub async fn usage(
     State(state): State<AppState>,
     principal: Principal,
-    query: std::result::Result<Query<UsageQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<UsageReport>> {
     principal.require(Scope::UsageRead)?;
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let day = quota::today();
     let c = counters(&state, &principal, day).await?;
     let l = principal.limits;

@@ -1,4 +1,4 @@
-//! A JSON body extractor whose rejections take the API's error shape.
+//! Body and query extractors whose rejections take the API's error shape.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -56,5 +56,26 @@ where
         <Self as FromRequest<S>>::from_request(request, state)
             .await
             .map(Some)
+    }
+}
+
+/// Query parameters; a malformed query is a `400` in the usual shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
