@@ -125,14 +125,14 @@ struct DbArgs {
     #[arg(
         long,
         env = "VOXQ_DATABASE_URL",
-        default_value = "postgres://postgres:postgres@127.0.0.1:5432/voxq"
+        default_value = voxq_shared::config::DEFAULT_DATABASE_URL
     )]
     database_url: String,
     /// Secret mixed into API key hashes; must match the API's.
     #[arg(
         long,
         env = "VOXQ_KEY_PEPPER",
-        default_value = "voxq-development-pepper-change-me",
+        default_value = voxq_shared::config::DEV_KEY_PEPPER,
         hide_env_values = true
     )]
     key_pepper: SecretString,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
-use voxq_shared::config::CommonConfig;
+use voxq_shared::config::{CommonConfig, DEV_KEY_PEPPER};
 
 /// Development keeps convenient defaults; production refuses to start with
 /// any of them.
@@ -16,7 +16,6 @@ pub enum Environment {
 }
 
 pub const DEV_JWT_SECRET: &str = "voxq-development-jwt-secret-change-me-0123456789";
-const DEV_KEY_PEPPER: &str = "voxq-development-pepper-change-me";
 
 /// voxq HTTP API: accepts authenticated jobs, queues them on RabbitMQ and
 /// serves their status and results.

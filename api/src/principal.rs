@@ -195,11 +195,7 @@ async fn limit(
 ) -> std::result::Result<Option<Decision>, Response> {
     match state.limiter.check(subject, policy).await {
         Ok(d) if d.allowed => Ok(Some(d)),
-        Ok(d) => {
-            let mut response = d.error().into_response();
-            d.write_headers(response.headers_mut());
-            Err(response)
-        }
+        Ok(d) => Err(d.rejection()),
         Err(e) => {
             tracing::warn!(error = %e, "rate limiter unavailable; allowing the request");
             Ok(None)

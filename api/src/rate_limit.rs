@@ -7,6 +7,7 @@
 //! `r` remaining now, `t` seconds until the bucket is full again.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use redis::aio::ConnectionManager;
 use redis::Script;
 
@@ -62,6 +63,14 @@ impl Decision {
             limit: format!("{}_requests_per_minute", self.policy.name),
             retry_after: self.retry_after_ms.div_ceil(1000).max(1),
         }
+    }
+
+    /// The full 429 answer: error body, `Retry-After` and the rate-limit
+    /// fields.
+    pub fn rejection(&self) -> Response {
+        let mut response = self.error().into_response();
+        self.write_headers(response.headers_mut());
+        response
     }
 
     pub fn write_headers(&self, headers: &mut HeaderMap) {

@@ -74,12 +74,18 @@ pub async fn reserve_and_insert(
 /// True at most once per account every few seconds.
 async fn should_verify(state: &AppState, account: Uuid) -> bool {
     let key = format!("{}:q:{account}:verified", state.config.common.namespace);
+    first_in(state, &key, 10).await
+}
+
+/// True for the first caller to set `key` in `ttl_seconds`; false for the
+/// others and when Redis cannot answer.
+async fn first_in(state: &AppState, key: &str, ttl_seconds: u64) -> bool {
     let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
-        .arg(&key)
+        .arg(key)
         .arg(1)
         .arg("NX")
         .arg("EX")
-        .arg(10)
+        .arg(ttl_seconds)
         .query_async(&mut state.redis.clone())
         .await;
     matches!(set, Ok(Some(_)))
@@ -108,15 +114,7 @@ async fn quota_exceeded(
         principal.account_id,
         resource.as_str()
     );
-    let first: redis::RedisResult<Option<String>> = redis::cmd("SET")
-        .arg(&marker)
-        .arg(1)
-        .arg("NX")
-        .arg("EX")
-        .arg(2 * 24 * 3600)
-        .query_async(&mut state.redis.clone())
-        .await;
-    if matches!(first, Ok(Some(_))) {
+    if first_in(state, &marker, 2 * 24 * 3600).await {
         state
             .audit(meta.audit(
                 principal,

@@ -6,6 +6,12 @@
 use clap::Args;
 use secrecy::SecretString;
 
+/// Where a development machine's Postgres is (`ops/stack.sh` sets it up).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/voxq";
+
+/// The development pepper; `VOXQ_ENV=production` refuses it.
+pub const DEV_KEY_PEPPER: &str = "voxq-development-pepper-change-me";
+
 /// Where the stores are, and the namespace that keeps deployments (and tests)
 /// apart on shared Redis and RabbitMQ servers.
 #[derive(Debug, Clone, Args)]
@@ -14,7 +20,7 @@ pub struct CommonConfig {
     #[arg(
         long,
         env = "VOXQ_DATABASE_URL",
-        default_value = "postgres://postgres:postgres@127.0.0.1:5432/voxq"
+        default_value = DEFAULT_DATABASE_URL
     )]
     pub database_url: String,
 
@@ -44,7 +50,7 @@ pub struct CommonConfig {
     #[arg(
         long,
         env = "VOXQ_KEY_PEPPER",
-        default_value = "voxq-development-pepper-change-me",
+        default_value = DEV_KEY_PEPPER,
         hide_env_values = true
     )]
     pub key_pepper: SecretString,

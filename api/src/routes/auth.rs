@@ -166,9 +166,7 @@ pub async fn login(
     };
     let decision = state.limiter.check(&meta.ip.to_string(), policy).await?;
     if !decision.allowed {
-        let mut response = decision.error().into_response();
-        decision.write_headers(response.headers_mut());
-        return Ok(response);
+        return Ok(decision.rejection());
     }
     if request.email.len() > 254 || request.password.len() > 4 * password::MAX_LENGTH {
         return Err(ApiError::InvalidCredentials);

@@ -175,10 +175,8 @@ pub async fn show(
 ) -> Result<Response> {
     principal.require(Scope::KeysManage)?;
     let id = key_id(&id)?;
-    let key = api_keys::list(&state.db, principal.account_id)
+    let key = api_keys::get(&state.db, principal.account_id, id)
         .await?
-        .into_iter()
-        .find(|k| k.id == id)
         .ok_or(ApiError::NotFound)?;
     Ok(Json(key).into_response())
 }

@@ -34,25 +34,10 @@ struct Args {
     /// Base URL of a running voxq-api.
     #[arg(long, env = "VOXQ_API_URL")]
     api_url: String,
-    /// The API's database (an account and a scratch table are made in it).
-    #[arg(long, env = "VOXQ_DATABASE_URL")]
-    database_url: String,
-    #[arg(
-        long,
-        env = "VOXQ_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    amqp_url: String,
-    /// Must match the API's, so the key's hash verifies.
-    #[arg(
-        long,
-        env = "VOXQ_KEY_PEPPER",
-        default_value = "voxq-development-pepper-change-me"
-    )]
-    key_pepper: secrecy::SecretString,
-    /// Prefix for the scratch queue.
-    #[arg(long, env = "VOXQ_NAMESPACE", default_value = "voxq")]
-    namespace: String,
+    /// The API's stores and pepper: an account and a scratch table are made
+    /// in its database, a scratch queue under its namespace.
+    #[command(flatten)]
+    common: voxq_shared::config::CommonConfig,
     /// Concurrent connections (requests in flight) in every phase.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -128,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.seconds);
     // The API holds its own pool meanwhile: stay under Postgres's 100
     // connections.
-    let db = voxq_shared::db::connect(&args.database_url, args.concurrency as u32)
+    let db = voxq_shared::db::connect(&args.common.database_url, args.concurrency as u32)
         .await
         .context("connecting to Postgres")?;
 
@@ -150,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     accounts::update(&db, account.id, &changes).await?;
     let key = api_keys::create(
         &db,
-        &args.key_pepper,
+        &args.common.key_pepper,
         &api_keys::KeySpec {
             account_id: account.id,
             name: "bench",
@@ -225,12 +210,12 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. RabbitMQ: persistent, mandatory publishes with confirms to a
     //    quorum queue, concurrently on one channel (as the API does).
-    let conn = voxq_shared::queue::connect(&args.amqp_url).await?;
+    let conn = voxq_shared::queue::connect(&args.common.amqp_url).await?;
     let channel = conn.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let queue = format!("{}.bench.ceiling", args.namespace);
+    let queue = format!("{}.bench.ceiling", args.common.namespace);
     let mut queue_args = FieldTable::default();
     queue_args.insert(
         "x-queue-type".into(),

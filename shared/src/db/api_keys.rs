@@ -109,6 +109,18 @@ pub async fn list(db: &PgPool, account_id: Uuid) -> Result<Vec<KeyInfo>, sqlx::E
     Ok(rows.into_iter().map(KeyInfo::from).collect())
 }
 
+/// One key of the account, if it has it.
+pub async fn get(db: &PgPool, account_id: Uuid, id: Uuid) -> Result<Option<KeyInfo>, sqlx::Error> {
+    let row: Option<KeyRow> = sqlx::query_as(&format!(
+        "select {COLUMNS} from api_keys where id = $1 and account_id = $2"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(KeyInfo::from))
+}
+
 /// Replaces a live key with a new one of the same name and scopes. The old
 /// key stops working at once (`grace` zero) or when the grace period ends.
 /// `None` when the account has no such live key.
