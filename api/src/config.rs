@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use voxq_shared::config::{CommonConfig, DEV_KEY_PEPPER};
+use voxq_shared::models::ModelInfo;
 
 /// Development keeps convenient defaults; production refuses to start with
 /// any of them.
@@ -158,6 +159,30 @@ pub struct ApiConfig {
     /// measured time replaces it when the job ends.
     #[arg(long, env = "VOXQ_PROCESSING_ESTIMATE", default_value_t = 0.5)]
     pub processing_estimate: f64,
+
+    /// Models accepted while no worker announces them (workers scaled to
+    /// zero): `name=kind[+kind],…`, kinds `transcribe`, `translate`,
+    /// `speech_translate`. Their jobs queue until a worker starts.
+    #[arg(long, env = "VOXQ_STANDBY_MODELS", default_value = "", value_parser = parse_standby)]
+    pub standby_models: StandbyModels,
+
+    /// Audio longer than this, in seconds, waits on the `long` lane so it
+    /// never holds short jobs behind it.
+    #[arg(long, env = "VOXQ_LONG_AUDIO_SECONDS", default_value_t = 120.0)]
+    pub long_audio_seconds: f64,
+
+    /// An account's jobs beyond this many in flight wait on the `bulk` lane,
+    /// so one account's burst cannot starve the others.
+    #[arg(long, env = "VOXQ_FAIR_SHARE", default_value_t = 4)]
+    pub fair_share: u64,
+}
+
+/// The parsed `VOXQ_STANDBY_MODELS`.
+#[derive(Debug, Clone, Default)]
+pub struct StandbyModels(pub Vec<ModelInfo>);
+
+fn parse_standby(value: &str) -> Result<StandbyModels, String> {
+    voxq_shared::models::parse_standby(value).map(StandbyModels)
 }
 
 impl ApiConfig {
@@ -189,6 +214,10 @@ impl ApiConfig {
         anyhow::ensure!(
             (8..=64).contains(&self.password_min_length),
             "VOXQ_PASSWORD_MIN_LENGTH must be between 8 and 64"
+        );
+        anyhow::ensure!(
+            self.long_audio_seconds > 0.0,
+            "VOXQ_LONG_AUDIO_SECONDS must be positive"
         );
         anyhow::ensure!(
             self.processing_estimate >= 0.0 && self.processing_estimate.is_finite(),

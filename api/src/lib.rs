@@ -1,6 +1,7 @@
 //! voxq's HTTP API. `main.rs` only parses the configuration and calls
 //! [`App::build`] and [`App::run`]; the tests start the real binary.
 
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -29,9 +30,11 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use voxq_shared::auth::limits::TierLimits;
 use voxq_shared::cache::JobCache;
+use voxq_shared::models::Registry;
 use voxq_shared::queue::{Publisher, Topology};
 use voxq_shared::quota::Quotas;
 
+use crate::catalog::Catalog;
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -84,6 +87,10 @@ impl App {
             cache: JobCache::new(redis.clone(), &namespace, config.result_cache_ttl),
             quotas: Quotas::new(redis.clone(), &namespace),
             limiter: RateLimiter::new(redis.clone(), &namespace),
+            catalog: Catalog::new(
+                Registry::new(redis.clone(), &namespace),
+                config.standby_models.0.clone(),
+            ),
             tokens: Arc::new(TokenKeys::new(&config)),
             tiers: Arc::new(tiers),
             dummy_password_hash: Arc::new(dummy),
@@ -131,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::jobs::router(&state.config))
         .merge(routes::auth::router())
         .merge(routes::keys::router())
+        .merge(routes::models::router())
         .merge(routes::usage::router())
         .merge(routes::admin::router())
         .route_layer(axum::middleware::from_fn_with_state(

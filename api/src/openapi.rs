@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, health, jobs, keys, usage};
+use crate::routes::{admin, auth, health, jobs, keys, models, usage};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -22,6 +22,7 @@ use crate::state::AppState;
     paths(
         jobs::submit,
         jobs::get_job,
+        models::list,
         usage::usage,
         keys::create,
         keys::list,

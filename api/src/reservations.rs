@@ -19,6 +19,7 @@ use crate::state::AppState;
 /// missing from Redis are rebuilt from Postgres; a refusal is checked
 /// once against Postgres (at most every few seconds per account), which
 /// also heals counters left behind by a process that died mid-job.
+/// Returns the job and how many of the account's jobs are in flight.
 pub async fn reserve_and_insert(
     state: &AppState,
     principal: &Principal,
@@ -27,20 +28,20 @@ pub async fn reserve_and_insert(
     kind: JobKind,
     params: &JobParams,
     input: NewJobInput<'_>,
-) -> Result<JobView> {
+) -> Result<(JobView, u64)> {
     let account = principal.account_id;
     let mut rebuilt = false;
     loop {
         let mut tx = quota_repo::begin_submission(&state.db, account).await?;
         match state.quotas.reserve(reservation, &principal.limits).await? {
-            ReserveOutcome::Reserved => {
+            ReserveOutcome::Reserved { in_flight } => {
                 let inserted = job_repo::insert(&mut tx, reservation, kind, params, input).await;
                 let committed = match inserted {
                     Ok(view) => tx.commit().await.map(|()| view),
                     Err(e) => Err(e),
                 };
                 return match committed {
-                    Ok(view) => Ok(view),
+                    Ok(view) => Ok((view, in_flight)),
                     Err(e) => {
                         release(state, reservation).await;
                         Err(e.into())

@@ -7,6 +7,7 @@ use voxq_shared::db::audit::{self, AuditEvent};
 use voxq_shared::queue::Publisher;
 use voxq_shared::quota::Quotas;
 
+use crate::catalog::Catalog;
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub tiers: Arc<TierLimits>,
     pub publisher: Arc<Publisher>,
+    pub catalog: Catalog,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
     /// Verified against when a login names no user, to take the same time.

@@ -1,5 +1,7 @@
 //! Jobs as the API, the queue and the worker see them.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -11,16 +13,28 @@ pub enum JobKind {
     Transcribe,
     /// Text to text in another language.
     Translate,
+    /// Speech to text in one or several other languages.
+    SpeechTranslate,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::Transcribe, JobKind::Translate];
+    pub const ALL: [JobKind; 3] = [
+        JobKind::Transcribe,
+        JobKind::Translate,
+        JobKind::SpeechTranslate,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Transcribe => "transcribe",
             JobKind::Translate => "translate",
+            JobKind::SpeechTranslate => "speech_translate",
         }
+    }
+
+    /// Audio in (as opposed to text in).
+    pub fn takes_audio(self) -> bool {
+        !matches!(self, JobKind::Translate)
     }
 
     pub fn parse(value: &str) -> Option<Self> {
@@ -77,12 +91,20 @@ pub struct JobParams {
     /// ISO 639-1 code of the spoken language; `None` lets the model decide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    /// Model name from the worker's model table; `None` picks the default.
+    /// The model that runs the job (the API resolves the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Translate jobs: the language to translate into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_language: Option<String>,
+    /// Speech translation: the languages to produce. English comes from
+    /// Whisper's own translate task; the others from the transcript through
+    /// `translation_model`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_languages: Vec<String>,
+    /// Speech translation into languages other than English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation_model: Option<String>,
 }
 
 /// The queue message. It carries ids and parameters, never the audio: the
@@ -92,23 +114,60 @@ pub struct JobMessage {
     pub job_id: Uuid,
     pub account_id: Uuid,
     pub kind: JobKind,
+    /// The model whose queue carries the message.
+    pub model: String,
     pub params: JobParams,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Segment {
     pub start: f64,
     pub end: f64,
     pub text: String,
+    /// Mean token log-probability of the decoding this segment came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_logprob: Option<f64>,
+    /// Probability the model gave to "no speech" in this window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_speech_prob: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_ratio: Option<f64>,
+    /// Sampling temperature the window needed (0 = beam search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
 }
 
+/// Text in another language, timed like the source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Rendition {
+    pub text: String,
+    /// One per source segment, with the source's timings.
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TranscriptResult {
     pub text: String,
     pub segments: Vec<Segment>,
     pub language: String,
+    /// The detector's confidence when the language was detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_probability: Option<f64>,
     /// Seconds of audio in the input.
     pub duration: f64,
+    /// Speech translation: one rendition per target language.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub translations: BTreeMap<String, Rendition>,
+}
+
+/// The result of a text translation job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TranslationResult {
+    pub text: String,
+    /// The target language as the model names it.
+    pub target_language: String,
+    /// Sentences translated.
+    pub sentences: usize,
 }
 
 /// Why a job failed, in a form a client can branch on.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod job;
+pub mod models;
 pub mod queue;
 pub mod quota;
 pub mod shutdown;

@@ -1,9 +1,13 @@
 //! RabbitMQ topology and the confirmed publisher.
 //!
-//! One durable quorum queue per job kind behind a direct exchange, and a
-//! dead-letter exchange with its queue for messages that exhaust their
-//! delivery limit. Names carry the namespace so deployments and tests that
-//! share a broker never see each other's messages.
+//! One durable quorum queue per served model and lane behind a direct
+//! exchange, and a dead-letter exchange with its queue for messages that
+//! exhaust their delivery limit. Names carry the namespace so deployments
+//! and tests that share a broker never see each other's messages.
+//!
+//! Lanes are the scheduler: a worker consumes each lane with its own
+//! inference slot, so an hour of audio on the `long` lane, or one account's
+//! burst on the `bulk` lane, never holds a short interactive job behind it.
 
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -14,7 +18,9 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::Mutex;
 
-use crate::job::{JobKind, JobMessage};
+use std::collections::HashSet;
+
+use crate::job::JobMessage;
 use crate::{Error, Result};
 
 /// How many times a message may be delivered before the broker dead-letters
@@ -39,11 +45,16 @@ impl Topology {
         }
     }
 
-    pub fn queue(&self, kind: JobKind) -> String {
-        format!("{}.jobs.{}", self.namespace, kind.as_str())
+    pub fn queue(&self, model: &str, lane: Lane) -> String {
+        format!("{}.jobs.{}", self.namespace, Self::routing_key(model, lane))
     }
 
-    /// Declares everything; idempotent, so every process runs it at start.
+    pub fn routing_key(model: &str, lane: Lane) -> String {
+        format!("{model}.{}", lane.as_str())
+    }
+
+    /// Declares the exchanges and the dead-letter queue; idempotent, so
+    /// every process runs it at start.
     pub async fn declare(&self, channel: &Channel) -> Result<()> {
         let durable_exchange = ExchangeDeclareOptions {
             durable: true,
@@ -86,7 +97,16 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        for kind in JobKind::ALL {
+        Ok(())
+    }
+
+    /// Declares and binds the lane queues of one model; idempotent.
+    pub async fn declare_model(&self, channel: &Channel, model: &str) -> Result<()> {
+        let durable_queue = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        for lane in Lane::ALL {
             let mut args = FieldTable::default();
             args.insert(
                 "x-queue-type".into(),
@@ -100,19 +120,46 @@ impl Topology {
                 "x-delivery-limit".into(),
                 AMQPValue::LongLongInt(DELIVERY_LIMIT),
             );
-            let queue = self.queue(kind);
+            let queue = self.queue(model, lane);
             channel.queue_declare(&queue, durable_queue, args).await?;
             channel
                 .queue_bind(
                     &queue,
                     &self.exchange,
-                    kind.as_str(),
+                    &Self::routing_key(model, lane),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Which of a model's queues a job waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Short jobs of accounts within their fair share.
+    Interactive,
+    /// Jobs of an account that already has many in flight.
+    Bulk,
+    /// Long audio.
+    Long,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 3] = [Lane::Interactive, Lane::Bulk, Lane::Long];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Interactive => "interactive",
+            Lane::Bulk => "bulk",
+            Lane::Long => "long",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == value)
     }
 }
 
@@ -129,7 +176,14 @@ pub async fn connect(url: &str) -> Result<Connection> {
 pub struct Publisher {
     url: String,
     topology: Topology,
-    live: Mutex<Option<(Connection, Channel)>>,
+    live: Mutex<Option<Live>>,
+}
+
+struct Live {
+    connection: Connection,
+    channel: Channel,
+    /// Models whose queues this channel's connection has declared.
+    declared: HashSet<String>,
 }
 
 impl Publisher {
@@ -145,31 +199,48 @@ impl Publisher {
         &self.topology
     }
 
-    /// A connected channel with confirms on and the topology declared.
+    /// A connected channel with confirms on and the exchanges declared.
     pub async fn channel(&self) -> Result<Channel> {
-        let mut live = self.live.lock().await;
-        if let Some((conn, channel)) = live.as_ref() {
-            if conn.status().connected() && channel.status().connected() {
-                return Ok(channel.clone());
-            }
+        self.channel_with(None).await
+    }
+
+    /// As `channel`, with `model`'s queues declared too.
+    async fn channel_with(&self, model: Option<&str>) -> Result<Channel> {
+        let mut guard = self.live.lock().await;
+        let reusable = guard
+            .as_ref()
+            .is_some_and(|l| l.connection.status().connected() && l.channel.status().connected());
+        if !reusable {
+            *guard = None;
+            let connection = connect(&self.url).await?;
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            self.topology.declare(&channel).await?;
+            *guard = Some(Live {
+                connection,
+                channel,
+                declared: HashSet::new(),
+            });
         }
-        *live = None;
-        let conn = connect(&self.url).await?;
-        let channel = conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        self.topology.declare(&channel).await?;
-        *live = Some((conn, channel.clone()));
-        Ok(channel)
+        let live = guard.as_mut().ok_or(Error::NotConfirmed)?;
+        if let Some(model) = model.filter(|m| !live.declared.contains(*m)) {
+            // Workers declare their queues too; declaring here as well means
+            // a job accepted while its workers are scaled to zero still has
+            // a queue to wait in.
+            self.topology.declare_model(&live.channel, model).await?;
+            live.declared.insert(model.to_owned());
+        }
+        Ok(live.channel.clone())
     }
 
     /// Returns once the broker has confirmed that the message is stored in
     /// its queue. An unroutable message (returned under `mandatory`) or a
     /// nack is an error, never a success.
-    pub async fn publish(&self, message: &JobMessage) -> Result<()> {
+    pub async fn publish(&self, message: &JobMessage, lane: Lane) -> Result<()> {
         let payload = serde_json::to_vec(message)?;
-        let channel = self.channel().await?;
+        let channel = self.channel_with(Some(&message.model)).await?;
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))
@@ -177,7 +248,7 @@ impl Publisher {
         let confirm = channel
             .basic_publish(
                 &self.topology.exchange,
-                message.kind.as_str(),
+                &Topology::routing_key(&message.model, lane),
                 BasicPublishOptions {
                     mandatory: true,
                     ..Default::default()

@@ -128,7 +128,10 @@ pub struct Reservation {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReserveOutcome {
-    Reserved,
+    /// Reserved; the account now has `in_flight` unfinished jobs.
+    Reserved {
+        in_flight: u64,
+    },
     Exceeded(Resource),
     /// Redis has no counters for this account and day: rebuild, then retry.
     NeedsRebuild,
@@ -163,7 +166,8 @@ redis.call('HINCRBY', KEYS[1], 'r:audio_ms', audio)
 redis.call('HINCRBY', KEYS[1], 'r:text_chars', chars)
 redis.call('HINCRBY', KEYS[1], 'r:processing_ms', proc)
 redis.call('HSET', KEYS[2], ARGV[9], ARGV[10])
-return {0, ''}
+-- The account's unfinished jobs, this one included (less the `built` field).
+return {0, tostring(redis.call('HLEN', KEYS[2]) - 1)}
 "#;
 
 const SETTLE: &str = r#"
@@ -241,7 +245,9 @@ impl Quotas {
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(match code {
-            0 => ReserveOutcome::Reserved,
+            0 => ReserveOutcome::Reserved {
+                in_flight: resource.parse().unwrap_or(1),
+            },
             -1 => ReserveOutcome::NeedsRebuild,
             _ => ReserveOutcome::Exceeded(
                 Resource::parse(&resource).unwrap_or(Resource::ConcurrentJobs),

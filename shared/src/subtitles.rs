@@ -58,11 +58,13 @@ mod tests {
                 start: 0.0,
                 end: 2.5,
                 text: "Hello there.".into(),
+                ..Segment::default()
             },
             Segment {
                 start: 3661.042,
                 end: 3662.0,
                 text: "Line\n\nbreak --> arrow".into(),
+                ..Segment::default()
             },
         ]
     }

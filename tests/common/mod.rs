@@ -45,10 +45,25 @@ pub fn model_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/whisper-tiny.en"))
 }
 
+/// Model names the tests use, for cleaning up their queues.
+pub const TEST_MODELS: &[&str] = &[
+    "whisper-tiny.en",
+    "whisper-base",
+    "whisper-tiny.en-cpp",
+    "translate-test",
+];
+
+/// Standby models of every test API: translate jobs are accepted (and
+/// queued) without a translation worker, and audio jobs without a worker.
+const STANDBY: &str = "whisper-tiny.en=transcribe+speech_translate,translate-test=translate";
+
 pub struct Options {
     pub worker: bool,
     pub amqp_url: String,
     pub api_env: Vec<(String, String)>,
+    /// The worker's models file; without it the worker serves tiny.en.
+    pub models_file: Option<PathBuf>,
+    pub worker_env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -57,8 +72,22 @@ impl Default for Options {
             worker: true,
             amqp_url: AMQP_URL.into(),
             api_env: Vec::new(),
+            models_file: None,
+            worker_env: Vec::new(),
         }
     }
+}
+
+/// Where ops/fetch-models.sh puts the models.
+pub fn models_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// Writes a models file for a test worker.
+pub fn models_file(dir: &std::path::Path, body: &str) -> PathBuf {
+    let path = dir.join("models.toml");
+    std::fs::write(&path, body).expect("write models file");
+    path
 }
 
 pub struct TestApp {
@@ -170,14 +199,19 @@ impl TestApp {
         ];
         let mut api_env = env.clone();
         api_env.push(("VOXQ_API_BIND".into(), "127.0.0.1:0".into()));
+        api_env.push(("VOXQ_STANDBY_MODELS".into(), STANDBY.into()));
         api_env.extend(options.api_env.iter().cloned());
         let (api, api_url) = spawn("voxq-api", &api_env, &[]);
         let mut children = vec![api];
         let mut worker_url = None;
         if options.worker {
             env.push(("VOXQ_WORKER_METRICS_BIND".into(), "127.0.0.1:0".into()));
-            env.push(("VOXQ_MODEL_DIR".into(), model_dir().display().to_string()));
+            match &options.models_file {
+                Some(file) => env.push(("VOXQ_MODELS_FILE".into(), file.display().to_string())),
+                None => env.push(("VOXQ_MODEL_DIR".into(), model_dir().display().to_string())),
+            }
             env.push(("VOXQ_THREADS".into(), "2".into()));
+            env.extend(options.worker_env.iter().cloned());
             let (worker, url) = spawn("voxq-worker", &env, &[]);
             children.push(worker);
             worker_url = Some(url);
@@ -482,9 +516,11 @@ impl Drop for TestApp {
                 if let Ok(conn) = voxq_shared::queue::connect(AMQP_URL).await {
                     if let Ok(channel) = conn.create_channel().await {
                         let topology = voxq_shared::queue::Topology::new(&namespace);
-                        let mut queues: Vec<String> = voxq_shared::job::JobKind::ALL
+                        let mut queues: Vec<String> = TEST_MODELS
                             .iter()
-                            .map(|k| topology.queue(*k))
+                            .flat_map(|m| {
+                                voxq_shared::queue::Lane::ALL.map(|l| topology.queue(m, l))
+                            })
                             .collect();
                         queues.push(topology.dead_letter_queue.clone());
                         for q in queues {

@@ -16,9 +16,14 @@ pub fn text() -> String {
 }
 
 pub fn espeak_wav(dir: &Path, text: &str) -> std::path::PathBuf {
+    espeak_wav_voice(dir, "en-us", text)
+}
+
+/// `text` spoken by the espeak-ng voice `voice` (`es`, `de`, …).
+pub fn espeak_wav_voice(dir: &Path, voice: &str, text: &str) -> std::path::PathBuf {
     let out = dir.join(format!("speech-{}.wav", uuid::Uuid::new_v4().simple()));
     let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "140", "-w"])
+        .args(["-v", voice, "-s", "140", "-w"])
         .arg(&out)
         .arg(text)
         .status()
@@ -63,6 +68,10 @@ pub fn transcode(source: &Path, format: &str, rate: u32, channels: u32) -> Vec<u
 
 /// `text` spoken as a 16 kHz mono WAV, in a temporary directory.
 pub fn wav_16k(text: &str) -> Vec<u8> {
+    wav_16k_voice("en-us", text)
+}
+
+pub fn wav_16k_voice(voice: &str, text: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
-    transcode(&espeak_wav(dir.path(), text), "wav", 16_000, 1)
+    transcode(&espeak_wav_voice(dir.path(), voice, text), "wav", 16_000, 1)
 }

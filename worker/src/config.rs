@@ -1,21 +1,55 @@
 //! The worker's settings, from flags or `VOXQ_*` environment variables.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
 use voxq_shared::config::CommonConfig;
+use voxq_shared::models::valid_model_name;
+use voxq_shared::queue::Lane;
 
-/// voxq inference worker: consumes jobs from RabbitMQ, runs Whisper and
-/// records results and usage in Postgres and Redis.
+/// voxq inference worker: consumes jobs from RabbitMQ, runs Whisper
+/// (CTranslate2 or whisper.cpp) and translation models, and records results
+/// and usage in Postgres and Redis.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "voxq-worker", version)]
 pub struct WorkerConfig {
     #[command(flatten)]
     pub common: CommonConfig,
 
+    /// TOML file listing the models to serve (`[[models]]` tables: name,
+    /// engine, path, device, compute_type, threads, beam_size, batch_size,
+    /// default; see ops/models.example.toml). Without it the worker serves
+    /// the one model the `--model-*` flags describe.
+    #[arg(long, env = "VOXQ_MODELS_FILE")]
+    pub models_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub model: ModelConfig,
+
+    /// Lanes to consume, each with its own inference slot: `interactive`
+    /// (short jobs), `bulk` (accounts over their fair share), `long` (long
+    /// audio).
+    #[arg(
+        long,
+        env = "VOXQ_LANES",
+        value_delimiter = ',',
+        default_value = "interactive,bulk,long",
+        value_parser = parse_lane
+    )]
+    pub lanes: Vec<Lane>,
+
+    /// How long a lane waits for more jobs of the same model to batch with
+    /// the first, in milliseconds (models with `batch_size` > 1).
+    #[arg(long, env = "VOXQ_BATCH_WINDOW_MS", default_value_t = 25)]
+    pub batch_window_ms: u64,
+
+    /// Attempts to load each model before the worker runs without it
+    /// (degraded, reported in heartbeats and `/health`).
+    #[arg(long, env = "VOXQ_MODEL_LOAD_ATTEMPTS", default_value_t = 3)]
+    pub model_load_attempts: u32,
 
     /// Address of the worker's own HTTP listener (`/metrics`,
     /// `/health/live`); port 0 picks a free port (logged at start).
@@ -42,29 +76,47 @@ pub struct WorkerConfig {
 pub enum Command {
     /// Consume jobs (the default).
     Run,
-    /// Transcribe a local file with the configured engine and print the
-    /// result and timings as JSON; for benchmarks and debugging.
+    /// Transcribe a local file with the first configured model and print
+    /// the result and timings as JSON; for benchmarks and debugging.
     Transcribe {
         file: PathBuf,
         /// ISO 639-1 language code; omitted, a multilingual model detects it.
         #[arg(long)]
         language: Option<String>,
+        /// Produce English (Whisper's translate task).
+        #[arg(long)]
+        translate: bool,
         /// Timed runs after one warm-up run.
         #[arg(long, default_value_t = 1)]
         runs: usize,
+        /// Copies of the file run as one batch per timed run.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
 }
 
+fn parse_lane(value: &str) -> Result<Lane, String> {
+    Lane::parse(value.trim()).ok_or_else(|| format!("unknown lane {value:?}"))
+}
+
+/// The single model of a worker started without a models file.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelConfig {
-    /// Directory of a CTranslate2 Whisper model (model.bin, config.json,
-    /// tokenizer.json, vocabulary).
+    /// Model directory (CTranslate2) or file (ggml, for whisper-cpp).
     #[arg(long, env = "VOXQ_MODEL_DIR", default_value = "models/whisper-tiny.en")]
     pub model_dir: PathBuf,
 
     /// Name clients use for this model.
     #[arg(long, env = "VOXQ_MODEL_NAME", default_value = "whisper-tiny.en")]
     pub model_name: String,
+
+    /// Engine that runs the model.
+    #[arg(long, env = "VOXQ_ENGINE", value_enum, default_value_t = EngineKind::Ct2Whisper)]
+    pub engine: EngineKind,
+
+    /// Jobs of this model run as one batched call, up to this many.
+    #[arg(long, env = "VOXQ_BATCH_SIZE", default_value_t = 1)]
+    pub batch_size: usize,
 
     /// Inference device.
     #[arg(long, env = "VOXQ_DEVICE", value_enum, default_value_t = DeviceArg::Cpu)]
@@ -83,17 +135,29 @@ pub struct ModelConfig {
     pub beam_size: usize,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineKind {
+    Ct2Whisper,
+    WhisperCpp,
+    Ct2Translate,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DeviceArg {
+    #[default]
     Cpu,
     Cuda,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ComputeTypeArg {
     Default,
     Auto,
     Float32,
+    #[default]
     Int8,
     Int8Float32,
     Int8Float16,
@@ -101,7 +165,62 @@ pub enum ComputeTypeArg {
     Float16,
 }
 
-impl ModelConfig {
+/// One model to serve, as a `[[models]]` table of the models file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub name: String,
+    pub engine: EngineKind,
+    /// Directory (CTranslate2) or file (ggml); relative paths are taken
+    /// from the models file's directory.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub device: DeviceArg,
+    #[serde(default)]
+    pub compute_type: ComputeTypeArg,
+    /// Threads per inference call; 0 uses every core.
+    #[serde(default)]
+    pub threads: usize,
+    #[serde(default = "default_beam_size")]
+    pub beam_size: usize,
+    /// Jobs run as one batched call, up to this many.
+    #[serde(default = "one")]
+    pub batch_size: usize,
+    /// Preferred for its job kinds when a job names no model.
+    #[serde(default)]
+    pub default: bool,
+    /// ct2-translate models without language tokens: the languages they
+    /// translate into.
+    #[serde(default)]
+    pub target_languages: Vec<String>,
+    /// ct2-translate: source language assumed when a job does not say.
+    #[serde(default = "english")]
+    pub source_language: String,
+    /// ct2-translate: longest output per sentence, in tokens.
+    #[serde(default = "default_max_decoding_length")]
+    pub max_decoding_length: usize,
+}
+
+fn default_beam_size() -> usize {
+    5
+}
+fn one() -> usize {
+    1
+}
+fn english() -> String {
+    "en".into()
+}
+fn default_max_decoding_length() -> usize {
+    256
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelsFile {
+    models: Vec<ModelSpec>,
+}
+
+impl ModelSpec {
     pub fn threads(&self) -> usize {
         if self.threads > 0 {
             self.threads
@@ -109,6 +228,69 @@ impl ModelConfig {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
     }
+}
+
+impl WorkerConfig {
+    /// The models to serve, validated: from the models file, or the one
+    /// the flags describe.
+    pub fn model_specs(&self) -> anyhow::Result<Vec<ModelSpec>> {
+        let specs = match &self.models_file {
+            Some(path) => read_models_file(path)?,
+            None => {
+                let m = &self.model;
+                vec![ModelSpec {
+                    name: m.model_name.clone(),
+                    engine: m.engine,
+                    path: m.model_dir.clone(),
+                    device: m.device,
+                    compute_type: m.compute_type,
+                    threads: m.threads,
+                    beam_size: m.beam_size,
+                    batch_size: m.batch_size,
+                    default: true,
+                    target_languages: Vec::new(),
+                    source_language: english(),
+                    max_decoding_length: default_max_decoding_length(),
+                }]
+            }
+        };
+        if specs.is_empty() {
+            bail!("no models to serve");
+        }
+        for (i, spec) in specs.iter().enumerate() {
+            if !valid_model_name(&spec.name) {
+                bail!(
+                    "model name {:?}: use 1-64 letters, digits, '.', '_' or '-'",
+                    spec.name
+                );
+            }
+            if specs[..i].iter().any(|s| s.name == spec.name) {
+                bail!("model {:?} is listed twice", spec.name);
+            }
+            if spec.batch_size == 0 {
+                bail!("model {:?}: batch_size must be at least 1", spec.name);
+            }
+        }
+        Ok(specs)
+    }
+}
+
+fn read_models_file(path: &Path) -> anyhow::Result<Vec<ModelSpec>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading models file {}", path.display()))?;
+    let file: ModelsFile =
+        toml::from_str(&text).with_context(|| format!("parsing models file {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Ok(file
+        .models
+        .into_iter()
+        .map(|mut spec| {
+            if spec.path.is_relative() {
+                spec.path = base.join(&spec.path);
+            }
+            spec
+        })
+        .collect())
 }
 
 impl From<DeviceArg> for ct2rs::sys::Device {
@@ -131,6 +313,51 @@ impl From<ComputeTypeArg> for ct2rs::sys::ComputeType {
             ComputeTypeArg::Int8Float16 => Self::INT8_FLOAT16,
             ComputeTypeArg::Int16 => Self::INT16,
             ComputeTypeArg::Float16 => Self::FLOAT16,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_models_file_parses_and_resolves_paths() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/models.example.toml");
+        let specs = read_models_file(&path).expect("example models file");
+        assert!(specs.len() >= 3);
+        let translate = specs
+            .iter()
+            .find(|s| s.engine == EngineKind::Ct2Translate)
+            .expect("a translation model");
+        assert!(translate.path.starts_with(path.parent().expect("dir")));
+        assert!(specs.iter().any(|s| s.engine == EngineKind::WhisperCpp));
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_names_are_refused() {
+        let dir = std::env::temp_dir().join(format!("voxq-models-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (body, what) in [
+            (
+                "[[models]]\nname = \"a\"\nengine = \"ct2-whisper\"\npath = \"x\"\n\
+                 [[models]]\nname = \"a\"\nengine = \"ct2-whisper\"\npath = \"y\"\n",
+                "twice",
+            ),
+            (
+                "[[models]]\nname = \"a b\"\nengine = \"ct2-whisper\"\npath = \"x\"\n",
+                "model name",
+            ),
+        ] {
+            let file = dir.join("models.toml");
+            std::fs::write(&file, body).expect("write");
+            let config = WorkerConfig::parse_from([
+                "voxq-worker",
+                "--models-file",
+                file.to_str().expect("utf-8"),
+            ]);
+            let err = config.model_specs().expect_err(what).to_string();
+            assert!(err.contains(what), "{err}");
         }
     }
 }

@@ -7,36 +7,136 @@ pub mod engine;
 pub mod metrics;
 pub mod process;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use voxq_shared::cache::JobCache;
+use voxq_shared::models::{ModelFailure, Registry, WorkerStatus, HEARTBEAT_SECONDS};
 use voxq_shared::queue::Topology;
 use voxq_shared::quota::Quotas;
 
-use crate::config::{ModelConfig, WorkerConfig};
+use crate::config::{DeviceArg, EngineKind, ModelSpec, WorkerConfig};
+use crate::engine::ct2_translate::{Ct2Translate, Ct2TranslateConfig};
 use crate::engine::ct2_whisper::{Ct2Whisper, Ct2WhisperConfig};
+use crate::engine::whisper_cpp::{WhisperCpp, WhisperCppConfig};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 
-pub fn load_engine(model: &ModelConfig) -> anyhow::Result<Arc<dyn Engine>> {
-    let engine = Ct2Whisper::load(Ct2WhisperConfig {
-        name: &model.model_name,
-        path: &model.model_dir,
-        device: model.device.into(),
-        compute_type: model.compute_type.into(),
-        threads: model.threads(),
-        beam_size: model.beam_size,
-    })?;
-    Ok(Arc::new(engine))
+/// A loaded model and how the worker batches its jobs.
+#[derive(Clone)]
+pub struct Served {
+    pub engine: Arc<dyn Engine>,
+    pub batch_size: usize,
 }
 
-/// Serves the metrics listener and consumes jobs until `shutdown` resolves
-/// or either task fails; reports which one ended.
+/// What the worker could load; it runs degraded if `failed` is not empty.
+pub struct Models {
+    pub served: HashMap<String, Served>,
+    pub failed: Vec<ModelFailure>,
+}
+
+pub fn load_engine(spec: &ModelSpec, replicas: usize) -> anyhow::Result<Arc<dyn Engine>> {
+    let engine: Arc<dyn Engine> = match spec.engine {
+        EngineKind::Ct2Whisper => Arc::new(Ct2Whisper::load(Ct2WhisperConfig {
+            name: &spec.name,
+            path: &spec.path,
+            device: spec.device.into(),
+            compute_type: spec.compute_type.into(),
+            threads: spec.threads(),
+            replicas,
+            beam_size: spec.beam_size,
+            default: spec.default,
+        })?),
+        EngineKind::WhisperCpp => Arc::new(WhisperCpp::load(WhisperCppConfig {
+            name: &spec.name,
+            path: &spec.path,
+            gpu: spec.device == DeviceArg::Cuda,
+            threads: spec.threads(),
+            beam_size: spec.beam_size,
+            default: spec.default,
+        })?),
+        EngineKind::Ct2Translate => Arc::new(Ct2Translate::load(Ct2TranslateConfig {
+            name: &spec.name,
+            path: &spec.path,
+            device: spec.device.into(),
+            compute_type: spec.compute_type.into(),
+            threads: spec.threads(),
+            replicas,
+            beam_size: spec.beam_size,
+            // Sentences per GEMM batch inside one call, not jobs.
+            max_batch_size: 32,
+            max_decoding_length: spec.max_decoding_length,
+            target_languages: &spec.target_languages,
+            default_source: &spec.source_language,
+            default: spec.default,
+        })?),
+    };
+    Ok(engine)
+}
+
+/// Loads every model, retrying each a few times with growing pauses; a
+/// model that still fails is reported, not fatal, unless none loads.
+pub async fn load_models(config: &WorkerConfig) -> anyhow::Result<Models> {
+    let specs = config.model_specs()?;
+    // One model copy per lane, so the lanes run side by side.
+    let replicas = config.lanes.len().max(1);
+    let mut models = Models {
+        served: HashMap::new(),
+        failed: Vec::new(),
+    };
+    for spec in specs {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let job_spec = spec.clone();
+            // Loading reads hundreds of megabytes: keep it off the executor.
+            let loaded = tokio::task::spawn_blocking(move || load_engine(&job_spec, replicas))
+                .await
+                .map_err(|e| anyhow::anyhow!("loading crashed: {e}"))
+                .and_then(|r| r);
+            match loaded {
+                Ok(engine) => {
+                    tracing::info!(model = %spec.name, engine = ?spec.engine, "model loaded");
+                    models.served.insert(
+                        spec.name.clone(),
+                        Served {
+                            engine,
+                            batch_size: spec.batch_size,
+                        },
+                    );
+                    break;
+                }
+                Err(e) if attempt < config.model_load_attempts.max(1) => {
+                    tracing::warn!(model = %spec.name, attempt, error = format!("{e:#}"), "loading model failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    tracing::error!(model = %spec.name, error = format!("{e:#}"), "model unavailable; running without it");
+                    models.failed.push(ModelFailure {
+                        name: spec.name.clone(),
+                        error: format!("{e:#}"),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    anyhow::ensure!(
+        !models.served.is_empty(),
+        "no model could be loaded: {:?}",
+        models.failed
+    );
+    Ok(models)
+}
+
+/// Announces the worker, serves the metrics listener and consumes jobs
+/// until `shutdown` resolves or a task fails; reports which one ended.
 pub async fn run(
     config: WorkerConfig,
-    engine: Arc<dyn Engine>,
+    models: Models,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let db = voxq_shared::db::connect(&config.common.database_url, 4)
@@ -46,16 +146,34 @@ pub async fn run(
         .await
         .context("connecting to Redis")?;
     let metrics = Arc::new(Metrics::new()?);
+    let mut infos: Vec<_> = models
+        .served
+        .values()
+        .map(|s| s.engine.info().clone())
+        .collect();
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    let status = WorkerStatus {
+        id: format!("worker-{}", uuid::Uuid::new_v4()),
+        models: infos,
+        failed: models.failed.clone(),
+        seen_at_ms: 0,
+    };
+    let registry = Registry::new(redis.clone(), &config.common.namespace);
+    // Announced before the listener logs its address: once a worker says
+    // it listens, the API accepts jobs for its models.
+    announce(&registry, &status).await?;
+    let heartbeat = heartbeat(registry.clone(), status.clone());
+
     let listener = tokio::net::TcpListener::bind(config.metrics_bind)
         .await
         .with_context(|| format!("binding {}", config.metrics_bind))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, model = engine.model_name(), "voxq-worker metrics listening");
+    tracing::info!(%addr, models = ?models.served.keys().collect::<Vec<_>>(), "voxq-worker metrics listening");
     let http = axum::serve(
         listener,
-        metrics::router(metrics.clone(), engine.model_name().to_owned()),
+        metrics::router(metrics.clone(), Arc::new(status.clone())),
     );
-    let ctx = process::Context {
+    let ctx = Arc::new(process::Context {
         db,
         cache: JobCache::new(
             redis.clone(),
@@ -63,14 +181,51 @@ pub async fn run(
             config.result_cache_ttl,
         ),
         quotas: Quotas::new(redis, &config.common.namespace),
-        engine,
+        models: models.served,
         metrics,
         max_attempts: config.max_attempts.max(1),
-    };
+    });
     let topology = Topology::new(&config.common.namespace);
-    let consume = consumer::consume(&config.common.amqp_url, &topology, &ctx, shutdown);
-    tokio::select! {
+    let consume = consumer::consume(
+        &config.common.amqp_url,
+        &topology,
+        ctx,
+        consumer::Lanes {
+            lanes: config.lanes.clone(),
+            batch_window: Duration::from_millis(config.batch_window_ms),
+        },
+        shutdown,
+    );
+    let outcome = tokio::select! {
         res = consume => res.context("consumer ended"),
         res = http => res.context("metrics listener ended"),
+        res = heartbeat => res.context("heartbeat ended"),
+    };
+    if let Err(e) = registry.withdraw(&status.id).await {
+        tracing::warn!(error = %e, "withdrawing from the worker registry");
+    }
+    outcome
+}
+
+async fn announce(registry: &Registry, status: &WorkerStatus) -> anyhow::Result<()> {
+    let status = WorkerStatus {
+        seen_at_ms: chrono::Utc::now().timestamp_millis(),
+        ..status.clone()
+    };
+    registry
+        .announce(&status)
+        .await
+        .context("announcing the worker")
+}
+
+/// Re-announces the worker every few seconds; a Redis hiccup is logged and
+/// retried, never fatal (the API falls back to standby models).
+async fn heartbeat(registry: Registry, status: WorkerStatus) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECONDS));
+    loop {
+        tick.tick().await;
+        if let Err(e) = announce(&registry, &status).await {
+            tracing::warn!(error = format!("{e:#}"), "heartbeat");
+        }
     }
 }

@@ -10,6 +10,8 @@ use prometheus::{
 use serde_json::json;
 use std::sync::Arc;
 
+use voxq_shared::models::WorkerStatus;
+
 pub struct Metrics {
     registry: Registry,
     pub processed: IntCounterVec,
@@ -17,6 +19,8 @@ pub struct Metrics {
     pub skipped: IntCounterVec,
     pub inference_seconds: HistogramVec,
     pub real_time_factor: HistogramVec,
+    pub cache_hits: IntCounterVec,
+    pub batch_jobs: HistogramVec,
 }
 
 impl Metrics {
@@ -59,6 +63,20 @@ impl Metrics {
         for c in [&processed, &failed, &skipped] {
             registry.register(Box::new(c.clone()))?;
         }
+        let cache_hits = IntCounterVec::new(
+            Opts::new(
+                "cache_hits_total",
+                "Jobs answered from the result cache, by kind",
+            ),
+            &["kind"],
+        )?;
+        let batch_jobs = HistogramVec::new(
+            HistogramOpts::new("batch_jobs", "Jobs per inference call")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
+            &["model"],
+        )?;
+        registry.register(Box::new(cache_hits.clone()))?;
+        registry.register(Box::new(batch_jobs.clone()))?;
         registry.register(Box::new(inference_seconds.clone()))?;
         registry.register(Box::new(real_time_factor.clone()))?;
         Ok(Self {
@@ -68,6 +86,8 @@ impl Metrics {
             skipped,
             inference_seconds,
             real_time_factor,
+            cache_hits,
+            batch_jobs,
         })
     }
 
@@ -80,7 +100,9 @@ impl Metrics {
     }
 }
 
-pub fn router(metrics: Arc<Metrics>, model: String) -> Router {
+/// `/metrics`, and `/health/live` naming the models served and, when the
+/// worker runs degraded, those it could not load.
+pub fn router(metrics: Arc<Metrics>, status: Arc<WorkerStatus>) -> Router {
     Router::new()
         .route(
             "/metrics",
@@ -94,8 +116,16 @@ pub fn router(metrics: Arc<Metrics>, model: String) -> Router {
         .route(
             "/health/live",
             get(move || {
-                let model = model.clone();
-                async move { Json(json!({ "status": "live", "models": [model] })) }
+                let status = status.clone();
+                async move {
+                    let models: Vec<&str> = status.models.iter().map(|m| m.name.as_str()).collect();
+                    Json(json!({
+                        "status": if status.failed.is_empty() { "live" } else { "degraded" },
+                        "worker": status.id,
+                        "models": models,
+                        "failed": status.failed,
+                    }))
+                }
             }),
         )
 }

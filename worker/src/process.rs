@@ -1,5 +1,8 @@
-//! One job, from claim to committed result.
+//! Jobs, from claim to committed result: claim, load the input, answer
+//! from the result cache or run the engine (several jobs of one model in
+//! one call), then one transaction for result, usage and status.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -7,18 +10,23 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use voxq_shared::audio;
 use voxq_shared::cache::JobCache;
-use voxq_shared::db::jobs;
-use voxq_shared::job::{JobError, JobMessage, JobView, UsageMetric};
+use voxq_shared::db::jobs::{self, StoredInput};
+use voxq_shared::db::result_cache;
+use voxq_shared::job::{
+    JobError, JobKind, JobMessage, JobView, Rendition, Segment, TranscriptResult,
+    TranslationResult, UsageMetric,
+};
 use voxq_shared::quota::{Amounts, Quotas, Reservation};
 
-use crate::engine::{Engine, TranscribeOptions};
+use crate::engine::{Engine, Task, TranscribeOptions, TranslateRequest, Unsupported};
 use crate::metrics::Metrics;
+use crate::Served;
 
 pub struct Context {
     pub db: PgPool,
     pub cache: JobCache,
     pub quotas: Quotas,
-    pub engine: Arc<dyn Engine>,
+    pub models: HashMap<String, Served>,
     pub metrics: Arc<Metrics>,
     pub max_attempts: i32,
 }
@@ -46,42 +54,468 @@ fn permanent(code: &str, message: impl Into<String>) -> Failure {
     })
 }
 
+/// An engine error: a request the model cannot serve is permanent,
+/// anything else may pass.
+fn engine_failure(e: anyhow::Error) -> Failure {
+    match e.downcast_ref::<Unsupported>() {
+        Some(unsupported) => permanent("unsupported", unsupported.to_string()),
+        None => Failure::Transient(e),
+    }
+}
+
+/// The decoded input of a claimed job.
+enum Input {
+    Audio { samples: Vec<f32>, seconds: f64 },
+    Text(String),
+}
+
+/// A claimed job ready for inference.
+struct Prepared {
+    message: JobMessage,
+    attempts: i32,
+    cache_policy: String,
+    cache_key: [u8; 32],
+    input: Input,
+    started: Instant,
+}
+
+impl Prepared {
+    /// What this job is billed per unit of work: seconds of audio or
+    /// characters of text.
+    fn billed(&self) -> (UsageMetric, f64) {
+        match &self.input {
+            Input::Audio { seconds, .. } => (UsageMetric::AudioSeconds, *seconds),
+            Input::Text(text) => (UsageMetric::TextChars, text.chars().count() as f64),
+        }
+    }
+}
+
+/// Runs `messages` (all for one model) and says what to do with each
+/// delivery, in order.
+pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = messages.iter().map(|_| None).collect();
+    let mut ready: Vec<(usize, Prepared)> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        match prepare(ctx, message).await {
+            Ok(Some(prepared)) => ready.push((i, prepared)),
+            Ok(None) => outcomes[i] = Some(Outcome::Ack),
+            Err((attempts, failure)) => {
+                outcomes[i] = Some(handle_failure(ctx, message, attempts, failure).await)
+            }
+        }
+    }
+    if !ready.is_empty() {
+        let (indices, prepared): (Vec<usize>, Vec<Prepared>) = ready.into_iter().unzip();
+        let results = infer(ctx, &prepared).await;
+        for ((i, job), (result, processing)) in indices.into_iter().zip(prepared).zip(results) {
+            let outcome = match result {
+                Ok(value) => finish(ctx, &job, value, processing, false).await,
+                Err(failure) => handle_failure(ctx, &job.message, job.attempts, failure).await,
+            };
+            outcomes[i] = Some(outcome);
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Ack))
+        .collect()
+}
+
+/// Claims the job and loads its input. `Ok(None)`: nothing left to do
+/// (already ended, or answered from the cache).
 #[tracing::instrument(skip_all, fields(job_id = %message.job_id, account_id = %message.account_id))]
-pub async fn process(ctx: &Context, message: &JobMessage) -> Outcome {
+async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>, (i32, Failure)> {
     let kind = message.kind.as_str();
-    let attempts = match jobs::start(&ctx.db, message.job_id).await {
-        Ok(Some(attempts)) => attempts,
+    let claim = match jobs::start(&ctx.db, message.job_id).await {
+        Ok(Some(claim)) => claim,
         Ok(None) => {
             tracing::info!("job already ended or unknown; acknowledging redelivery");
             ctx.metrics.skipped.with_label_values(&[kind]).inc();
-            return Outcome::Ack;
+            return Ok(None);
         }
+        Err(e) => return Err((0, Failure::Transient(e.into()))),
+    };
+    let attempts = claim.attempts;
+    let fail = |f: Failure| (attempts, f);
+    let started = Instant::now();
+    let stored = jobs::load_input(&ctx.db, message.job_id)
+        .await
+        .map_err(|e| fail(Failure::Transient(e.into())))?
+        .ok_or_else(|| fail(permanent("missing_input", "the job has no stored input")))?;
+    let params = &message.params;
+    let input_bytes: &[u8] = match &stored {
+        StoredInput::Audio { data, .. } => data,
+        StoredInput::Text(text) => text.as_bytes(),
+    };
+    let cache_key = result_cache::key(&[
+        kind.as_bytes(),
+        message.model.as_bytes(),
+        params.language.as_deref().unwrap_or("").as_bytes(),
+        params.target_language.as_deref().unwrap_or("").as_bytes(),
+        params.target_languages.join(",").as_bytes(),
+        params.translation_model.as_deref().unwrap_or("").as_bytes(),
+        input_bytes,
+    ]);
+    let (input, audio) = match stored {
+        StoredInput::Audio {
+            data,
+            duration_seconds,
+        } if message.kind.takes_audio() => (
+            Input::Audio {
+                samples: Vec::new(),
+                seconds: duration_seconds,
+            },
+            Some(data),
+        ),
+        StoredInput::Text(text) if !message.kind.takes_audio() => (Input::Text(text), None),
+        _ => {
+            let reason = "the stored input does not match the job kind";
+            return Err(fail(permanent("invalid_input", reason)));
+        }
+    };
+    let mut prepared = Prepared {
+        message: message.clone(),
+        attempts,
+        cache_policy: claim.cache_policy,
+        cache_key,
+        input,
+        started,
+    };
+    if prepared.cache_policy != "off" {
+        match result_cache::get(&ctx.db, &prepared.cache_key).await {
+            Ok(Some(result)) => {
+                ctx.metrics.cache_hits.with_label_values(&[kind]).inc();
+                tracing::info!("answered from the result cache");
+                return match finish(ctx, &prepared, result, 0.0, true).await {
+                    Outcome::Ack => Ok(None),
+                    Outcome::Retry(e) => Err((attempts, Failure::Transient(e))),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "result cache unavailable; running the job"),
+        }
+    }
+    if let (Some(data), Input::Audio { samples, .. }) = (audio, &mut prepared.input) {
+        *samples = decode(data).await.map_err(fail)?;
+    }
+    Ok(Some(prepared))
+}
+
+/// Decodes audio off the executor; a decoder panic fails this job only.
+async fn decode(data: Vec<u8>) -> Result<Vec<f32>, Failure> {
+    tokio::task::spawn_blocking(move || audio::decode_to_mono_16k(data.into()))
+        .await
+        .map_err(|e| permanent("invalid_audio", format!("the decoder crashed: {e}")))?
+        .map_err(|e| permanent("invalid_audio", e.to_string()))
+}
+
+/// Runs the engine once for all `jobs` (one model); each job gets its
+/// result and its share of the call's processing seconds.
+async fn infer(ctx: &Context, jobs: &[Prepared]) -> Vec<(Result<serde_json::Value, Failure>, f64)> {
+    let model = jobs[0].message.model.clone();
+    let Some(served) = ctx.models.get(&model) else {
+        return jobs
+            .iter()
+            .map(|_| {
+                let message = format!("this worker does not serve model {model:?}");
+                (Err(permanent("model_unavailable", message)), 0.0)
+            })
+            .collect();
+    };
+    let engine = served.engine.clone();
+    let kind = jobs[0].message.kind;
+    let work: Vec<Work> = jobs.iter().map(Work::of).collect();
+    let translators: HashMap<String, Arc<dyn Engine>> = ctx
+        .models
+        .iter()
+        .map(|(name, s)| (name.clone(), s.engine.clone()))
+        .collect();
+    let started = Instant::now();
+    let n = work.len();
+    // A panic inside an engine fails this call's attempt, not the worker.
+    let results =
+        tokio::task::spawn_blocking(move || run_engine(engine.as_ref(), &translators, work))
+            .await
+            .unwrap_or_else(|e| {
+                (0..n)
+                    .map(|_| {
+                        Err(Failure::Transient(anyhow::anyhow!(
+                            "inference crashed: {e}"
+                        )))
+                    })
+                    .collect()
+            });
+    let inference = started.elapsed().as_secs_f64();
+    ctx.metrics
+        .inference_seconds
+        .with_label_values(&[kind.as_str(), &model])
+        .observe(inference);
+    ctx.metrics
+        .batch_jobs
+        .with_label_values(&[&model])
+        .observe(n as f64);
+    let audio: f64 = jobs
+        .iter()
+        .map(|j| match &j.input {
+            Input::Audio { samples, .. } => samples.len() as f64 / f64::from(audio::TARGET_RATE),
+            Input::Text(_) => 0.0,
+        })
+        .sum();
+    if audio > 0.0 {
+        ctx.metrics
+            .real_time_factor
+            .with_label_values(&[&model])
+            .observe(inference / audio);
+    }
+    // Each job pays for the share of the call its input took.
+    let sizes: Vec<f64> = jobs.iter().map(|j| j.billed().1.max(1e-3)).collect();
+    let total: f64 = sizes.iter().sum();
+    results
+        .into_iter()
+        .zip(sizes)
+        .map(|(result, size)| (result, inference * size / total))
+        .collect()
+}
+
+/// One job's input as the blocking engine call needs it.
+struct Work {
+    kind: JobKind,
+    samples: Vec<f32>,
+    text: String,
+    options: TranscribeOptions,
+    target_language: String,
+    target_languages: Vec<String>,
+    translation_model: Option<String>,
+}
+
+impl Work {
+    fn of(job: &Prepared) -> Self {
+        let params = &job.message.params;
+        let (samples, text) = match &job.input {
+            Input::Audio { samples, .. } => (samples.clone(), String::new()),
+            Input::Text(text) => (Vec::new(), text.clone()),
+        };
+        Work {
+            kind: job.message.kind,
+            samples,
+            text,
+            options: TranscribeOptions {
+                language: params.language.clone(),
+                task: Task::Transcribe,
+            },
+            target_language: params.target_language.clone().unwrap_or_default(),
+            target_languages: params.target_languages.clone(),
+            translation_model: params.translation_model.clone(),
+        }
+    }
+}
+
+fn run_engine(
+    engine: &dyn Engine,
+    models: &HashMap<String, Arc<dyn Engine>>,
+    work: Vec<Work>,
+) -> Vec<Result<serde_json::Value, Failure>> {
+    let to_json = |v: Result<serde_json::Value, serde_json::Error>| {
+        v.map_err(|e| Failure::Transient(e.into()))
+    };
+    if work.iter().all(|w| w.kind == JobKind::Translate) {
+        let requests: Vec<TranslateRequest> = work
+            .iter()
+            .map(|w| TranslateRequest {
+                text: w.text.clone(),
+                source: w.options.language.clone(),
+                target: w.target_language.clone(),
+            })
+            .collect();
+        let translated = match engine.translate_batch(&requests) {
+            Ok(texts) => texts.into_iter().map(Ok).collect(),
+            // Alone, one job's bad input fails that job only.
+            Err(_) if requests.len() > 1 => requests
+                .iter()
+                .map(|r| {
+                    engine
+                        .translate_batch(std::slice::from_ref(r))
+                        .and_then(|mut t| t.pop().ok_or_else(|| anyhow::anyhow!("no output")))
+                })
+                .collect(),
+            Err(e) => vec![Err(e)],
+        };
+        return translated
+            .into_iter()
+            .zip(&work)
+            .map(|(text, w)| {
+                let text = text.map_err(engine_failure)?;
+                let (sentences, _) = crate::engine::sentences::split(&w.text);
+                to_json(serde_json::to_value(TranslationResult {
+                    text,
+                    target_language: w.target_language.clone(),
+                    sentences: sentences.len(),
+                }))
+            })
+            .collect();
+    }
+    let clips: Vec<&[f32]> = work.iter().map(|w| w.samples.as_slice()).collect();
+    let options: Vec<TranscribeOptions> = work.iter().map(|w| w.options.clone()).collect();
+    engine
+        .transcribe_batch(&clips, &options)
+        .into_iter()
+        .zip(&work)
+        .map(|(transcript, w)| {
+            let mut transcript = transcript.map_err(engine_failure)?;
+            if w.kind == JobKind::SpeechTranslate {
+                for target in &w.target_languages {
+                    let rendition = render(engine, models, w, &transcript, target)?;
+                    transcript.translations.insert(target.clone(), rendition);
+                }
+            }
+            to_json(serde_json::to_value(transcript))
+        })
+        .collect()
+}
+
+/// The transcript in `target`: itself if already in it, Whisper's own
+/// translate task for English, else the transcript's segments through the
+/// translation model (keeping the source timings).
+fn render(
+    whisper: &dyn Engine,
+    models: &HashMap<String, Arc<dyn Engine>>,
+    work: &Work,
+    transcript: &TranscriptResult,
+    target: &str,
+) -> Result<Rendition, Failure> {
+    if target == transcript.language {
+        return Ok(Rendition {
+            text: transcript.text.clone(),
+            segments: transcript.segments.clone(),
+        });
+    }
+    if target == "en" && whisper.info().languages.len() > 1 {
+        let options = TranscribeOptions {
+            language: Some(transcript.language.clone()),
+            task: Task::Translate,
+        };
+        let english = whisper
+            .transcribe(&work.samples, &options)
+            .map_err(engine_failure)?;
+        return Ok(Rendition {
+            text: english.text,
+            segments: english.segments,
+        });
+    }
+    let name = work.translation_model.as_deref().unwrap_or("");
+    let translator = models.get(name).ok_or_else(|| {
+        permanent(
+            "model_unavailable",
+            format!("this worker does not serve the translation model {name:?}"),
+        )
+    })?;
+    let requests: Vec<TranslateRequest> = transcript
+        .segments
+        .iter()
+        .map(|s| TranslateRequest {
+            text: s.text.clone(),
+            source: Some(transcript.language.clone()),
+            target: target.to_owned(),
+        })
+        .collect();
+    let texts = if requests.is_empty() {
+        Vec::new()
+    } else {
+        translator
+            .translate_batch(&requests)
+            .map_err(engine_failure)?
+    };
+    let segments: Vec<Segment> = transcript
+        .segments
+        .iter()
+        .zip(texts)
+        .map(|(source, text)| Segment {
+            start: source.start,
+            end: source.end,
+            text,
+            ..Segment::default()
+        })
+        .collect();
+    Ok(Rendition {
+        text: crate::engine::join_text(&segments),
+        segments,
+    })
+}
+
+/// Commits a success: result, usage (per the cache policy for a cache
+/// hit), status; then settles the quota, caches the view and, for a fresh
+/// result, stores it in the result cache.
+async fn finish(
+    ctx: &Context,
+    job: &Prepared,
+    result: serde_json::Value,
+    inference: f64,
+    cache_hit: bool,
+) -> Outcome {
+    let message = &job.message;
+    let processing = if cache_hit {
+        0.0
+    } else {
+        // Decoding and loading, plus this job's share of the engine call.
+        (job.started.elapsed().as_secs_f64()).max(inference)
+    };
+    let (metric, quantity) = job.billed();
+    let usage: Vec<(UsageMetric, f64)> = if cache_hit && job.cache_policy == "free" {
+        Vec::new()
+    } else {
+        vec![
+            (metric, quantity),
+            (UsageMetric::ProcessingSeconds, processing),
+        ]
+    };
+    let ended = match jobs::succeed(&ctx.db, message.job_id, &result, &usage, cache_hit).await {
+        Ok(ended) => ended,
         Err(e) => return Outcome::Retry(e.into()),
     };
-    match run(ctx, message).await {
-        Ok(Some((ended, used))) => {
-            ctx.metrics.processed.with_label_values(&[kind]).inc();
-            settle(ctx, &ended.reservation, used).await;
-            cache(ctx, message.account_id, &ended.view).await;
-            Outcome::Ack
+    let Some(ended) = ended else {
+        ctx.metrics
+            .skipped
+            .with_label_values(&[message.kind.as_str()])
+            .inc();
+        return Outcome::Ack;
+    };
+    ctx.metrics
+        .processed
+        .with_label_values(&[message.kind.as_str()])
+        .inc();
+    tracing::info!(job_id = %message.job_id, cache_hit, processing, "job succeeded");
+    settle(ctx, &ended.reservation, Amounts::from_usage(&usage)).await;
+    cache(ctx, message.account_id, &ended.view).await;
+    if !cache_hit && job.cache_policy != "off" {
+        if let Err(e) = result_cache::put(&ctx.db, &job.cache_key, &message.model, &result).await {
+            tracing::warn!(error = %e, "storing the result in the result cache");
         }
-        Ok(None) => {
-            ctx.metrics.skipped.with_label_values(&[kind]).inc();
-            Outcome::Ack
-        }
-        Err(Failure::Permanent(error)) => fail(ctx, message, error).await,
-        Err(Failure::Transient(e)) if attempts >= ctx.max_attempts => {
-            tracing::warn!(error = ?e, attempts, "giving up after the last attempt");
+    }
+    Outcome::Ack
+}
+
+async fn handle_failure(
+    ctx: &Context,
+    message: &JobMessage,
+    attempts: i32,
+    failure: Failure,
+) -> Outcome {
+    match failure {
+        Failure::Permanent(error) => fail(ctx, message, error).await,
+        Failure::Transient(e) if attempts >= ctx.max_attempts => {
+            tracing::warn!(job_id = %message.job_id, error = ?e, attempts, "giving up after the last attempt");
             let error = JobError {
                 code: "attempts_exhausted".into(),
                 message: format!("failed {attempts} times; last error: {e}"),
             };
             fail(ctx, message, error).await
         }
-        Err(Failure::Transient(e)) => {
-            tracing::warn!(error = ?e, attempts, "transient failure; will retry");
-            if let Err(e) = jobs::requeue(&ctx.db, message.job_id).await {
-                tracing::warn!(error = %e, "marking job queued again");
+        Failure::Transient(e) => {
+            tracing::warn!(job_id = %message.job_id, error = ?e, attempts, "transient failure; will retry");
+            if attempts > 0 {
+                if let Err(e) = jobs::requeue(&ctx.db, message.job_id).await {
+                    tracing::warn!(error = %e, "marking job queued again");
+                }
             }
             Outcome::Retry(e)
         }
@@ -89,7 +523,7 @@ pub async fn process(ctx: &Context, message: &JobMessage) -> Outcome {
 }
 
 async fn fail(ctx: &Context, message: &JobMessage, error: JobError) -> Outcome {
-    tracing::warn!(code = %error.code, reason = %error.message, "job failed");
+    tracing::warn!(job_id = %message.job_id, code = %error.code, reason = %error.message, "job failed");
     match jobs::fail(&ctx.db, message.job_id, &error).await {
         Ok(view) => {
             ctx.metrics
@@ -120,56 +554,4 @@ async fn cache(ctx: &Context, account_id: Uuid, view: &JobView) {
     if let Err(e) = ctx.cache.put_terminal(account_id, view).await {
         tracing::warn!(error = %e, "caching finished job");
     }
-}
-
-/// The ended job and the usage it recorded; `None` if another delivery
-/// ended it first.
-async fn run(
-    ctx: &Context,
-    message: &JobMessage,
-) -> Result<Option<(jobs::Ended, Amounts)>, Failure> {
-    let input = jobs::load_input(&ctx.db, message.job_id)
-        .await
-        .map_err(|e| Failure::Transient(e.into()))?
-        .ok_or_else(|| permanent("missing_input", "the job has no stored input"))?;
-    let started = Instant::now();
-    let samples = tokio::task::spawn_blocking(move || audio::decode_to_mono_16k(input.data.into()))
-        .await
-        .map_err(|e| permanent("invalid_audio", format!("the decoder crashed: {e}")))?
-        .map_err(|e| permanent("invalid_audio", e.to_string()))?;
-    let audio_seconds = samples.len() as f64 / f64::from(audio::TARGET_RATE);
-
-    let engine = ctx.engine.clone();
-    let options = TranscribeOptions {
-        language: message.params.language.clone(),
-    };
-    let inference_started = Instant::now();
-    // A panic inside the engine fails this job's attempt, not the worker.
-    let transcript = tokio::task::spawn_blocking(move || engine.transcribe(&samples, &options))
-        .await
-        .map_err(|e| Failure::Transient(anyhow::anyhow!("inference crashed: {e}")))?
-        .map_err(Failure::Transient)?;
-    let inference = inference_started.elapsed().as_secs_f64();
-    let model = ctx.engine.model_name();
-    ctx.metrics
-        .inference_seconds
-        .with_label_values(&[message.kind.as_str(), model])
-        .observe(inference);
-    if audio_seconds > 0.0 {
-        ctx.metrics
-            .real_time_factor
-            .with_label_values(&[model])
-            .observe(inference / audio_seconds);
-    }
-    let processing = started.elapsed().as_secs_f64();
-    let result = serde_json::to_value(&transcript).map_err(|e| Failure::Transient(e.into()))?;
-    let usage = [
-        (UsageMetric::AudioSeconds, input.duration_seconds),
-        (UsageMetric::ProcessingSeconds, processing),
-    ];
-    tracing::info!(audio_seconds, inference, "job transcribed");
-    let ended = jobs::succeed(&ctx.db, message.job_id, &result, &usage)
-        .await
-        .map_err(|e| Failure::Transient(e.into()))?;
-    Ok(ended.map(|e| (e, Amounts::from_usage(&usage))))
 }

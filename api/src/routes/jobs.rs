@@ -15,8 +15,10 @@ use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::jobs::{self as job_repo, NewInput, NewJobInput};
 use voxq_shared::job::{
     JobError, JobKind, JobMessage, JobParams, JobStatus, JobView, TranscriptResult,
-    WHISPER_LANGUAGES,
+    TranslationResult, WHISPER_LANGUAGES,
 };
+use voxq_shared::models::{self, ServedModel};
+use voxq_shared::queue::Lane;
 use voxq_shared::quota::{self, Amounts, Reservation};
 use voxq_shared::subtitles;
 
@@ -44,6 +46,7 @@ pub fn router(config: &ApiConfig) -> Router<AppState> {
 
 /// An audio upload that passed every check.
 struct AudioUpload {
+    kind: JobKind,
     params: JobParams,
     data: Bytes,
     info: AudioInfo,
@@ -61,6 +64,10 @@ pub struct TextJobRequest {
     /// ISO 639-1 (`de`) or NLLB (`deu_Latn`).
     #[serde(default)]
     target_language: Option<String>,
+    /// The text's language; the model's default (English) if absent.
+    #[serde(default)]
+    source_language: Option<String>,
+    /// A translation model from `GET /v1/models`.
     #[serde(default)]
     model: Option<String>,
 }
@@ -74,8 +81,17 @@ pub struct AudioUploadForm {
     file: Vec<u8>,
     /// ISO 639-1 code of the spoken language; detected when absent.
     language: Option<String>,
-    /// `transcribe` (the default).
+    /// `transcribe` (the default) or `speech_translate`.
     kind: Option<String>,
+    /// A model from `GET /v1/models`; the default for the kind if absent.
+    model: Option<String>,
+    /// `speech_translate`: comma-separated target languages (ISO 639-1 or
+    /// NLLB codes), up to 8. English comes from Whisper itself, the others
+    /// from a translation model.
+    target_languages: Option<String>,
+    /// `speech_translate`: the translation model for non-English targets;
+    /// the default translation model if absent.
+    translation_model: Option<String>,
 }
 
 /// The answer to an accepted job.
@@ -134,10 +150,11 @@ pub async fn submit(
         let multipart = Multipart::from_request(request, &state)
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        let upload = read_audio_upload(multipart, &state.config).await?;
+        let mut upload = read_audio_upload(multipart, &state.config).await?;
+        resolve_models(&state, upload.kind, &mut upload.params).await?;
         let duration = upload.info.duration_seconds;
         let submission = Submission {
-            kind: JobKind::Transcribe,
+            kind: upload.kind,
             params: upload.params,
             input: NewJobInput::Audio(NewInput {
                 content_type: upload.info.container.mime(),
@@ -163,7 +180,8 @@ pub async fn submit(
             .map_err(|_| ApiError::PayloadTooLarge { limit })?;
         let job: TextJobRequest = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-        let (params, text) = validate_text_job(job, &state.config)?;
+        let (mut params, text) = validate_text_job(job, &state.config)?;
+        resolve_models(&state, JobKind::Translate, &mut params).await?;
         let chars = text.chars().count() as u64;
         let submission = Submission {
             kind: JobKind::Translate,
@@ -206,7 +224,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                 }
                 data = Some(buf);
             }
-            "kind" | "language" | "model" => {
+            "kind" | "language" | "model" | "target_languages" | "translation_model" => {
                 let value = field.text().await.map_err(part_error)?;
                 let value = value.trim();
                 if value.chars().count() > MAX_FIELD_CHARS {
@@ -222,6 +240,8 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                         })?
                     }
                     "language" => params.language = Some(validate_language(value)?),
+                    "target_languages" => params.target_languages = parse_targets(value)?,
+                    "translation_model" => params.translation_model = Some(value.to_owned()),
                     _ => params.model = Some(value.to_owned()),
                 }
             }
@@ -232,17 +252,26 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
             }
         }
     }
-    if kind != JobKind::Transcribe {
+    if !kind.takes_audio() {
         return Err(ApiError::unprocessable(
             "invalid_kind",
             format!("{} jobs take a JSON body, not an upload", kind.as_str()),
         ));
     }
-    if let Some(model) = &params.model {
-        return Err(ApiError::unprocessable(
-            "unknown_model",
-            format!("no worker serves model {model:?}"),
-        ));
+    match (kind, params.target_languages.is_empty()) {
+        (JobKind::SpeechTranslate, true) => {
+            return Err(ApiError::unprocessable(
+                "invalid_language",
+                "speech_translate jobs need `target_languages`",
+            ))
+        }
+        (JobKind::Transcribe, false) => {
+            return Err(ApiError::unprocessable(
+                "invalid_kind",
+                "`target_languages` is for speech_translate jobs",
+            ))
+        }
+        _ => {}
     }
     let data =
         Bytes::from(data.ok_or_else(|| ApiError::BadRequest("missing form field `file`".into()))?);
@@ -276,7 +305,117 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
             ),
         ));
     }
-    Ok(AudioUpload { params, data, info })
+    Ok(AudioUpload {
+        kind,
+        params,
+        data,
+        info,
+    })
+}
+
+/// Most target languages one speech translation job may ask for.
+const MAX_TARGETS: usize = 8;
+
+fn parse_targets(value: &str) -> Result<Vec<String>> {
+    let mut targets: Vec<String> = Vec::new();
+    for code in value.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let code = validate_target_language(code)?;
+        if !targets.contains(&code) {
+            targets.push(code);
+        }
+    }
+    if targets.len() > MAX_TARGETS {
+        return Err(ApiError::unprocessable(
+            "invalid_language",
+            format!("at most {MAX_TARGETS} target languages per job"),
+        ));
+    }
+    Ok(targets)
+}
+
+/// Picks the job's model (the named one, or the default for its kind)
+/// among those served, and checks its languages; fills in `params.model`
+/// (and `translation_model` for speech translation into languages other
+/// than English).
+async fn resolve_models(state: &AppState, kind: JobKind, params: &mut JobParams) -> Result<()> {
+    let lookup = |models: &[ServedModel], kind: JobKind, name: Option<&str>| {
+        models::pick(models, kind, name).cloned()
+    };
+    let mut served = state.catalog.models(false).await?;
+    let mut model = lookup(&served, kind, params.model.as_deref());
+    if model.is_none() {
+        // Perhaps a worker announced itself within the reuse window.
+        served = state.catalog.models(true).await?;
+        model = lookup(&served, kind, params.model.as_deref());
+    }
+    let model = model.ok_or_else(|| unknown_model(&served, kind, params.model.as_deref()))?;
+    let speaks = |m: &ServedModel, code: &str| {
+        m.info.languages.is_empty() || m.info.languages.iter().any(|l| l == code)
+    };
+    match kind {
+        JobKind::Transcribe | JobKind::SpeechTranslate => {
+            if let Some(language) = params.language.as_deref().filter(|l| !speaks(&model, l)) {
+                return Err(unsupported_language(&model.info.name, language));
+            }
+        }
+        JobKind::Translate => {
+            let target = params.target_language.as_deref().unwrap_or("");
+            if !speaks(&model, target) {
+                return Err(unsupported_language(&model.info.name, target));
+            }
+        }
+    }
+    if kind == JobKind::SpeechTranslate {
+        // Whisper translates into English itself; an English-only model's
+        // transcript already is English.
+        let whisper_english = |t: &str| t == "en" || t == "eng_Latn";
+        let others: Vec<&String> = params
+            .target_languages
+            .iter()
+            .filter(|t| !whisper_english(t))
+            .collect();
+        if !others.is_empty() {
+            let name = params.translation_model.as_deref();
+            let translator = lookup(&served, JobKind::Translate, name)
+                .ok_or_else(|| unknown_model(&served, JobKind::Translate, name))?;
+            if let Some(target) = others.iter().find(|t| !speaks(&translator, t)) {
+                return Err(unsupported_language(&translator.info.name, target));
+            }
+            params.translation_model = Some(translator.info.name.clone());
+        }
+        // One spelling of English, so the result has one key for it.
+        for target in &mut params.target_languages {
+            if whisper_english(target) {
+                *target = "en".into();
+            }
+        }
+        params.target_languages.dedup();
+    }
+    params.model = Some(model.info.name);
+    Ok(())
+}
+
+fn unknown_model(served: &[ServedModel], kind: JobKind, name: Option<&str>) -> ApiError {
+    let available: Vec<&str> = served
+        .iter()
+        .filter(|m| m.info.kinds.contains(&kind))
+        .map(|m| m.info.name.as_str())
+        .collect();
+    let asked = match name {
+        Some(name) => format!("no worker serves model {name:?} for {} jobs", kind.as_str()),
+        None => format!("no worker serves {} jobs", kind.as_str()),
+    };
+    ApiError::unprocessable(
+        "unknown_model",
+        format!("{asked}; available: {available:?} (see GET /v1/models)"),
+    )
+}
+
+fn unsupported_language(model: &str, language: &str) -> ApiError {
+    ApiError::unprocessable(
+        "unsupported_language",
+        format!("model {model:?} does not handle the language {language:?}"),
+    )
 }
 
 fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
@@ -315,7 +454,8 @@ async fn accept(
         amounts: submission.amounts,
     };
     let kind = submission.kind;
-    let view = reservations::reserve_and_insert(
+    let audio_seconds = submission.amounts.audio_ms as f64 / 1000.0;
+    let (view, in_flight) = reservations::reserve_and_insert(
         state,
         principal,
         meta,
@@ -326,13 +466,21 @@ async fn accept(
     )
     .await?;
     let id = view.id;
+    let lane = if audio_seconds > state.config.long_audio_seconds {
+        Lane::Long
+    } else if in_flight > state.config.fair_share {
+        Lane::Bulk
+    } else {
+        Lane::Interactive
+    };
     let message = JobMessage {
         job_id: id,
         account_id: principal.account_id,
         kind,
+        model: submission.params.model.clone().unwrap_or_default(),
         params: submission.params,
     };
-    if let Err(e) = state.publisher.publish(&message).await {
+    if let Err(e) = state.publisher.publish(&message, lane).await {
         tracing::error!(job_id = %id, error = %e, "publishing job failed");
         let error = JobError {
             code: "queue_unavailable".into(),
@@ -350,7 +498,7 @@ async fn accept(
         .jobs_submitted
         .with_label_values(&[kind.as_str()])
         .inc();
-    tracing::info!(job_id = %id, kind = kind.as_str(), "job accepted");
+    tracing::info!(job_id = %id, kind = kind.as_str(), lane = lane.as_str(), model = %message.model, "job accepted");
     let url = format!("/v1/jobs/{id}");
     Ok((
         StatusCode::ACCEPTED,
@@ -367,10 +515,13 @@ async fn accept(
 fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobParams, String)> {
     match JobKind::parse(&job.kind) {
         Some(JobKind::Translate) => {}
-        Some(JobKind::Transcribe) => {
+        Some(kind @ (JobKind::Transcribe | JobKind::SpeechTranslate)) => {
             return Err(ApiError::unprocessable(
                 "invalid_kind",
-                "transcribe jobs take a multipart/form-data upload with a `file` field",
+                format!(
+                    "{} jobs take a multipart/form-data upload with a `file` field",
+                    kind.as_str()
+                ),
             ))
         }
         None => {
@@ -401,14 +552,22 @@ fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobPara
         ApiError::unprocessable("invalid_language", "`target_language` is required")
     })?;
     let target = validate_target_language(&target)?;
-    if let Some(model) = job.model {
-        return Err(ApiError::unprocessable(
-            "unknown_model",
-            format!("no worker serves model {model:?}"),
-        ));
+    let source = job
+        .source_language
+        .as_deref()
+        .map(validate_target_language)
+        .transpose()?;
+    if job
+        .model
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > MAX_FIELD_CHARS)
+    {
+        return Err(ApiError::BadRequest("`model` is too long".into()));
     }
     let params = JobParams {
         target_language: Some(target),
+        language: source,
+        model: job.model,
         ..JobParams::default()
     };
     Ok((params, text))
@@ -429,8 +588,13 @@ fn validate_target_language(value: &str) -> Result<String> {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct GetJobQuery {
-    /// `json` (default), `text`, `srt` or `vtt`.
+    /// `json` (default: the job), `verbose_json` (the result alone: text,
+    /// segments with timings and decoding statistics, language and its
+    /// probability, duration, translations), `text`, `srt` or `vtt`.
     format: Option<String>,
+    /// Speech translation: the target language whose text or subtitles to
+    /// render (the transcript if absent).
+    language: Option<String>,
 }
 
 /// A job's status, and its result once it has succeeded.
@@ -458,7 +622,11 @@ pub async fn get_job(
     // A malformed id cannot name anyone's job: same answer as a missing one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     let view = load_job(&state, principal.account_id, id).await?;
-    render(view, query.format.as_deref().unwrap_or("json"))
+    render(
+        view,
+        query.format.as_deref().unwrap_or("json"),
+        query.language.as_deref(),
+    )
 }
 
 /// Redis first (finished jobs only), then Postgres, caching what finished.
@@ -477,15 +645,16 @@ async fn load_job(state: &AppState, account_id: Uuid, id: Uuid) -> Result<JobVie
     Ok(view)
 }
 
-fn render(view: JobView, format: &str) -> Result<Response> {
+fn render(view: JobView, format: &str, language: Option<&str>) -> Result<Response> {
     let content_type = match format {
         "json" => return Ok(Json(view).into_response()),
+        "verbose_json" => "application/json",
         "text" => "text/plain; charset=utf-8",
         "srt" => "application/x-subrip; charset=utf-8",
         "vtt" => "text/vtt; charset=utf-8",
         other => {
             return Err(ApiError::BadRequest(format!(
-                "unknown format {other:?}: use json, text, srt or vtt"
+                "unknown format {other:?}: use json, verbose_json, text, srt or vtt"
             )))
         }
     };
@@ -498,16 +667,39 @@ fn render(view: JobView, format: &str) -> Result<Response> {
             ),
         });
     }
-    let transcript: TranscriptResult = view
+    let result = view
         .result
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| ApiError::Internal(e.into()))?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("succeeded job without a result")))?;
+    if format == "verbose_json" {
+        return Ok(([(CONTENT_TYPE, content_type)], Json(result)).into_response());
+    }
+    let corrupt = |e: serde_json::Error| ApiError::Internal(e.into());
+    if view.kind == JobKind::Translate {
+        let translation: TranslationResult = serde_json::from_value(result).map_err(corrupt)?;
+        return match format {
+            "text" => Ok(([(CONTENT_TYPE, content_type)], translation.text + "\n").into_response()),
+            _ => Err(ApiError::BadRequest(format!(
+                "{format} needs timings; text translation jobs have none"
+            ))),
+        };
+    }
+    let mut transcript: TranscriptResult = serde_json::from_value(result).map_err(corrupt)?;
+    let (text, segments) = match language {
+        None => (transcript.text, transcript.segments),
+        Some(code) => {
+            let rendition = transcript.translations.remove(code).ok_or_else(|| {
+                let available: Vec<&String> = transcript.translations.keys().collect();
+                ApiError::BadRequest(format!(
+                    "the job has no {code:?} translation; it has {available:?}"
+                ))
+            })?;
+            (rendition.text, rendition.segments)
+        }
+    };
     let body = match format {
-        "text" => transcript.text + "\n",
-        "srt" => subtitles::srt(&transcript.segments),
-        _ => subtitles::vtt(&transcript.segments),
+        "text" => text + "\n",
+        "srt" => subtitles::srt(&segments),
+        _ => subtitles::vtt(&segments),
     };
     Ok(([(CONTENT_TYPE, content_type)], body).into_response())
 }
@@ -533,7 +725,7 @@ mod tests {
 
     #[test]
     fn subtitles_of_an_unfinished_job_are_a_conflict_and_unknown_formats_a_bad_request() {
-        let err = render(view(JobStatus::Queued), "srt").expect_err("not finished");
+        let err = render(view(JobStatus::Queued), "srt", None).expect_err("not finished");
         assert!(matches!(
             err,
             ApiError::Conflict {
@@ -541,8 +733,8 @@ mod tests {
                 ..
             }
         ));
-        let err = render(view(JobStatus::Queued), "docx").expect_err("unknown");
+        let err = render(view(JobStatus::Queued), "docx", None).expect_err("unknown");
         assert!(matches!(err, ApiError::BadRequest(_)));
-        assert!(render(view(JobStatus::Queued), "json").is_ok());
+        assert!(render(view(JobStatus::Queued), "json", None).is_ok());
     }
 }

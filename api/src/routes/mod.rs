@@ -4,6 +4,7 @@ pub mod extract;
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod models;
 pub mod usage;
 
 use std::any::Any;

@@ -177,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
         job_id: Uuid::now_v7(),
         account_id: account.id,
         kind: JobKind::Translate,
+        model: "translate-test".into(),
         params: JobParams {
             target_language: Some("de".into()),
             ..Default::default()

@@ -16,9 +16,20 @@ pub struct NewInput<'a> {
     pub data: &'a [u8],
 }
 
-pub struct StoredInput {
-    pub data: Vec<u8>,
-    pub duration_seconds: f64,
+/// A job's stored input.
+pub enum StoredInput {
+    Audio {
+        data: Vec<u8>,
+        duration_seconds: f64,
+    },
+    Text(String),
+}
+
+/// What a worker learns when it claims a job.
+pub struct Claim {
+    pub attempts: i32,
+    /// The account's result-cache policy: `bill`, `free` or `off`.
+    pub cache_policy: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -136,15 +147,21 @@ pub async fn find_for_account(
 
 /// Claims the job for a run. A job left `running` by a worker that died is
 /// claimed again; a terminal job is not (`None`): redelivery is normal.
-pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<i32>, sqlx::Error> {
-    sqlx::query_scalar(
-        "update jobs set status = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now())
-         where id = $1 and status in ('queued', 'running')
-         returning attempts",
+pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<Claim>, sqlx::Error> {
+    let row: Option<(i32, String)> = sqlx::query_as(
+        "update jobs j set status = 'running', attempts = j.attempts + 1,
+                started_at = coalesce(j.started_at, now())
+         from accounts a
+         where j.id = $1 and j.status in ('queued', 'running') and a.id = j.account_id
+         returning j.attempts, a.result_cache",
     )
     .bind(id)
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|(attempts, cache_policy)| Claim {
+        attempts,
+        cache_policy,
+    }))
 }
 
 /// Puts a claimed job back in line after a transient failure.
@@ -156,18 +173,26 @@ pub async fn requeue(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// The stored audio of an audio job (`None` for a text job or no input).
+/// The job's stored audio or text (`None` if it has none).
 pub async fn load_input(db: &PgPool, id: Uuid) -> Result<Option<StoredInput>, sqlx::Error> {
-    let row: Option<(Option<Vec<u8>>, Option<f64>)> =
-        sqlx::query_as("select data, duration_seconds from job_inputs where job_id = $1")
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        data: Option<Vec<u8>>,
+        duration_seconds: Option<f64>,
+        text: Option<String>,
+    }
+    let row: Option<Row> =
+        sqlx::query_as("select data, duration_seconds, text from job_inputs where job_id = $1")
             .bind(id)
             .fetch_optional(db)
             .await?;
-    Ok(row.and_then(|(data, duration_seconds)| {
-        Some(StoredInput {
-            data: data?,
-            duration_seconds: duration_seconds.unwrap_or(0.0),
-        })
+    Ok(row.and_then(|row| match (row.data, row.text) {
+        (Some(data), _) => Some(StoredInput::Audio {
+            data,
+            duration_seconds: row.duration_seconds.unwrap_or(0.0),
+        }),
+        (None, Some(text)) => Some(StoredInput::Text(text)),
+        (None, None) => None,
     }))
 }
 
@@ -211,15 +236,18 @@ pub async fn succeed(
     id: Uuid,
     result: &serde_json::Value,
     usage: &[(UsageMetric, f64)],
+    cache_hit: bool,
 ) -> Result<Option<Ended>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let row: Option<EndedRow> = sqlx::query_as(&format!(
-        "update jobs set status = 'succeeded', result = $2, error = null, finished_at = now()
+        "update jobs set status = 'succeeded', result = $2, error = null, finished_at = now(),
+                cache_hit = $3
          where id = $1 and status in ('queued', 'running')
          returning {VIEW_COLUMNS}, {ENDED_COLUMNS}"
     ))
     .bind(id)
     .bind(result)
+    .bind(cache_hit)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {

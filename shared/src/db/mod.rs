@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod jobs;
 pub mod quotas;
+pub mod result_cache;
 pub mod sessions;
 pub mod usage;
 pub mod users;

@@ -7,6 +7,7 @@
 //! before it, and falling back to sampling at higher temperatures when a
 //! window's output looks like a repetition loop or has a low log-probability.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -14,9 +15,10 @@ use anyhow::{anyhow, Context};
 use ct2rs::sys::{ComputeType, Config, Device, StorageView, Whisper, WhisperOptions};
 use tokenizers::Tokenizer;
 use voxq_shared::job::{Segment, TranscriptResult};
+use voxq_shared::models::ModelInfo;
 
-use super::mel::{MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
-use super::{Engine, TranscribeOptions};
+use super::mel::{Features, MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
+use super::{join_text, round_ms, whisper_info, Engine, Task, TranscribeOptions};
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
@@ -38,11 +40,14 @@ pub struct Ct2WhisperConfig<'a> {
     pub device: Device,
     pub compute_type: ComputeType,
     pub threads: usize,
+    /// Model copies, so that this many calls run at once.
+    pub replicas: usize,
     pub beam_size: usize,
+    pub default: bool,
 }
 
 pub struct Ct2Whisper {
-    name: String,
+    info: ModelInfo,
     model: Whisper,
     tokenizer: Tokenizer,
     mel: MelExtractor,
@@ -57,6 +62,7 @@ struct Decoded {
     avg_logprob: f64,
     no_speech_prob: f32,
     temperature: f32,
+    compression_ratio: f64,
 }
 
 impl Ct2Whisper {
@@ -67,6 +73,7 @@ impl Ct2Whisper {
                 device: config.device,
                 compute_type: config.compute_type,
                 num_threads_per_replica: config.threads,
+                device_indices: vec![0; config.replicas.max(1)],
                 ..Config::default()
             },
         )
@@ -80,101 +87,17 @@ impl Ct2Whisper {
         };
         let eot = id("<|endoftext|>")?;
         let timestamp_begin = id("<|notimestamps|>")? + 1;
+        let multilingual = model.is_multilingual();
         Ok(Self {
-            name: config.name.to_owned(),
+            info: whisper_info(config.name, "ct2-whisper", multilingual, config.default),
             mel: MelExtractor::new(model.n_mels()),
-            multilingual: model.is_multilingual(),
+            multilingual,
             model,
             tokenizer,
             beam_size: config.beam_size.max(1),
             eot,
             timestamp_begin,
         })
-    }
-
-    fn detect_language(&self, encoded: &StorageView) -> anyhow::Result<String> {
-        let results = self.model.detect_language(encoded)?;
-        let best = results
-            .first()
-            .and_then(|r| r.first())
-            .ok_or_else(|| anyhow!("language detection returned nothing"))?;
-        // ct2rs 0.10 keeps DetectionResult's fields private; its Debug form
-        // is the only public view of the language token.
-        let debug = format!("{best:?}");
-        let code = debug
-            .split("<|")
-            .nth(1)
-            .and_then(|rest| rest.split("|>").next())
-            .ok_or_else(|| anyhow!("unexpected detection result {debug}"))?;
-        Ok(code.to_owned())
-    }
-
-    fn generate(&self, encoded: &StorageView, prompt: &[String]) -> anyhow::Result<Decoded> {
-        let mut candidates: Vec<(Decoded, f64)> = Vec::new();
-        for temperature in TEMPERATURES {
-            let greedy = temperature == 0.0;
-            let options = WhisperOptions {
-                beam_size: if greedy { self.beam_size } else { 1 },
-                patience: 1.0,
-                length_penalty: 1.0,
-                repetition_penalty: 1.0,
-                no_repeat_ngram_size: 0,
-                max_length: MAX_LENGTH,
-                sampling_topk: if greedy { 1 } else { 0 },
-                sampling_temperature: if greedy { 1.0 } else { temperature },
-                num_hypotheses: if greedy { 1 } else { BEST_OF },
-                return_scores: true,
-                return_logits_vocab: false,
-                return_no_speech_prob: true,
-                max_initial_timestamp_index: 50,
-                suppress_blank: true,
-                suppress_tokens: vec![-1],
-            };
-            let result = self
-                .model
-                .generate(encoded, &[prompt.to_vec()], &options)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| anyhow!("Whisper returned no result"))?;
-            let tokens: Vec<u32> = result
-                .sequences_ids
-                .first()
-                .map(|ids| ids.iter().map(|&id| id as u32).collect())
-                .unwrap_or_default();
-            let score = f64::from(result.scores.first().copied().unwrap_or(f32::NEG_INFINITY));
-            // Scores are length-normalised; recover the sum, then average
-            // over the tokens plus the end-of-text token.
-            let avg_logprob = score * tokens.len() as f64 / (tokens.len() + 1) as f64;
-            let text = self.decode_text(&tokens);
-            let ratio = compression_ratio(&text);
-            let decoded = Decoded {
-                tokens,
-                avg_logprob,
-                no_speech_prob: result.no_speech_prob,
-                temperature,
-            };
-            let silent =
-                decoded.no_speech_prob > NO_SPEECH_THRESHOLD && avg_logprob < LOG_PROB_THRESHOLD;
-            if silent || (ratio <= COMPRESSION_RATIO_THRESHOLD && avg_logprob >= LOG_PROB_THRESHOLD)
-            {
-                return Ok(decoded);
-            }
-            candidates.push((decoded, ratio));
-        }
-        // Every temperature failed a check: keep the most probable output,
-        // preferring one that is not a repetition loop.
-        let best_index = |loops_ok: bool| {
-            candidates
-                .iter()
-                .enumerate()
-                .filter(|(_, (_, ratio))| loops_ok || *ratio <= COMPRESSION_RATIO_THRESHOLD)
-                .max_by(|a, b| a.1 .0.avg_logprob.total_cmp(&b.1 .0.avg_logprob))
-                .map(|(i, _)| i)
-        };
-        let index = best_index(false)
-            .or_else(|| best_index(true))
-            .ok_or_else(|| anyhow!("no decoding candidate"))?;
-        Ok(candidates.swap_remove(index).0)
     }
 
     fn decode_text(&self, tokens: &[u32]) -> String {
@@ -247,102 +170,361 @@ impl Ct2Whisper {
     }
 }
 
-impl Engine for Ct2Whisper {
-    fn model_name(&self) -> &str {
-        &self.name
+/// One clip's long-form decoding state.
+struct Stream {
+    features: Features,
+    content_frames: usize,
+    duration: f64,
+    task: Task,
+    language: Option<String>,
+    language_probability: Option<f64>,
+    seek: usize,
+    all_tokens: Vec<u32>,
+    prompt_reset_since: usize,
+    segments: Vec<Segment>,
+    error: Option<anyhow::Error>,
+}
+
+impl Stream {
+    fn active(&self) -> bool {
+        self.error.is_none() && self.seek < self.content_frames
     }
 
-    fn transcribe(
-        &self,
-        audio: &[f32],
-        options: &TranscribeOptions,
-    ) -> anyhow::Result<TranscriptResult> {
-        let features = self.mel.compute(audio);
-        let content_frames = features.frames.saturating_sub(1);
-        let mut language = if self.multilingual {
-            options.language.clone()
-        } else {
-            Some("en".to_owned())
-        };
-        let mut segments: Vec<Segment> = Vec::new();
-        let mut all_tokens: Vec<u32> = Vec::new();
-        let mut prompt_reset_since = 0;
-        let mut seek = 0usize;
-        while seek < content_frames {
-            let time_offset = (seek * HOP) as f64 / SAMPLE_RATE as f64;
-            let segment_size = CHUNK_FRAMES.min(content_frames - seek);
-            let mut window = features.window(seek, segment_size);
-            let view = StorageView::new(
-                &[1, features.n_mels, CHUNK_FRAMES],
-                &mut window,
-                Device::CPU,
-            )?;
-            let encoded = self.model.encode(&view, false)?;
-            let lang = match &language {
-                Some(lang) => lang.clone(),
-                None => {
-                    let detected = self.detect_language(&encoded)?;
-                    language = Some(detected.clone());
-                    detected
-                }
-            };
+    fn segment_size(&self) -> usize {
+        CHUNK_FRAMES.min(self.content_frames - self.seek)
+    }
 
-            let mut prompt = Vec::new();
-            let previous = &all_tokens[prompt_reset_since..];
-            if !previous.is_empty() {
-                prompt.push("<|startofprev|>".to_owned());
-                let keep = MAX_LENGTH / 2 - 1;
-                prompt.extend(self.token_strings(&previous[previous.len().saturating_sub(keep)..]));
-            }
-            prompt.push("<|startoftranscript|>".to_owned());
-            if self.multilingual {
-                prompt.push(format!("<|{lang}|>"));
-                prompt.push("<|transcribe|>".to_owned());
-            }
-
-            let decoded = self.generate(&encoded, &prompt)?;
-            if decoded.no_speech_prob > NO_SPEECH_THRESHOLD
-                && decoded.avg_logprob < LOG_PROB_THRESHOLD
-            {
-                seek += segment_size;
-                continue;
-            }
-            let (window_segments, next_seek) =
-                self.split_segments(&decoded.tokens, time_offset, segment_size, seek);
-            for (start, end, tokens) in window_segments {
-                let text = self.decode_text(&tokens);
-                if start >= end || text.trim().is_empty() {
-                    continue;
-                }
-                all_tokens.extend(tokens.iter().copied().filter(|&t| t < self.eot));
-                segments.push(Segment {
-                    start: round_ms(start),
-                    end: round_ms(end.min(audio.len() as f64 / SAMPLE_RATE as f64)),
-                    text: text.trim().to_owned(),
-                });
-            }
-            if decoded.temperature > PROMPT_RESET_TEMPERATURE {
-                prompt_reset_since = all_tokens.len();
-            }
-            // Always move forward, even if the model predicted no progress.
-            seek = next_seek.max(seek + 1);
-        }
-        let text = segments
-            .iter()
-            .map(|s| s.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
-        Ok(TranscriptResult {
-            text,
-            segments,
-            language: language.unwrap_or_else(|| "en".to_owned()),
-            duration: round_ms(audio.len() as f64 / SAMPLE_RATE as f64),
-        })
+    /// The previous-text tokens this window is conditioned on.
+    fn previous(&self) -> &[u32] {
+        let previous = &self.all_tokens[self.prompt_reset_since..];
+        &previous[previous.len().saturating_sub(MAX_LENGTH / 2 - 1)..]
     }
 }
 
-fn round_ms(seconds: f64) -> f64 {
-    (seconds * 1000.0).round() / 1000.0
+impl Ct2Whisper {
+    fn prompt(&self, stream: &Stream, language: &str) -> Vec<String> {
+        let previous = stream.previous();
+        let mut prompt = Vec::with_capacity(previous.len() + 4);
+        if !previous.is_empty() {
+            prompt.push("<|startofprev|>".to_owned());
+            prompt.extend(self.token_strings(previous));
+        }
+        prompt.push("<|startoftranscript|>".to_owned());
+        if self.multilingual {
+            prompt.push(format!("<|{language}|>"));
+            prompt.push(
+                match stream.task {
+                    Task::Transcribe => "<|transcribe|>",
+                    Task::Translate => "<|translate|>",
+                }
+                .to_owned(),
+            );
+        }
+        prompt
+    }
+
+    /// Decodes the current window of every stream in `group` (streams whose
+    /// prompts share one layout, as CTranslate2 requires of a batch) with
+    /// one encoder pass and one beam search; windows that fail the quality
+    /// checks are retried alone at higher temperatures.
+    fn decode_group(&self, streams: &mut [Stream], group: &[usize]) -> anyhow::Result<()> {
+        let n_mels = self.mel.n_mels();
+        let mut batch = Vec::with_capacity(group.len() * n_mels * CHUNK_FRAMES);
+        for &i in group {
+            let s = &streams[i];
+            batch.extend(s.features.window(s.seek, s.segment_size()));
+        }
+        let view = StorageView::new(
+            &[group.len(), n_mels, CHUNK_FRAMES],
+            &mut batch,
+            Device::CPU,
+        )?;
+        let encoded = self.model.encode(&view, false)?;
+        if group.iter().any(|&i| streams[i].language.is_none()) {
+            let detected = self.model.detect_language(&encoded)?;
+            for (&i, results) in group.iter().zip(detected) {
+                if streams[i].language.is_none() {
+                    let (language, probability) = detection(&results)?;
+                    streams[i].language = Some(language);
+                    streams[i].language_probability = Some(probability);
+                }
+            }
+        }
+        let prompts: Vec<Vec<String>> = group
+            .iter()
+            .map(|&i| {
+                let s = &streams[i];
+                self.prompt(s, s.language.as_deref().unwrap_or("en"))
+            })
+            .collect();
+        let first = self.run_generate(&encoded, &prompts, 0.0)?;
+        for ((&i, prompt), decoded) in group.iter().zip(&prompts).zip(first) {
+            let decoded = if decoded.acceptable() {
+                decoded
+            } else {
+                let s = &streams[i];
+                let mut window = s.features.window(s.seek, s.segment_size());
+                let view = StorageView::new(&[1, n_mels, CHUNK_FRAMES], &mut window, Device::CPU)?;
+                let encoded = self.model.encode(&view, false)?;
+                self.fall_back(&encoded, prompt, decoded)?
+            };
+            self.advance(&mut streams[i], decoded);
+        }
+        Ok(())
+    }
+
+    /// Beam search (temperature 0) or best-of-N sampling for each prompt.
+    fn run_generate(
+        &self,
+        encoded: &StorageView,
+        prompts: &[Vec<String>],
+        temperature: f32,
+    ) -> anyhow::Result<Vec<Decoded>> {
+        let greedy = temperature == 0.0;
+        let options = WhisperOptions {
+            beam_size: if greedy { self.beam_size } else { 1 },
+            patience: 1.0,
+            length_penalty: 1.0,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
+            max_length: MAX_LENGTH,
+            sampling_topk: if greedy { 1 } else { 0 },
+            sampling_temperature: if greedy { 1.0 } else { temperature },
+            num_hypotheses: if greedy { 1 } else { BEST_OF },
+            return_scores: true,
+            return_logits_vocab: false,
+            return_no_speech_prob: true,
+            max_initial_timestamp_index: 50,
+            suppress_blank: true,
+            suppress_tokens: vec![-1],
+        };
+        let results = self.model.generate(encoded, prompts, &options)?;
+        anyhow::ensure!(
+            results.len() == prompts.len(),
+            "Whisper returned {} results for {} prompts",
+            results.len(),
+            prompts.len()
+        );
+        Ok(results
+            .into_iter()
+            .map(|result| {
+                let tokens: Vec<u32> = result
+                    .sequences_ids
+                    .first()
+                    .map(|ids| ids.iter().map(|&id| id as u32).collect())
+                    .unwrap_or_default();
+                let score = f64::from(result.scores.first().copied().unwrap_or(f32::NEG_INFINITY));
+                // Scores are length-normalised; recover the sum, then average
+                // over the tokens plus the end-of-text token.
+                let avg_logprob = score * tokens.len() as f64 / (tokens.len() + 1) as f64;
+                let compression_ratio = compression_ratio(&self.decode_text(&tokens));
+                Decoded {
+                    tokens,
+                    avg_logprob,
+                    no_speech_prob: result.no_speech_prob,
+                    temperature,
+                    compression_ratio,
+                }
+            })
+            .collect())
+    }
+
+    /// The reference's temperature fallback for one window whose beam
+    /// search output failed the checks.
+    fn fall_back(
+        &self,
+        encoded: &StorageView,
+        prompt: &[String],
+        first: Decoded,
+    ) -> anyhow::Result<Decoded> {
+        let mut candidates = vec![first];
+        for temperature in TEMPERATURES.into_iter().skip(1) {
+            let decoded = self
+                .run_generate(encoded, std::slice::from_ref(&prompt.to_vec()), temperature)?
+                .pop()
+                .ok_or_else(|| anyhow!("Whisper returned no result"))?;
+            if decoded.acceptable() {
+                return Ok(decoded);
+            }
+            candidates.push(decoded);
+        }
+        // Every temperature failed a check: keep the most probable output,
+        // preferring one that is not a repetition loop.
+        let best_index = |loops_ok: bool| {
+            candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| loops_ok || d.compression_ratio <= COMPRESSION_RATIO_THRESHOLD)
+                .max_by(|a, b| a.1.avg_logprob.total_cmp(&b.1.avg_logprob))
+                .map(|(i, _)| i)
+        };
+        let index = best_index(false)
+            .or_else(|| best_index(true))
+            .ok_or_else(|| anyhow!("no decoding candidate"))?;
+        Ok(candidates.swap_remove(index))
+    }
+
+    /// Turns one window's decoding into segments and moves the stream on.
+    fn advance(&self, stream: &mut Stream, decoded: Decoded) {
+        let segment_size = stream.segment_size();
+        let seek = stream.seek;
+        if decoded.is_silence() {
+            stream.seek += segment_size;
+            return;
+        }
+        let time_offset = (seek * HOP) as f64 / SAMPLE_RATE as f64;
+        let (window_segments, next_seek) =
+            self.split_segments(&decoded.tokens, time_offset, segment_size, seek);
+        for (start, end, tokens) in window_segments {
+            let text = self.decode_text(&tokens);
+            if start >= end || text.trim().is_empty() {
+                continue;
+            }
+            stream
+                .all_tokens
+                .extend(tokens.iter().copied().filter(|&t| t < self.eot));
+            stream.segments.push(Segment {
+                start: round_ms(start),
+                end: round_ms(end.min(stream.duration)),
+                text: text.trim().to_owned(),
+                avg_logprob: Some(round_ms(decoded.avg_logprob)),
+                no_speech_prob: Some(round_ms(f64::from(decoded.no_speech_prob))),
+                compression_ratio: Some(round_ms(decoded.compression_ratio)),
+                temperature: Some(f64::from(decoded.temperature)),
+            });
+        }
+        if decoded.temperature > PROMPT_RESET_TEMPERATURE {
+            stream.prompt_reset_since = stream.all_tokens.len();
+        }
+        // Always move forward, even if the model predicted no progress.
+        stream.seek = next_seek.max(seek + 1);
+    }
+}
+
+impl Decoded {
+    fn is_silence(&self) -> bool {
+        self.no_speech_prob > NO_SPEECH_THRESHOLD && self.avg_logprob < LOG_PROB_THRESHOLD
+    }
+
+    fn acceptable(&self) -> bool {
+        self.is_silence()
+            || (self.compression_ratio <= COMPRESSION_RATIO_THRESHOLD
+                && self.avg_logprob >= LOG_PROB_THRESHOLD)
+    }
+}
+
+/// The best language of a detection: its code and probability. ct2rs 0.10
+/// keeps `DetectionResult`'s fields private; its `Debug` form is the only
+/// public view of them.
+fn detection(results: &[ct2rs::sys::DetectionResult]) -> anyhow::Result<(String, f64)> {
+    let best = results
+        .first()
+        .ok_or_else(|| anyhow!("language detection returned nothing"))?;
+    let debug = format!("{best:?}");
+    let code = debug
+        .split("<|")
+        .nth(1)
+        .and_then(|rest| rest.split("|>").next())
+        .ok_or_else(|| anyhow!("unexpected detection result {debug}"))?;
+    let probability = debug
+        .split("probability:")
+        .nth(1)
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches(['}', ' '])
+                .split([',', ' '])
+                .next()
+        })
+        .and_then(|p| p.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Ok((code.to_owned(), round_ms(probability)))
+}
+
+impl Engine for Ct2Whisper {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn transcribe_batch(
+        &self,
+        audio: &[&[f32]],
+        options: &[TranscribeOptions],
+    ) -> Vec<anyhow::Result<TranscriptResult>> {
+        let mut streams: Vec<Stream> = audio
+            .iter()
+            .zip(options)
+            .map(|(clip, options)| {
+                let features = self.mel.compute(clip);
+                let english_only = !self.multilingual;
+                Stream {
+                    content_frames: features.frames.saturating_sub(1),
+                    features,
+                    duration: clip.len() as f64 / SAMPLE_RATE as f64,
+                    task: if english_only {
+                        Task::Transcribe
+                    } else {
+                        options.task
+                    },
+                    language: if english_only {
+                        Some("en".to_owned())
+                    } else {
+                        options.language.clone()
+                    },
+                    language_probability: None,
+                    seek: 0,
+                    all_tokens: Vec::new(),
+                    prompt_reset_since: 0,
+                    segments: Vec::new(),
+                    error: None,
+                }
+            })
+            .collect();
+        loop {
+            // Windows whose prompts share a layout go through one batch.
+            let mut groups: BTreeMap<(usize, Task), Vec<usize>> = BTreeMap::new();
+            for (i, stream) in streams.iter().enumerate().filter(|(_, s)| s.active()) {
+                groups
+                    .entry((stream.previous().len(), stream.task))
+                    .or_default()
+                    .push(i);
+            }
+            if groups.is_empty() {
+                break;
+            }
+            for group in groups.values() {
+                if let Err(e) = self.decode_group(&mut streams, group) {
+                    // Retry the windows alone, so one clip's failure stays
+                    // its own.
+                    if group.len() == 1 {
+                        streams[group[0]].error = Some(e);
+                        continue;
+                    }
+                    for &i in group {
+                        if let Err(e) = self.decode_group(&mut streams, &[i]) {
+                            streams[i].error = Some(e);
+                        }
+                    }
+                }
+            }
+        }
+        streams
+            .into_iter()
+            .map(|stream| {
+                if let Some(e) = stream.error {
+                    return Err(e);
+                }
+                let text = join_text(&stream.segments);
+                Ok(TranscriptResult {
+                    text,
+                    segments: stream.segments,
+                    language: stream.language.unwrap_or_else(|| "en".to_owned()),
+                    language_probability: stream.language_probability,
+                    duration: round_ms(stream.duration),
+                    translations: BTreeMap::new(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// zlib compression ratio of the text: high values mean repetition loops.

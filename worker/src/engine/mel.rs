@@ -59,6 +59,10 @@ impl MelExtractor {
         }
     }
 
+    pub fn n_mels(&self) -> usize {
+        self.n_mels
+    }
+
     pub fn compute(&self, audio: &[f32]) -> Features {
         // The reference appends one hop of silence before the STFT.
         let mut padded = Vec::with_capacity(audio.len() + HOP + N_FFT);

@@ -1,26 +1,127 @@
-//! Inference engines behind one trait, so a worker can serve models of
-//! different formats the same way.
+//! Inference engines behind one trait, so a worker serves models of
+//! different formats the same way:
+//!
+//! - `ct2-whisper`: Whisper on CTranslate2 (faster-whisper's model format);
+//! - `whisper-cpp`: Whisper on whisper.cpp (ggml files);
+//! - `ct2-translate`: sequence-to-sequence translation on CTranslate2.
 
+pub mod ct2_translate;
 pub mod ct2_whisper;
+pub mod languages;
 pub mod mel;
+pub mod sentences;
+pub mod whisper_cpp;
 
-use voxq_shared::job::TranscriptResult;
+use voxq_shared::job::{JobKind, Segment, TranscriptResult, WHISPER_LANGUAGES};
+use voxq_shared::models::ModelInfo;
 
-#[derive(Debug, Clone, Default)]
+/// What Whisper is asked to produce from the audio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Task {
+    /// Text in the spoken language.
+    #[default]
+    Transcribe,
+    /// English text, whatever the spoken language.
+    Translate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TranscribeOptions {
     /// ISO 639-1 code; `None` lets a multilingual model detect it.
     pub language: Option<String>,
+    pub task: Task,
 }
 
-pub trait Engine: Send + Sync {
-    /// Model name as clients name it.
-    fn model_name(&self) -> &str;
+/// One text to translate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslateRequest {
+    pub text: String,
+    /// ISO 639-1 or the model's own code; `None`: the model's default.
+    pub source: Option<String>,
+    pub target: String,
+}
 
-    /// Transcribes 16 kHz mono audio. Blocking and CPU/GPU heavy: call it
-    /// from a blocking thread.
+/// A request the model cannot serve: retrying will not help.
+#[derive(Debug, thiserror::Error)]
+#[error("model {model} cannot {what}")]
+pub struct Unsupported {
+    pub model: String,
+    pub what: String,
+}
+
+/// What a Whisper model serves, whichever engine runs it.
+pub(crate) fn whisper_info(
+    name: &str,
+    engine: &str,
+    multilingual: bool,
+    default: bool,
+) -> ModelInfo {
+    let languages = if multilingual {
+        WHISPER_LANGUAGES.iter().map(|&l| l.to_owned()).collect()
+    } else {
+        vec!["en".to_owned()]
+    };
+    ModelInfo {
+        name: name.to_owned(),
+        engine: engine.into(),
+        kinds: vec![JobKind::Transcribe, JobKind::SpeechTranslate],
+        languages,
+        default,
+    }
+}
+
+/// The text of a run of segments.
+pub(crate) fn join_text(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Seconds rounded to the millisecond, as results report times.
+pub(crate) fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+/// Every call is blocking and CPU/GPU heavy: run it on a blocking thread.
+/// Batch calls give each input the result it would get alone.
+pub trait Engine: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+
+    fn name(&self) -> &str {
+        &self.info().name
+    }
+
+    /// Transcribes 16 kHz mono clips, one result per clip.
+    fn transcribe_batch(
+        &self,
+        _audio: &[&[f32]],
+        _options: &[TranscribeOptions],
+    ) -> Vec<anyhow::Result<TranscriptResult>> {
+        vec![Err(Unsupported {
+            model: self.name().to_owned(),
+            what: "transcribe audio".into(),
+        }
+        .into())]
+    }
+
     fn transcribe(
         &self,
         audio: &[f32],
         options: &TranscribeOptions,
-    ) -> anyhow::Result<TranscriptResult>;
+    ) -> anyhow::Result<TranscriptResult> {
+        self.transcribe_batch(&[audio], std::slice::from_ref(options))
+            .pop()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("the engine returned no result")))
+    }
+
+    /// Translates texts, one output per request, paragraph breaks kept.
+    fn translate_batch(&self, _requests: &[TranslateRequest]) -> anyhow::Result<Vec<String>> {
+        Err(Unsupported {
+            model: self.name().to_owned(),
+            what: "translate text".into(),
+        }
+        .into())
+    }
 }

@@ -1,0 +1,412 @@
+//! The three engines end to end through API, queue and worker: whisper.cpp
+//! on the converted tiny.en against CTranslate2, translation on the
+//! generated model (language codes, sentences, paragraphs, batching, the
+//! result cache), speech translation with language detection, the model
+//! list and the output formats.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{error_code, metric_value, models_file, models_root, speech, wer, Options, TestApp};
+use futures::future::join_all;
+use reqwest::multipart::{Form, Part};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(300);
+
+fn models_toml() -> String {
+    let root = models_root();
+    format!(
+        r#"
+[[models]]
+name = "whisper-tiny.en"
+engine = "ct2-whisper"
+path = "{root}/whisper-tiny.en"
+threads = 2
+batch_size = 4
+default = true
+
+[[models]]
+name = "whisper-tiny.en-cpp"
+engine = "whisper-cpp"
+path = "{root}/ggml-tiny.en.bin"
+threads = 2
+
+[[models]]
+name = "whisper-base"
+engine = "ct2-whisper"
+path = "{root}/whisper-base"
+threads = 2
+
+[[models]]
+name = "translate-test"
+engine = "ct2-translate"
+path = "{root}/translate-test"
+threads = 2
+batch_size = 4
+max_decoding_length = 12
+"#,
+        root = root.display()
+    )
+}
+
+async fn spawn(dir: &tempfile::TempDir) -> TestApp {
+    TestApp::spawn_with(Options {
+        models_file: Some(models_file(dir.path(), &models_toml())),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn submit_json(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
+    app.call(reqwest::Method::POST, "/v1/jobs", Some(key), Some(body))
+        .await
+}
+
+async fn accepted_id(response: reqwest::Response) -> String {
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{body}");
+    body["id"].as_str().expect("id").to_owned()
+}
+
+fn audio_form(wav: Vec<u8>, fields: &[(&str, &str)]) -> Form {
+    let mut form = Form::new().part(
+        "file",
+        Part::bytes(wav)
+            .file_name("speech.wav")
+            .mime_str("audio/wav")
+            .expect("mime"),
+    );
+    for (name, value) in fields {
+        form = form.text(name.to_string(), value.to_string());
+    }
+    form
+}
+
+async fn succeeded(app: &TestApp, key: &str, id: &str) -> Value {
+    let job = app.wait_for_job(key, id, WAIT).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    job
+}
+
+/// Parses SRT back: cue numbers count up, times increase and stay
+/// within `duration`.
+fn check_srt(srt: &str, duration: f64) -> usize {
+    let to_seconds = |t: &str| {
+        let (hms, ms) = t.trim().split_once(',').expect("comma");
+        let parts: Vec<f64> = hms.split(':').map(|p| p.parse().expect("n")).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2] + ms.parse::<f64>().expect("ms") / 1000.0
+    };
+    let mut last = 0.0;
+    let mut cues = 0;
+    for (i, block) in srt.trim().split("\n\n").enumerate() {
+        let lines: Vec<&str> = block.lines().collect();
+        assert_eq!(lines[0], (i + 1).to_string(), "{srt}");
+        let (start, end) = lines[1].split_once(" --> ").expect("timing line");
+        let (start, end) = (to_seconds(start), to_seconds(end));
+        assert!(
+            start >= last - 1e-3 && start <= end && end <= duration + 0.01,
+            "{srt}"
+        );
+        assert!(!lines[2].trim().is_empty());
+        last = start;
+        cues += 1;
+    }
+    cues
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_converted_ggml_model_transcribes_like_the_ctranslate2_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn(&dir).await;
+    let (_, key) = app.new_account().await;
+    let mut errors = Vec::new();
+    for model in ["whisper-tiny.en", "whisper-tiny.en-cpp"] {
+        let ids = join_all(speech::SENTENCES.iter().map(|sentence| {
+            let form = audio_form(speech::wav_16k(sentence), &[("model", model)]);
+            async { accepted_id(app.submit_form(&key, form).await).await }
+        }))
+        .await;
+        let mut hypothesis = String::new();
+        for id in &ids {
+            let job = succeeded(&app, &key, id).await;
+            assert_eq!(job["params"]["model"], model);
+            let verbose: Value =
+                serde_json::from_str(&app.get_job_as(&key, id, "verbose_json").await)
+                    .expect("json");
+            assert_eq!(verbose["language"], "en");
+            let duration = verbose["duration"].as_f64().expect("duration");
+            for segment in verbose["segments"].as_array().expect("segments") {
+                assert!(segment["avg_logprob"].as_f64().expect("avg_logprob") <= 0.0);
+                assert!(segment["no_speech_prob"].as_f64().is_some());
+            }
+            assert!(check_srt(&app.get_job_as(&key, id, "srt").await, duration) >= 1);
+            let vtt = app.get_job_as(&key, id, "vtt").await;
+            assert!(
+                vtt.starts_with("WEBVTT\n\n") && vtt.contains(" --> "),
+                "{vtt}"
+            );
+            hypothesis.push_str(verbose["text"].as_str().expect("text"));
+            hypothesis.push(' ');
+        }
+        let error = wer::wer(&speech::text(), &hypothesis);
+        assert!(error <= 0.25, "{model}: WER {error:.2}: {hypothesis}");
+        errors.push(error);
+    }
+    assert!(
+        (errors[0] - errors[1]).abs() <= 0.05,
+        "WER ct2 {:.3} vs whisper.cpp {:.3}",
+        errors[0],
+        errors[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_translation_maps_language_codes_keeps_paragraphs_batches_and_caches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn(&dir).await;
+    let (account, key) = app.new_account().await;
+
+    // The model list: what the worker serves, with kinds and languages.
+    let models = app.get_json("/v1/models", &key).await;
+    let list = models["data"].as_array().expect("data");
+    let names: Vec<&str> = list.iter().filter_map(|m| m["name"].as_str()).collect();
+    for name in [
+        "translate-test",
+        "whisper-base",
+        "whisper-tiny.en",
+        "whisper-tiny.en-cpp",
+    ] {
+        assert!(names.contains(&name), "{models}");
+    }
+    let translator = list
+        .iter()
+        .find(|m| m["name"] == "translate-test")
+        .expect("translator");
+    assert_eq!(translator["kinds"], json!(["translate"]));
+    assert_eq!(translator["workers"], 1);
+    let languages = translator["languages"].as_array().expect("languages");
+    for code in ["de", "deu_Latn", "es", "eng_Latn"] {
+        assert!(languages.contains(&json!(code)), "{translator}");
+    }
+
+    let text = "The cat sees a dog. The dog is happy!\n\nA new paragraph starts here.";
+    let translate =
+        |target: &str| json!({"kind": "translate", "text": text, "target_language": target});
+    let iso = accepted_id(submit_json(&app, &key, translate("de")).await).await;
+    let nllb = accepted_id(submit_json(&app, &key, translate("deu_Latn")).await).await;
+    let iso_job = succeeded(&app, &key, &iso).await;
+    let nllb_job = succeeded(&app, &key, &nllb).await;
+    assert_eq!(iso_job["params"]["model"], "translate-test");
+    let result = &iso_job["result"];
+    assert_eq!(result["sentences"], 3, "{result}");
+    let out = result["text"].as_str().expect("text");
+    assert_eq!(out.split("\n\n").count(), 2, "{out:?}");
+    assert!(out.split("\n\n").all(|p| !p.trim().is_empty()), "{out:?}");
+    // `de` and `deu_Latn` are the same language to the model.
+    assert_eq!(nllb_job["result"]["text"], result["text"]);
+    assert_eq!(app.get_job_as(&key, &iso, "text").await, format!("{out}\n"));
+    assert_eq!(app.get_job_format(&key, &iso, "srt").await.status(), 400);
+
+    // The same job again is answered from the result cache, still billed
+    // (the account's policy is the default, `bill`).
+    let again = accepted_id(submit_json(&app, &key, translate("de")).await).await;
+    assert_eq!(
+        succeeded(&app, &key, &again).await["result"],
+        iso_job["result"]
+    );
+    let hits: Vec<bool> = sqlx::query_scalar("select cache_hit from jobs order by created_at")
+        .fetch_all(&app.db)
+        .await
+        .expect("jobs");
+    assert_eq!(hits, [false, false, true]);
+    let metrics = app.worker_metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "voxq_worker_cache_hits_total", "translate"),
+        1.0
+    );
+    let usage = voxq_shared::db::usage::for_job(&app.db, again.parse().expect("uuid"))
+        .await
+        .expect("usage");
+    let billed: Vec<&str> = usage.iter().map(|u| u.metric.as_str()).collect();
+    assert!(billed.contains(&"text_chars"), "{usage:?}");
+
+    // Refused at submission: an unknown code, a code the model lacks, a
+    // model nobody serves, a speech model for text.
+    for (body, code) in [
+        (translate("xx"), "unknown_language"),
+        (translate("ita_Latn"), "unsupported_language"),
+        (
+            json!({"kind": "translate", "text": text, "target_language": "de", "model": "nope"}),
+            "unknown_model",
+        ),
+        (
+            json!({"kind": "translate", "text": text, "target_language": "de", "model": "whisper-base"}),
+            "unknown_model",
+        ),
+    ] {
+        assert_eq!(
+            error_code(submit_json(&app, &key, body).await, 422).await,
+            code
+        );
+    }
+
+    // Batching: the same texts, concurrently, give what they gave alone.
+    sqlx::query("update accounts set result_cache = 'off' where id = $1")
+        .bind(account)
+        .execute(&app.db)
+        .await
+        .expect("opt out of the cache");
+    let texts: Vec<String> = (0..6)
+        .map(|i| format!("Sentence number {i} is here. The river is quiet today."))
+        .collect();
+    let mut alone = Vec::new();
+    for t in &texts {
+        let body = json!({"kind": "translate", "text": t, "target_language": "es"});
+        let id = accepted_id(submit_json(&app, &key, body).await).await;
+        alone.push(succeeded(&app, &key, &id).await["result"]["text"].clone());
+    }
+    let ids = join_all(texts.iter().map(|t| {
+        let body = json!({"kind": "translate", "text": t, "target_language": "es"});
+        async { accepted_id(submit_json(&app, &key, body).await).await }
+    }))
+    .await;
+    for (id, expected) in ids.iter().zip(&alone) {
+        assert_eq!(&succeeded(&app, &key, id).await["result"]["text"], expected);
+    }
+    let metrics = app.worker_metrics().await;
+    let jobs = metric_value(&metrics, "voxq_worker_batch_jobs_sum", "translate-test");
+    let calls = metric_value(&metrics, "voxq_worker_batch_jobs_count", "translate-test");
+    assert!(
+        jobs > calls,
+        "no call batched two jobs: {jobs} jobs in {calls} calls"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn speech_translation_detects_the_language_and_renders_each_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn(&dir).await;
+    let (_, key) = app.new_account().await;
+    let spanish = "Buenos días. Me gustaría comprar un billete de tren para mañana.";
+    let form = audio_form(
+        speech::wav_16k_voice("es", spanish),
+        &[
+            ("kind", "speech_translate"),
+            ("model", "whisper-base"),
+            ("target_languages", "en,de"),
+        ],
+    );
+    let id = accepted_id(app.submit_form(&key, form).await).await;
+    let job = succeeded(&app, &key, &id).await;
+    assert_eq!(job["kind"], "speech_translate");
+    assert_eq!(job["params"]["translation_model"], "translate-test");
+    let result = &job["result"];
+    assert_eq!(result["language"], "es", "{result}");
+    assert!(
+        result["language_probability"]
+            .as_f64()
+            .expect("probability")
+            > 0.5
+    );
+    let source: Vec<(f64, f64)> = result["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_f64().expect("s"),
+                s["end"].as_f64().expect("e"),
+            )
+        })
+        .collect();
+    assert!(!source.is_empty());
+    let english = result["translations"]["en"]["text"].as_str().expect("en");
+    assert!(!english.trim().is_empty(), "{result}");
+    // Non-English targets keep the source's timings, segment for segment.
+    let german: Vec<(f64, f64)> = result["translations"]["de"]["segments"]
+        .as_array()
+        .expect("de segments")
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_f64().expect("s"),
+                s["end"].as_f64().expect("e"),
+            )
+        })
+        .collect();
+    assert_eq!(german, source);
+    let duration = result["duration"].as_f64().expect("duration");
+    for language in ["en", "de"] {
+        let srt = app
+            .get_job_format(&key, &id, &format!("srt&language={language}"))
+            .await
+            .text()
+            .await
+            .expect("srt");
+        assert!(check_srt(&srt, duration) >= 1, "{language}: {srt}");
+    }
+    assert_eq!(
+        app.get_job_format(&key, &id, "srt&language=fr")
+            .await
+            .status(),
+        400
+    );
+
+    // Refused at submission: no targets, a target no model translates into,
+    // an English-only model asked for a language it cannot hear.
+    let wav = speech::wav_16k("Hello there.");
+    for (fields, code) in [
+        (vec![("kind", "speech_translate")], "invalid_language"),
+        (
+            vec![("kind", "speech_translate"), ("target_languages", "it")],
+            "unsupported_language",
+        ),
+        (vec![("language", "de")], "unsupported_language"),
+        (vec![("target_languages", "de")], "invalid_kind"),
+    ] {
+        let response = app
+            .submit_form(&key, audio_form(wav.clone(), &fields))
+            .await;
+        assert_eq!(error_code(response, 422).await, code, "{fields:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_cannot_load_a_model_runs_degraded_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = format!(
+        "{}\n[[models]]\nname = \"broken\"\nengine = \"ct2-translate\"\npath = \"{}\"\n",
+        models_toml(),
+        dir.path().join("missing").display()
+    );
+    let app = TestApp::spawn_with(Options {
+        models_file: Some(models_file(dir.path(), &body)),
+        worker_env: vec![("VOXQ_MODEL_LOAD_ATTEMPTS".into(), "2".into())],
+        ..Options::default()
+    })
+    .await;
+    let url = app.worker_url.clone().expect("worker");
+    let health: Value = app
+        .http
+        .get(format!("{url}/health/live"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["failed"][0]["name"], "broken");
+    let (_, key) = app.new_account().await;
+    let models = app.get_json("/v1/models", &key).await;
+    assert!(!models.to_string().contains("\"broken\""), "{models}");
+    let body =
+        json!({"kind": "translate", "text": "Hi.", "target_language": "de", "model": "broken"});
+    assert_eq!(
+        error_code(submit_json(&app, &key, body).await, 422).await,
+        "unknown_model"
+    );
+}
