@@ -18,7 +18,9 @@ for pair in cmake:cmake espeak-ng:espeak-ng ffmpeg:ffmpeg c++:g++ pkg-config:pkg
 done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 # whisper-rs generates its bindings with bindgen, which loads libclang.
-compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || missing+=(libclang-dev)
+# (libclang-cpp, which other packages bring, is not it.)
+compgen -G "/usr/lib/llvm-*/lib/libclang-[0-9]*.so*" >/dev/null || \
+  compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo_ apt-get update -qq

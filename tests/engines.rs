@@ -117,6 +117,46 @@ fn check_srt(srt: &str, duration: f64) -> usize {
     cues
 }
 
+/// Every segment's words: their text is the segment's, their times
+/// increase and stay within the segment (which follows its words) and the
+/// audio, and each has a probability. Returns the number of words.
+fn check_words(result: &Value) -> usize {
+    let duration = result["duration"].as_f64().expect("duration");
+    let mut count = 0;
+    let mut last_end = 0.0;
+    for segment in result["segments"].as_array().expect("segments") {
+        let words = segment["words"].as_array().expect("words");
+        assert!(!words.is_empty(), "{segment}");
+        let (start, end) = (
+            segment["start"].as_f64().expect("s"),
+            segment["end"].as_f64().expect("e"),
+        );
+        let mut text = String::new();
+        for word in words {
+            let (s, e) = (
+                word["start"].as_f64().expect("s"),
+                word["end"].as_f64().expect("e"),
+            );
+            assert!(s >= last_end - 1e-3 && s <= e, "{segment}");
+            assert!(
+                s >= start - 1e-3 && e <= end + 1e-3 && e <= duration + 0.05,
+                "{segment}"
+            );
+            let p = word["probability"].as_f64().expect("probability");
+            assert!((0.0..=1.0).contains(&p), "{word}");
+            text.push_str(word["word"].as_str().expect("word"));
+            last_end = e;
+            count += 1;
+        }
+        assert_eq!(
+            text.trim(),
+            segment["text"].as_str().expect("text"),
+            "{segment}"
+        );
+    }
+    count
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_converted_ggml_model_transcribes_like_the_ctranslate2_one() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -154,6 +194,22 @@ async fn the_converted_ggml_model_transcribes_like_the_ctranslate2_one() {
         let error = wer::wer(&speech::text(), &hypothesis);
         assert!(error <= 0.25, "{model}: WER {error:.2}: {hypothesis}");
         errors.push(error);
+
+        let sentence = speech::SENTENCES[0];
+        let form = audio_form(
+            speech::wav_16k(sentence),
+            &[("model", model), ("timestamp_granularities[]", "word")],
+        );
+        let id = accepted_id(app.submit_form(&key, form).await).await;
+        let job = succeeded(&app, &key, &id).await;
+        assert_eq!(job["params"]["word_timestamps"], true);
+        let words = check_words(&job["result"]);
+        let spoken = sentence.split_whitespace().count();
+        assert!(
+            words.abs_diff(spoken) <= 2,
+            "{model}: {words} words for {spoken}: {}",
+            job["result"]
+        );
     }
     assert!(
         (errors[0] - errors[1]).abs() <= 0.05,
@@ -283,6 +339,48 @@ async fn text_translation_maps_language_codes_keeps_paragraphs_batches_and_cache
         jobs > calls,
         "no call batched two jobs: {jobs} jobs in {calls} calls"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_multilingual_model_detects_and_transcribes_spanish_and_german() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn(&dir).await;
+    let (_, key) = app.new_account().await;
+    let samples = [
+        (
+            "es",
+            "Buenos días. Me gustaría comprar un billete de tren para mañana. \
+             La estación está cerca del mercado.",
+        ),
+        (
+            "de",
+            "Guten Morgen. Ich möchte eine Fahrkarte nach Berlin kaufen. \
+             Der Zug fährt um zehn Uhr ab.",
+        ),
+    ];
+    let ids = join_all(samples.iter().map(|(language, text)| {
+        let form = audio_form(
+            speech::wav_16k_voice(language, text),
+            &[
+                ("model", "whisper-base"),
+                ("timestamp_granularities", "word"),
+            ],
+        );
+        async { accepted_id(app.submit_form(&key, form).await).await }
+    }))
+    .await;
+    for ((language, text), id) in samples.iter().zip(&ids) {
+        let job = succeeded(&app, &key, id).await;
+        let result = &job["result"];
+        assert_eq!(result["language"], *language, "{result}");
+        let probability = result["language_probability"]
+            .as_f64()
+            .expect("probability");
+        assert!(probability > 0.5, "{result}");
+        let error = wer::wer(text, result["text"].as_str().expect("text"));
+        assert!(error <= 0.35, "{language}: WER {error:.2}: {result}");
+        check_words(result);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

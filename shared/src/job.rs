@@ -105,6 +105,9 @@ pub struct JobParams {
     /// Speech translation into languages other than English.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub translation_model: Option<String>,
+    /// Audio jobs: time every word too (segments carry `words`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub word_timestamps: bool,
 }
 
 /// The queue message. It carries ids and parameters, never the audio: the
@@ -135,6 +138,20 @@ pub struct Segment {
     /// Sampling temperature the window needed (0 = beam search).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// When word timestamps were asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
+}
+
+/// One word with its time in the audio.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Word {
+    /// As decoded, with its leading space and attached punctuation.
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    /// Mean probability of the word's tokens.
+    pub probability: f64,
 }
 
 /// Text in another language, timed like the source.

@@ -86,12 +86,29 @@ pub enum Command {
         /// Produce English (Whisper's translate task).
         #[arg(long)]
         translate: bool,
+        /// Time every word too.
+        #[arg(long)]
+        words: bool,
         /// Timed runs after one warm-up run.
         #[arg(long, default_value_t = 1)]
         runs: usize,
         /// Copies of the file run as one batch per timed run.
         #[arg(long, default_value_t = 1)]
         batch: usize,
+    },
+    /// Translate a local text file with the first configured translation
+    /// model and print the result and timings as JSON; for benchmarks.
+    Translate {
+        file: PathBuf,
+        /// Target language (ISO 639-1 or the model's code).
+        #[arg(long)]
+        to: String,
+        /// Source language; the model's default if omitted.
+        #[arg(long)]
+        from: Option<String>,
+        /// Timed runs after one warm-up run.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
     },
 }
 

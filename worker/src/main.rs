@@ -2,8 +2,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Parser;
+use voxq_shared::job::JobKind;
 use voxq_worker::config::{Command, WorkerConfig};
-use voxq_worker::engine::{Task, TranscribeOptions};
+use voxq_worker::engine::{Task, TranscribeOptions, TranslateRequest};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
             file,
             language,
             translate,
+            words,
             runs,
             batch,
         }) => {
@@ -39,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
                     } else {
                         Task::Transcribe
                     },
+                    word_timestamps: words,
                 };
                 let clips = vec![audio.as_slice(); batch.max(1)];
                 let all_options = vec![options; clips.len()];
@@ -57,6 +60,51 @@ async fn main() -> anyhow::Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({ "model": name, "result": result, "seconds": times })
+                );
+                Ok(())
+            })
+            .await?
+        }
+        Some(Command::Translate {
+            file,
+            to,
+            from,
+            runs,
+        }) => {
+            let name = config
+                .model_specs()?
+                .into_iter()
+                .map(|s| s.name)
+                .find(|n| {
+                    models
+                        .served
+                        .get(n)
+                        .is_some_and(|s| s.engine.info().kinds.contains(&JobKind::Translate))
+                })
+                .context("no translation model loaded")?;
+            let engine = models.served[&name].engine.clone();
+            tokio::task::spawn_blocking(move || {
+                let request = TranslateRequest {
+                    text: std::fs::read_to_string(&file)?,
+                    source: from,
+                    target: to,
+                };
+                let run = || -> anyhow::Result<String> {
+                    engine
+                        .translate_batch(std::slice::from_ref(&request))?
+                        .pop()
+                        .context("no result")
+                };
+                let mut text = run()?;
+                let mut times = Vec::new();
+                for _ in 0..runs {
+                    let started = Instant::now();
+                    text = run()?;
+                    times.push(started.elapsed().as_secs_f64());
+                }
+                println!(
+                    "{}",
+                    serde_json::json!({ "model": name, "text": text, "seconds": times })
                 );
                 Ok(())
             })

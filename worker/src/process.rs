@@ -147,13 +147,13 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         StoredInput::Audio { data, .. } => data,
         StoredInput::Text(text) => text.as_bytes(),
     };
+    // Every parameter shapes the result: hash them all, so one added later
+    // cannot be forgotten here.
+    let params_json = serde_json::to_vec(params).unwrap_or_default();
     let cache_key = result_cache::key(&[
         kind.as_bytes(),
         message.model.as_bytes(),
-        params.language.as_deref().unwrap_or("").as_bytes(),
-        params.target_language.as_deref().unwrap_or("").as_bytes(),
-        params.target_languages.join(",").as_bytes(),
-        params.translation_model.as_deref().unwrap_or("").as_bytes(),
+        &params_json,
         input_bytes,
     ]);
     let (input, audio) = match stored {
@@ -302,6 +302,7 @@ impl Work {
             options: TranscribeOptions {
                 language: params.language.clone(),
                 task: Task::Transcribe,
+                word_timestamps: params.word_timestamps,
             },
             target_language: params.target_language.clone().unwrap_or_default(),
             target_languages: params.target_languages.clone(),
@@ -393,6 +394,7 @@ fn render(
         let options = TranscribeOptions {
             language: Some(transcript.language.clone()),
             task: Task::Translate,
+            word_timestamps: false,
         };
         let english = whisper
             .transcribe(&work.samples, &options)

@@ -92,6 +92,10 @@ pub struct AudioUploadForm {
     /// `speech_translate`: the translation model for non-English targets;
     /// the default translation model if absent.
     translation_model: Option<String>,
+    /// `word` adds word timestamps to every segment (`segment`, the
+    /// default, does not). May be repeated; also accepted as
+    /// `timestamp_granularities[]`, as OpenAI's API spells it.
+    timestamp_granularities: Option<String>,
 }
 
 /// The answer to an accepted job.
@@ -204,6 +208,24 @@ pub async fn submit(
     }
 }
 
+/// Whether `word` is among comma-separated timestamp granularities.
+fn parse_granularities(value: &str) -> Result<bool> {
+    let mut words = false;
+    for granularity in value.split(',').map(str::trim) {
+        match granularity {
+            "word" => words = true,
+            "segment" => {}
+            other => {
+                return Err(ApiError::unprocessable(
+                    "invalid_parameter",
+                    format!("unknown timestamp granularity {other:?} (use `word` or `segment`)"),
+                ))
+            }
+        }
+    }
+    Ok(words)
+}
+
 async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Result<AudioUpload> {
     let mut data: Option<Vec<u8>> = None;
     let mut kind = JobKind::Transcribe;
@@ -224,7 +246,13 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                 }
                 data = Some(buf);
             }
-            "kind" | "language" | "model" | "target_languages" | "translation_model" => {
+            "kind"
+            | "language"
+            | "model"
+            | "target_languages"
+            | "translation_model"
+            | "timestamp_granularities"
+            | "timestamp_granularities[]" => {
                 let value = field.text().await.map_err(part_error)?;
                 let value = value.trim();
                 if value.chars().count() > MAX_FIELD_CHARS {
@@ -242,7 +270,12 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                     "language" => params.language = Some(validate_language(value)?),
                     "target_languages" => params.target_languages = parse_targets(value)?,
                     "translation_model" => params.translation_model = Some(value.to_owned()),
-                    _ => params.model = Some(value.to_owned()),
+                    "model" => params.model = Some(value.to_owned()),
+                    _ => {
+                        if parse_granularities(value)? {
+                            params.word_timestamps = true;
+                        }
+                    }
                 }
             }
             other => {

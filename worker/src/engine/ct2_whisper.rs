@@ -18,6 +18,7 @@ use voxq_shared::job::{Segment, TranscriptResult};
 use voxq_shared::models::ModelInfo;
 
 use super::mel::{Features, MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
+use super::words::{self, Timed};
 use super::{join_text, round_ms, whisper_info, Engine, Task, TranscribeOptions};
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
@@ -33,6 +34,8 @@ const TIME_PRECISION: f64 = 0.02;
 /// Mel frames per encoder position (the encoder halves the frame rate).
 const INPUT_STRIDE: usize = 2;
 const BEST_OF: usize = 5;
+/// Smoothing of the cross-attention weights before word alignment.
+const MEDIAN_FILTER_WIDTH: i64 = 7;
 
 pub struct Ct2WhisperConfig<'a> {
     pub name: &'a str,
@@ -183,6 +186,21 @@ struct Stream {
     prompt_reset_since: usize,
     segments: Vec<Segment>,
     error: Option<anyhow::Error>,
+    word_timestamps: bool,
+    /// Where the last timed word ended, for the next window's first word.
+    last_speech: f64,
+}
+
+/// What one window added to a stream, for word alignment.
+struct Window {
+    stream: usize,
+    seek: usize,
+    size: usize,
+    /// Index of the window's first segment in the stream.
+    first_segment: usize,
+    /// Text tokens of each of the window's segments.
+    segment_tokens: Vec<usize>,
+    tokens: Vec<u32>,
 }
 
 impl Stream {
@@ -258,6 +276,7 @@ impl Ct2Whisper {
             })
             .collect();
         let first = self.run_generate(&encoded, &prompts, 0.0)?;
+        let mut windows = Vec::new();
         for ((&i, prompt), decoded) in group.iter().zip(&prompts).zip(first) {
             let decoded = if decoded.acceptable() {
                 decoded
@@ -268,9 +287,141 @@ impl Ct2Whisper {
                 let encoded = self.model.encode(&view, false)?;
                 self.fall_back(&encoded, prompt, decoded)?
             };
-            self.advance(&mut streams[i], decoded);
+            let window = self.advance(&mut streams[i], decoded);
+            if streams[i].word_timestamps && !window.tokens.is_empty() {
+                windows.push(Window {
+                    stream: i,
+                    ..window
+                });
+            }
+        }
+        if !windows.is_empty() {
+            self.time_words(streams, &encoded, group.len(), windows);
         }
         Ok(())
+    }
+
+    /// Aligns the text of decoded windows with their audio (cross-attention
+    /// and dynamic time warping, in CTranslate2) and gives their segments
+    /// words. Windows whose prompts start alike align in one call; reusing
+    /// the group's encoder output when every window of the group is there.
+    /// A failure leaves the affected streams failed, not the group.
+    fn time_words(
+        &self,
+        streams: &mut [Stream],
+        encoded: &StorageView,
+        group_size: usize,
+        windows: Vec<Window>,
+    ) {
+        let mut by_start: BTreeMap<Vec<usize>, Vec<Window>> = BTreeMap::new();
+        for window in windows {
+            let stream = &streams[window.stream];
+            match self.start_sequence(stream) {
+                Ok(start) => by_start.entry(start).or_default().push(window),
+                Err(e) => streams[window.stream].error = Some(e),
+            }
+        }
+        for (start, windows) in by_start {
+            let aligned = self.align(streams, encoded, group_size, &start, &windows);
+            match aligned {
+                Ok(results) => {
+                    for (window, result) in windows.into_iter().zip(results) {
+                        let stream = &mut streams[window.stream];
+                        let language = stream.language.clone().unwrap_or_default();
+                        let split = words::split(&window.tokens, &language, |t| {
+                            self.tokenizer.decode(t, false).unwrap_or_default()
+                        });
+                        let path: Vec<(i64, i64)> = result
+                            .alignments
+                            .iter()
+                            .map(|a| (a.token_x, a.frame_x))
+                            .collect();
+                        let mut timed: Vec<Timed> =
+                            words::from_alignment(split, &path, &result.text_token_probs);
+                        let median = words::tidy(&mut timed);
+                        let time_offset = (window.seek * HOP) as f64 / SAMPLE_RATE as f64;
+                        words::attach(
+                            &mut stream.segments[window.first_segment..],
+                            &window.segment_tokens,
+                            timed,
+                            time_offset,
+                            median,
+                            &mut stream.last_speech,
+                        );
+                    }
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    for window in windows {
+                        streams[window.stream].error =
+                            Some(anyhow!("word alignment failed: {message}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn align(
+        &self,
+        streams: &[Stream],
+        encoded: &StorageView,
+        group_size: usize,
+        start: &[usize],
+        windows: &[Window],
+    ) -> anyhow::Result<Vec<ct2rs::sys::WhisperAlignmentResult>> {
+        let own;
+        let encoded = if windows.len() == group_size {
+            encoded
+        } else {
+            let n_mels = self.mel.n_mels();
+            let mut batch = Vec::with_capacity(windows.len() * n_mels * CHUNK_FRAMES);
+            for w in windows {
+                batch.extend(streams[w.stream].features.window(w.seek, w.size));
+            }
+            let view = StorageView::new(
+                &[windows.len(), n_mels, CHUNK_FRAMES],
+                &mut batch,
+                Device::CPU,
+            )?;
+            own = self.model.encode(&view, false)?;
+            &own
+        };
+        let tokens: Vec<Vec<usize>> = windows
+            .iter()
+            .map(|w| w.tokens.iter().map(|&t| t as usize).collect())
+            .collect();
+        let frames: Vec<usize> = windows.iter().map(|w| w.size).collect();
+        let results = self
+            .model
+            .align(encoded, start, &tokens, &frames, MEDIAN_FILTER_WIDTH)?;
+        anyhow::ensure!(
+            results.len() == windows.len(),
+            "alignment returned {} results for {} windows",
+            results.len(),
+            windows.len()
+        );
+        Ok(results)
+    }
+
+    /// The tokens before the text: start of transcript, and for
+    /// multilingual models the language and the task.
+    fn start_sequence(&self, stream: &Stream) -> anyhow::Result<Vec<usize>> {
+        let id = |token: &str| {
+            self.tokenizer
+                .token_to_id(token)
+                .map(|id| id as usize)
+                .ok_or_else(|| anyhow!("tokenizer has no {token}"))
+        };
+        let mut start = vec![id("<|startoftranscript|>")?];
+        if self.multilingual {
+            let language = stream.language.as_deref().unwrap_or("en");
+            start.push(id(&format!("<|{language}|>"))?);
+            start.push(id(match stream.task {
+                Task::Transcribe => "<|transcribe|>",
+                Task::Translate => "<|translate|>",
+            })?);
+        }
+        Ok(start)
     }
 
     /// Beam search (temperature 0) or best-of-N sampling for each prompt.
@@ -365,12 +516,20 @@ impl Ct2Whisper {
     }
 
     /// Turns one window's decoding into segments and moves the stream on.
-    fn advance(&self, stream: &mut Stream, decoded: Decoded) {
+    fn advance(&self, stream: &mut Stream, decoded: Decoded) -> Window {
         let segment_size = stream.segment_size();
         let seek = stream.seek;
+        let mut window = Window {
+            stream: 0,
+            seek,
+            size: segment_size,
+            first_segment: stream.segments.len(),
+            segment_tokens: Vec::new(),
+            tokens: Vec::new(),
+        };
         if decoded.is_silence() {
             stream.seek += segment_size;
-            return;
+            return window;
         }
         let time_offset = (seek * HOP) as f64 / SAMPLE_RATE as f64;
         let (window_segments, next_seek) =
@@ -380,9 +539,10 @@ impl Ct2Whisper {
             if start >= end || text.trim().is_empty() {
                 continue;
             }
-            stream
-                .all_tokens
-                .extend(tokens.iter().copied().filter(|&t| t < self.eot));
+            let text_tokens: Vec<u32> = tokens.iter().copied().filter(|&t| t < self.eot).collect();
+            window.segment_tokens.push(text_tokens.len());
+            window.tokens.extend(&text_tokens);
+            stream.all_tokens.extend(text_tokens);
             stream.segments.push(Segment {
                 start: round_ms(start),
                 end: round_ms(end.min(stream.duration)),
@@ -391,6 +551,7 @@ impl Ct2Whisper {
                 no_speech_prob: Some(round_ms(f64::from(decoded.no_speech_prob))),
                 compression_ratio: Some(round_ms(decoded.compression_ratio)),
                 temperature: Some(f64::from(decoded.temperature)),
+                words: Vec::new(),
             });
         }
         if decoded.temperature > PROMPT_RESET_TEMPERATURE {
@@ -398,6 +559,7 @@ impl Ct2Whisper {
         }
         // Always move forward, even if the model predicted no progress.
         stream.seek = next_seek.max(seek + 1);
+        window
     }
 }
 
@@ -476,6 +638,8 @@ impl Engine for Ct2Whisper {
                     prompt_reset_since: 0,
                     segments: Vec::new(),
                     error: None,
+                    word_timestamps: options.word_timestamps,
+                    last_speech: 0.0,
                 }
             })
             .collect();

@@ -11,6 +11,7 @@ pub mod languages;
 pub mod mel;
 pub mod sentences;
 pub mod whisper_cpp;
+pub mod words;
 
 use voxq_shared::job::{JobKind, Segment, TranscriptResult, WHISPER_LANGUAGES};
 use voxq_shared::models::ModelInfo;
@@ -30,6 +31,8 @@ pub struct TranscribeOptions {
     /// ISO 639-1 code; `None` lets a multilingual model detect it.
     pub language: Option<String>,
     pub task: Task,
+    /// Time each word (an extra alignment pass per window).
+    pub word_timestamps: bool,
 }
 
 /// One text to translate.

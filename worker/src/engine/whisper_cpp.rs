@@ -17,6 +17,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+use super::words::{self, Timed};
 use super::{join_text, round_ms, whisper_info, Engine, Task, TranscribeOptions};
 
 const SAMPLE_RATE: f64 = 16_000.0;
@@ -91,6 +92,9 @@ impl WhisperCpp {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
+        // whisper.cpp's own per-token times (from timestamp-token
+        // probabilities), grouped into words below.
+        params.set_token_timestamps(options.word_timestamps);
         state.full(params, audio).context("whisper.cpp inference")?;
         let language = match language {
             Some(l) => l.to_owned(),
@@ -100,31 +104,56 @@ impl WhisperCpp {
         };
         let duration = audio.len() as f64 / SAMPLE_RATE;
         let mut segments = Vec::new();
+        let mut last_speech = 0.0;
         for segment in state.as_iter() {
             let text = segment.to_str_lossy()?.trim().to_owned();
             if text.is_empty() {
                 continue;
             }
             let (mut logprob_sum, mut tokens) = (0.0f64, 0usize);
+            // Text tokens: bytes, (start, end) in seconds, probability.
+            let mut timed_tokens = Vec::new();
             for i in 0..segment.n_tokens() {
                 if let Some(token) = segment.get_token(i) {
                     if token.token_id() < self.eot {
-                        logprob_sum += f64::from(token.token_probability().max(1e-10)).ln();
+                        let probability = token.token_probability();
+                        logprob_sum += f64::from(probability.max(1e-10)).ln();
                         tokens += 1;
+                        if options.word_timestamps {
+                            let data = token.token_data();
+                            timed_tokens.push((
+                                token.to_bytes().unwrap_or_default().to_vec(),
+                                (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0),
+                                probability,
+                            ));
+                        }
                     }
                 }
             }
             // whisper.cpp times are in centiseconds.
             let start = segment.start_timestamp() as f64 / 100.0;
             let end = (segment.end_timestamp() as f64 / 100.0).min(duration);
-            segments.push(Segment {
+            let mut segment = Segment {
                 start: round_ms(start),
                 end: round_ms(end.max(start)),
                 text,
                 avg_logprob: (tokens > 0).then(|| round_ms(logprob_sum / tokens as f64)),
                 no_speech_prob: Some(round_ms(f64::from(segment.no_speech_probability()))),
                 ..Segment::default()
-            });
+            };
+            if !timed_tokens.is_empty() {
+                let mut timed = word_times(&timed_tokens, &language);
+                let median = words::tidy(&mut timed);
+                words::attach(
+                    std::slice::from_mut(&mut segment),
+                    &[timed_tokens.len()],
+                    timed,
+                    0.0,
+                    median,
+                    &mut last_speech,
+                );
+            }
+            segments.push(segment);
         }
         if let Ok(mut pool) = self.states.lock() {
             pool.push(state);
@@ -139,6 +168,38 @@ impl WhisperCpp {
             translations: BTreeMap::new(),
         })
     }
+}
+
+/// Groups a segment's timed tokens into words: a word spans from its first
+/// token's start to its last token's end.
+fn word_times(tokens: &[(Vec<u8>, (f64, f64), f32)], language: &str) -> Vec<Timed> {
+    let ids: Vec<u32> = (0..tokens.len() as u32).collect();
+    let decode = |ids: &[u32]| {
+        let bytes: Vec<u8> = ids
+            .iter()
+            .flat_map(|&i| tokens[i as usize].0.iter().copied())
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    words::split(&ids, language, decode)
+        .into_iter()
+        .filter_map(|(word, ids)| {
+            let first = tokens.get(*ids.first()? as usize)?;
+            let last = tokens.get(*ids.last()? as usize)?;
+            let probability = ids
+                .iter()
+                .map(|&i| f64::from(tokens[i as usize].2))
+                .sum::<f64>()
+                / ids.len() as f64;
+            Some(Timed {
+                word,
+                tokens: ids,
+                start: first.1 .0,
+                end: last.1 .1.max(first.1 .0),
+                probability,
+            })
+        })
+        .collect()
 }
 
 impl Engine for WhisperCpp {
