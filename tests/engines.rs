@@ -211,8 +211,11 @@ async fn the_converted_ggml_model_transcribes_like_the_ctranslate2_one() {
             job["result"]
         );
     }
+    // The conversion must not cost accuracy. It may gain some: the ggml
+    // file keeps f16 weights where the CTranslate2 path runs int8, and one
+    // word flipped on these 35 is already 3 points.
     assert!(
-        (errors[0] - errors[1]).abs() <= 0.05,
+        errors[1] <= errors[0] + 0.05,
         "WER ct2 {:.3} vs whisper.cpp {:.3}",
         errors[0],
         errors[1]

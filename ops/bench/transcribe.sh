@@ -1,44 +1,95 @@
 #!/usr/bin/env bash
-# Benchmark: the worker's ct2-whisper engine against faster-whisper on the
-# same file, model directory, threads (2), beam (5), int8, language fixed.
-# Prints each engine's median time over RUNS runs and their ratio.
-#   ops/bench/transcribe.sh [AUDIO_FILE] [RUNS]
-# Without a file it uses ../shared/data/audio/jfk.wav when present, or
-# generates 11 s of espeak-ng speech.
+# Transcription benchmark, same audio, same tiny.en weights, 2 threads,
+# beam 5, language fixed, short (about 11 s) and long (over 3 min) audio:
+#   - voxq ct2-whisper   vs faster-whisper (CTranslate2 model, int8);
+#   - voxq whisper-cpp   vs whisper.cpp's own CLI (the converted ggml file,
+#     f16), the CLI built from the whisper.cpp sources whisper-rs-sys ships.
+# Prints each one's median over RUNS timed runs (after a warm-up) and the
+# ratios; model loading is left out on every side.
+#   ops/bench/transcribe.sh [RUNS] [SHORT_AUDIO]
+# Without a file the short audio is ../shared/data/audio/jfk.wav when it is
+# there, else 11 s of espeak-ng speech; the long audio is always generated.
 set -euo pipefail
 # shellcheck source=ops/env.sh
 source "$(dirname "$0")/../env.sh"
 cd "$VOXQ_ROOT"
-runs="${2:-5}"
+runs="${1:-3}"
+short="${2:-}"
 threads=2
-audio="${1:-}"
-if [ -z "$audio" ]; then
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+ops/fetch-models.sh >/dev/null
+cargo build --release -p voxq-worker --bins
+venv="$HOME/.cache/voxq/venv"
+"$venv/bin/python" -c "import faster_whisper" 2>/dev/null || "$venv/bin/pip" install -q faster-whisper
+cli=$(ops/bench/build-whisper-cli.sh)
+
+if [ -z "$short" ]; then
   if [ -f ../shared/data/audio/jfk.wav ]; then
-    audio=../shared/data/audio/jfk.wav
+    short=../shared/data/audio/jfk.wav
   else
-    audio=$(mktemp --suffix .wav)
-    espeak-ng -v en-us -s 140 -w "$audio" \
+    short="$work/short.wav"
+    espeak-ng -v en-us -s 140 -w "$short" \
       "Thank you very much for your help yesterday. I would like to order a cup of coffee. The children are playing in the park after school."
   fi
 fi
-ops/fetch-models.sh
-cargo build --release -p voxq-worker --bins
-venv=ops/bench/.venv
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q faster-whisper
-fi
-
-ours=$("$VOXQ_BIN/voxq-worker" --model-dir "$VOXQ_MODEL_DIR" --threads "$threads" --beam-size 5 \
-  --compute-type int8 --log warn transcribe "$audio" --language en --runs "$runs")
-theirs=$("$venv/bin/python" ops/bench/faster_whisper_bench.py "$VOXQ_MODEL_DIR" "$audio" "$threads" "$runs")
-
-python3 - "$ours" "$theirs" "$audio" "$runs" <<'PY'
-import json, statistics, sys
-ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-o, t = statistics.median(ours["seconds"]), statistics.median(theirs["seconds"])
-print(f"audio: {sys.argv[3]}  runs: {sys.argv[4]}  threads: 2  beam: 5  int8  tiny.en")
-print(f"voxq ct2-whisper : {o:.3f} s  {ours['result']['text']}")
-print(f"faster-whisper   : {t:.3f} s  {theirs['text']}")
-print(f"ratio voxq / faster-whisper: {o / t:.2f}  (below 1 means voxq is faster)")
+# Over 3 minutes of distinct sentences.
+long="$work/long.wav"
+python3 - >"$work/long.txt" <<'PY'
+import itertools
+subjects = ["The train", "My neighbour", "The new library", "Our team", "The old bridge",
+            "A small cafe", "The museum", "Her brother", "The city council", "This recipe"]
+verbs = ["opens", "closes", "changes", "improves", "surprises", "needs", "welcomes"]
+objects = ["every morning at eight", "after the long winter", "before the holidays",
+           "without any warning", "for the first time", "despite the heavy rain"]
+lines = [f"{s} {v} {o}." for s, v, o in itertools.product(subjects, verbs, objects)]
+print(" ".join(lines[::5][:80]))
 PY
+espeak-ng -v en-us -s 150 -w "$work/long-22k.wav" -f "$work/long.txt"
+ffmpeg -loglevel error -y -i "$work/long-22k.wav" -ar 16000 -ac 1 "$long"
+
+voxq() { # engine model_path audio
+  VOXQ_ENGINE="$1" "$VOXQ_BIN/voxq-worker" --model-dir "$2" --threads "$threads" --beam-size 5 \
+    --compute-type int8 --log warn transcribe "$3" --language en --runs "$runs"
+}
+whisper_cli() { # audio -> {"seconds": [...], "text": ...}
+  local times=() text=""
+  for i in $(seq 0 "$runs"); do
+    "$cli" -m models/ggml-tiny.en.bin -f "$1" -t "$threads" -bs 5 -bo 5 -l en -nt -np \
+      >"$work/cli.txt" 2>"$work/cli.err"
+    # Its own timings: total minus model loading, as for the others.
+    local seconds
+    seconds=$(awk '/load time/ {load=$(NF-1)} /total time/ {total=$(NF-1)}
+      END {printf "%.4f", (total - load) / 1000}' "$work/cli.err")
+    [ "$i" -gt 0 ] && times+=("$seconds")
+    text=$(tr '\n' ' ' <"$work/cli.txt")
+  done
+  python3 -c 'import json,sys; print(json.dumps({"seconds": [float(x) for x in sys.argv[2:]], "text": sys.argv[1]}))' \
+    "$text" "${times[@]}"
+}
+
+report() { # label audio
+  local ct2 fw cpp cli_out
+  ct2=$(voxq ct2-whisper "$VOXQ_MODEL_DIR" "$2")
+  fw=$("$venv/bin/python" ops/bench/faster_whisper_bench.py "$VOXQ_MODEL_DIR" "$2" "$threads" "$runs")
+  cpp=$(voxq whisper-cpp models/ggml-tiny.en.bin "$2")
+  cli_out=$(whisper_cli "$2")
+  python3 - "$1" "$2" "$ct2" "$fw" "$cpp" "$cli_out" <<'PY'
+import json, statistics, sys
+label, audio = sys.argv[1], sys.argv[2]
+ct2, fw, cpp, cli = (json.loads(a) for a in sys.argv[3:7])
+med = lambda r: statistics.median(r["seconds"])
+text = lambda r: r["result"]["text"] if "result" in r else r["text"]
+print(f"== {label}: {audio}")
+for name, r in [("voxq ct2-whisper", ct2), ("faster-whisper", fw),
+                ("voxq whisper-cpp", cpp), ("whisper.cpp CLI", cli)]:
+    print(f"{name:18}: {med(r):7.3f} s  {text(r).strip()[:70]}")
+print(f"ratio voxq ct2-whisper / faster-whisper : {med(ct2) / med(fw):.2f}")
+print(f"ratio voxq whisper-cpp / whisper.cpp CLI: {med(cpp) / med(cli):.2f}  (below 1: voxq faster)")
+PY
+}
+
+echo "runs: $runs  threads: $threads  beam: 5  tiny.en (int8 CTranslate2, f16 ggml)"
+report short "$short"
+report long "$long"

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Throughput benchmark: 16 concurrent transcription jobs end to end (API,
+# RabbitMQ, worker, Postgres), once with the worker's dynamic batching off
+# (batch size 1) and once on (VOXQ_BATCH_SIZE, default 8). Same model
+# (tiny.en, int8, 2 threads, beam 5), same 16 clips (4 sentences x 4
+# espeak-ng speeds). Prints jobs per minute for each and the ratio.
+#   ops/bench/batching.sh [JOBS] [BATCH_SIZE]
+set -euo pipefail
+# shellcheck source=ops/env.sh
+source "$(dirname "$0")/../env.sh"
+cd "$VOXQ_ROOT"
+jobs="${1:-16}"
+batch="${2:-8}"
+
+ops/stack.sh >/dev/null
+ops/fetch-models.sh >/dev/null
+cargo build --release --workspace --bins
+
+ns="batchbench$(date +%s)"
+db="voxq_$ns"
+port="${VOXQ_BENCH_PORT:-18081}"
+work=$(mktemp -d)
+export VOXQ_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
+export VOXQ_NAMESPACE="$ns" VOXQ_API_BIND="127.0.0.1:$port" VOXQ_LOG=warn
+export VOXQ_API_URL="http://127.0.0.1:$port" VOXQ_WORKER_METRICS_BIND="127.0.0.1:0"
+# One account submits everything: keep every job on one lane, so both runs
+# use the same single model replica and only batching differs.
+export VOXQ_FAIR_SHARE=1000 VOXQ_LANES=interactive
+export VOXQ_IP_RATE_PER_MINUTE=100000 VOXQ_IP_BURST=10000
+export VOXQ_THREADS=2 VOXQ_BEAM_SIZE=5 VOXQ_COMPUTE_TYPE=int8
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  psql "${VOXQ_DATABASE_URL%/*}/postgres" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+sentences=(
+  "I would like to order a cup of coffee and a slice of cake."
+  "Thank you very much for your help yesterday at the station."
+  "The children are playing in the park after school today."
+  "Can you tell me where the nearest hospital is, please?"
+)
+i=0
+for speed in 120 140 160 180; do
+  for sentence in "${sentences[@]}"; do
+    espeak-ng -v en-us -s "$speed" -w "$work/clip$i.wav" "$sentence"
+    i=$((i + 1))
+  done
+done
+
+"$VOXQ_BIN/voxq" migrate >/dev/null
+account=$("$VOXQ_BIN/voxq" admin create-account --name bench --tier enterprise 2>/dev/null | tail -n1)
+key=$("$VOXQ_BIN/voxq" admin create-key --account "$account" 2>/dev/null | tail -n1)
+"$VOXQ_BIN/voxq-api" >"$work/api.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -fsS "$VOXQ_API_URL/health/ready" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+run() { # batch_size -> prints seconds for all jobs
+  VOXQ_BATCH_SIZE="$1" "$VOXQ_BIN/voxq-worker" >"$work/worker$1.log" 2>&1 &
+  local worker=$!
+  # Ready when the model list shows the worker's heartbeat.
+  for _ in $(seq 300); do
+    curl -fsS -H "authorization: Bearer $key" "$VOXQ_API_URL/v1/models" 2>/dev/null \
+      | grep -q whisper && break
+    sleep 0.2
+  done
+  # Warm-up job: first-call allocations are not what we measure.
+  "$VOXQ_BIN/voxq" submit --api-key "$key" --language en --wait "$work/clip0.wav" >/dev/null
+  local start end
+  start=$(date +%s.%N)
+  local submits=()
+  for n in $(seq 0 $((jobs - 1))); do
+    "$VOXQ_BIN/voxq" submit --api-key "$key" --language en --wait \
+      "$work/clip$((n % 16)).wav" >"$work/out$1-$n.json" &
+    submits+=($!)
+  done
+  for pid in "${submits[@]}"; do wait "$pid"; done
+  end=$(date +%s.%N)
+  kill "$worker"; wait "$worker" 2>/dev/null || true
+  python3 -c "print($end - $start)"
+}
+
+plain=$(run 1)
+batched=$(run "$batch")
+python3 - "$jobs" "$batch" "$plain" "$batched" <<'PY'
+import sys
+jobs, batch, plain, batched = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+print(f"{jobs} concurrent jobs, tiny.en int8, 2 threads, beam 5, one worker")
+print(f"batch size 1      : {plain:6.2f} s  {jobs / plain * 60:6.1f} jobs/min")
+print(f"batch size {batch:<2}     : {batched:6.2f} s  {jobs / batched * 60:6.1f} jobs/min")
+print(f"ratio batched / unbatched throughput: {plain / batched:.2f}")
+PY

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Translation benchmark: voxq's batched ct2-translate path (sentence
+# splitting, tokenizers, one CTranslate2 call, detokenising, paragraph
+# layout) against CTranslate2's Python translate_batch on the same
+# generated model (ops/gen-translation-model.py), the same sentences,
+# 2 threads, beam 4, at most 32 output tokens. Prints sentences per second
+# and the ratio.
+#   ops/bench/translate.sh [SENTENCES] [RUNS]
+set -euo pipefail
+# shellcheck source=ops/env.sh
+source "$(dirname "$0")/../env.sh"
+cd "$VOXQ_ROOT"
+count="${1:-400}"
+runs="${2:-5}"
+threads=2 beam=4 max_len=32
+
+ops/fetch-models.sh >/dev/null
+cargo build --release -p voxq-worker --bins
+venv="$HOME/.cache/voxq/venv"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Distinct sentences, one per line (each line is a paragraph for voxq).
+python3 - "$count" >"$work/sentences.txt" <<'PY'
+import itertools, sys
+subjects = ["The train", "My neighbour", "The new library", "Our team", "The old bridge",
+            "A small cafe", "The museum", "Her brother", "The city council", "This recipe"]
+verbs = ["opens", "closes", "changes", "improves", "surprises", "needs", "welcomes", "starts"]
+objects = ["every morning at eight", "after the long winter", "before the holidays",
+           "without any warning", "for the first time", "despite the rain"]
+lines = [f"{s} {v} {o}." for s, v, o in itertools.product(subjects, verbs, objects)]
+print("\n".join(lines[: int(sys.argv[1])]))
+PY
+cat >"$work/models.toml" <<TOML
+[[models]]
+name = "translate-test"
+engine = "ct2-translate"
+path = "$VOXQ_ROOT/models/translate-test"
+threads = $threads
+beam_size = $beam
+max_decoding_length = $max_len
+TOML
+
+ours=$(VOXQ_MODELS_FILE="$work/models.toml" "$VOXQ_BIN/voxq-worker" --log warn \
+  translate "$work/sentences.txt" --to de --from en --runs "$runs")
+theirs=$("$venv/bin/python" ops/bench/ct2_translate_bench.py "$VOXQ_ROOT/models/translate-test" \
+  "$work/sentences.txt" "$threads" "$runs" "$beam" "$max_len")
+
+python3 - "$ours" "$theirs" "$count" <<'PY'
+import json, statistics, sys
+ours, theirs, n = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
+o, t = statistics.median(ours["seconds"]), statistics.median(theirs["seconds"])
+assert theirs["sentences"] == n
+print(f"{n} sentences, generated model, 2 threads, beam 4, max 32 tokens, int8")
+print(f"voxq ct2-translate          : {o:.3f} s  {n / o:8.1f} sentences/s")
+print(f"ctranslate2 translate_batch : {t:.3f} s  {n / t:8.1f} sentences/s")
+print(f"ratio voxq / python throughput: {t / o:.2f}  (above 1 means voxq is faster)")
+PY
