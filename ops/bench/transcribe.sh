@@ -56,7 +56,7 @@ voxq() { # engine model_path audio
 whisper_cli() { # audio -> {"seconds": [...], "text": ...}
   local times=() text=""
   for i in $(seq 0 "$runs"); do
-    "$cli" -m models/ggml-tiny.en.bin -f "$1" -t "$threads" -bs 5 -bo 5 -l en -nt -np \
+    "$cli" -m models/ggml-tiny.en.bin -f "$1" -t "$threads" -bs 5 -bo 5 -l en -nt \
       >"$work/cli.txt" 2>"$work/cli.err"
     # Its own timings: total minus model loading, as for the others.
     local seconds
