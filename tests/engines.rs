@@ -292,6 +292,47 @@ async fn text_translation_maps_language_codes_keeps_paragraphs_batches_and_cache
     let billed: Vec<&str> = usage.iter().map(|u| u.metric.as_str()).collect();
     assert!(billed.contains(&"text_chars"), "{usage:?}");
 
+    // An account that opts out always runs its jobs; one on `free` gets
+    // its hits unbilled.
+    let admin = app.admin_key().await;
+    for (policy, hit) in [("off", false), ("free", true)] {
+        let patched = app
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/v1/admin/accounts/{account}"),
+                Some(&admin),
+                Some(json!({ "result_cache": policy })),
+            )
+            .await;
+        assert_eq!(patched.status(), 200);
+        assert_eq!(
+            patched.json::<Value>().await.expect("json")["result_cache"],
+            policy
+        );
+        let id = accepted_id(submit_json(&app, &key, translate("de")).await).await;
+        let job = succeeded(&app, &key, &id).await;
+        assert_eq!(job["result"], iso_job["result"]);
+        let cache_hit: bool = sqlx::query_scalar("select cache_hit from jobs where id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .expect("job");
+        assert_eq!(cache_hit, hit, "{policy}");
+        let usage = voxq_shared::db::usage::for_job(&app.db, id.parse().expect("uuid"))
+            .await
+            .expect("usage");
+        assert_eq!(usage.is_empty(), policy == "free", "{policy}: {usage:?}");
+    }
+    let bad = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/accounts/{account}"),
+            Some(&admin),
+            Some(json!({ "result_cache": "sometimes" })),
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+
     // Refused at submission: an unknown code, a code the model lacks, a
     // model nobody serves, a speech model for text.
     for (body, code) in [

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use voxq_shared::audio;
 use voxq_shared::cache::JobCache;
+use voxq_shared::db::accounts::ResultCachePolicy;
 use voxq_shared::db::jobs::{self, StoredInput};
 use voxq_shared::db::result_cache;
 use voxq_shared::job::{
@@ -73,7 +74,7 @@ enum Input {
 struct Prepared {
     message: JobMessage,
     attempts: i32,
-    cache_policy: String,
+    cache_policy: ResultCachePolicy,
     cache_key: [u8; 32],
     input: Input,
     started: Instant,
@@ -181,7 +182,7 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         input,
         started,
     };
-    if prepared.cache_policy != "off" {
+    if prepared.cache_policy != ResultCachePolicy::Off {
         match result_cache::get(&ctx.db, &prepared.cache_key).await {
             Ok(Some(result)) => {
                 ctx.metrics.cache_hits.with_label_values(&[kind]).inc();
@@ -462,7 +463,8 @@ async fn finish(
         (job.started.elapsed().as_secs_f64()).max(inference)
     };
     let (metric, quantity) = job.billed();
-    let usage: Vec<(UsageMetric, f64)> = if cache_hit && job.cache_policy == "free" {
+    let usage: Vec<(UsageMetric, f64)> = if cache_hit && job.cache_policy == ResultCachePolicy::Free
+    {
         Vec::new()
     } else {
         vec![
@@ -488,7 +490,7 @@ async fn finish(
     tracing::info!(job_id = %message.job_id, cache_hit, processing, "job succeeded");
     settle(ctx, &ended.reservation, Amounts::from_usage(&usage)).await;
     cache(ctx, message.account_id, &ended.view).await;
-    if !cache_hit && job.cache_policy != "off" {
+    if !cache_hit && job.cache_policy != ResultCachePolicy::Off {
         if let Err(e) = result_cache::put(&ctx.db, &job.cache_key, &message.model, &result).await {
             tracing::warn!(error = %e, "storing the result in the result cache");
         }

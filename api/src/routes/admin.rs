@@ -12,7 +12,7 @@ use uuid::Uuid;
 use voxq_shared::auth::limits::{LimitsOverride, Tier};
 use voxq_shared::auth::password;
 use voxq_shared::auth::scope::{Role, Scope};
-use voxq_shared::db::accounts::{self, Account, AccountChanges};
+use voxq_shared::db::accounts::{self, Account, AccountChanges, ResultCachePolicy};
 use voxq_shared::db::users;
 
 use super::extract::{ApiJson, ApiQuery};
@@ -65,6 +65,9 @@ pub struct AccountPatch {
     limits: Option<LimitsOverride>,
     #[serde(default)]
     suspended: Option<bool>,
+    /// `bill` (default), `free`, or `off` to opt out of the result cache.
+    #[serde(default)]
+    result_cache: Option<ResultCachePolicy>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -250,6 +253,7 @@ pub async fn update_account(
         tier: patch.tier.as_deref().map(parse_tier).transpose()?,
         limits_override: patch.limits,
         suspended: patch.suspended,
+        result_cache: patch.result_cache,
     };
     let account = accounts::update(&state.db, id, &changes)
         .await?
@@ -268,6 +272,7 @@ pub async fn update_account(
                 "tier": changes.tier,
                 "limits": changes.limits_override,
                 "suspended": changes.suspended,
+                "result_cache": changes.result_cache,
             }),
         ))
         .await;

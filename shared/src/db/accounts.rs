@@ -5,12 +5,51 @@ use uuid::Uuid;
 
 use crate::auth::limits::{LimitsOverride, Tier};
 
+/// What an identical repeated job costs the account, or whether it may be
+/// answered from the result cache at all.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultCachePolicy {
+    /// Answered from the cache, billed like a run job.
+    #[default]
+    Bill,
+    /// Answered from the cache, not billed.
+    Free,
+    /// Opted out: every job runs, and its results are not stored.
+    Off,
+}
+
+impl ResultCachePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bill => "bill",
+            Self::Free => "free",
+            Self::Off => "off",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Bill, Self::Free, Self::Off]
+            .into_iter()
+            .find(|p| p.as_str() == value)
+    }
+}
+
+pub(crate) fn parse_cache_policy(value: &str) -> Result<ResultCachePolicy, sqlx::Error> {
+    ResultCachePolicy::parse(value).ok_or_else(|| {
+        sqlx::Error::Decode(format!("unknown result cache policy {value:?} in database").into())
+    })
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Account {
     pub id: Uuid,
     pub name: String,
     pub tier: Tier,
     pub limits_override: LimitsOverride,
+    pub result_cache: ResultCachePolicy,
     pub suspended_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -21,6 +60,7 @@ struct AccountRow {
     name: String,
     tier: String,
     limits_override: sqlx::types::Json<LimitsOverride>,
+    result_cache: String,
     suspended_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
 }
@@ -34,6 +74,7 @@ impl TryFrom<AccountRow> for Account {
             name: row.name,
             tier: parse_tier(&row.tier)?,
             limits_override: row.limits_override.0,
+            result_cache: parse_cache_policy(&row.result_cache)?,
             suspended_at: row.suspended_at,
             created_at: row.created_at,
         })
@@ -45,7 +86,7 @@ pub(crate) fn parse_tier(value: &str) -> Result<Tier, sqlx::Error> {
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown tier {value:?} in database").into()))
 }
 
-const COLUMNS: &str = "id, name, tier, limits_override, suspended_at, created_at";
+const COLUMNS: &str = "id, name, tier, limits_override, result_cache, suspended_at, created_at";
 
 pub async fn create(db: &PgPool, name: &str, tier: Tier) -> Result<Account, sqlx::Error> {
     let row: AccountRow = sqlx::query_as(&format!(
@@ -90,6 +131,7 @@ pub struct AccountChanges {
     pub tier: Option<Tier>,
     pub limits_override: Option<LimitsOverride>,
     pub suspended: Option<bool>,
+    pub result_cache: Option<ResultCachePolicy>,
 }
 
 pub async fn update(
@@ -103,13 +145,15 @@ pub async fn update(
             limits_override = coalesce($3, limits_override),
             suspended_at = case when $4::boolean is null then suspended_at
                                 when $4 then coalesce(suspended_at, now())
-                                else null end
+                                else null end,
+            result_cache = coalesce($5, result_cache)
          where id = $1 returning {COLUMNS}"
     ))
     .bind(id)
     .bind(changes.tier.map(Tier::as_str))
     .bind(changes.limits_override.as_ref().map(sqlx::types::Json))
     .bind(changes.suspended)
+    .bind(changes.result_cache.map(ResultCachePolicy::as_str))
     .fetch_optional(db)
     .await?;
     row.map(Account::try_from).transpose()

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::db::accounts::ResultCachePolicy;
 use crate::job::{JobError, JobKind, JobParams, JobStatus, JobView, UsageMetric};
 use crate::quota::{Amounts, Reservation};
 
@@ -28,8 +29,7 @@ pub enum StoredInput {
 /// What a worker learns when it claims a job.
 pub struct Claim {
     pub attempts: i32,
-    /// The account's result-cache policy: `bill`, `free` or `off`.
-    pub cache_policy: String,
+    pub cache_policy: ResultCachePolicy,
 }
 
 #[derive(sqlx::FromRow)]
@@ -158,10 +158,13 @@ pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<Claim>, sqlx::Error> 
     .bind(id)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(attempts, cache_policy)| Claim {
-        attempts,
-        cache_policy,
-    }))
+    row.map(|(attempts, cache_policy)| {
+        Ok(Claim {
+            attempts,
+            cache_policy: super::accounts::parse_cache_policy(&cache_policy)?,
+        })
+    })
+    .transpose()
 }
 
 /// Puts a claimed job back in line after a transient failure.
