@@ -18,10 +18,10 @@ use voxq_shared::models::{ModelFailure, Registry, WorkerStatus, HEARTBEAT_SECOND
 use voxq_shared::queue::Topology;
 use voxq_shared::quota::Quotas;
 
-use crate::config::{DeviceArg, EngineKind, ModelSpec, WorkerConfig};
-use crate::engine::ct2_translate::{Ct2Translate, Ct2TranslateConfig};
-use crate::engine::ct2_whisper::{Ct2Whisper, Ct2WhisperConfig};
-use crate::engine::whisper_cpp::{WhisperCpp, WhisperCppConfig};
+use crate::config::{EngineKind, ModelSpec, WorkerConfig};
+use crate::engine::ct2_translate::Ct2Translate;
+use crate::engine::ct2_whisper::Ct2Whisper;
+use crate::engine::whisper_cpp::WhisperCpp;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 
@@ -40,39 +40,9 @@ pub struct Models {
 
 pub fn load_engine(spec: &ModelSpec, replicas: usize) -> anyhow::Result<Arc<dyn Engine>> {
     let engine: Arc<dyn Engine> = match spec.engine {
-        EngineKind::Ct2Whisper => Arc::new(Ct2Whisper::load(Ct2WhisperConfig {
-            name: &spec.name,
-            path: &spec.path,
-            device: spec.device.into(),
-            compute_type: spec.compute_type.into(),
-            threads: spec.threads(),
-            replicas,
-            beam_size: spec.beam_size,
-            default: spec.default,
-        })?),
-        EngineKind::WhisperCpp => Arc::new(WhisperCpp::load(WhisperCppConfig {
-            name: &spec.name,
-            path: &spec.path,
-            gpu: spec.device == DeviceArg::Cuda,
-            threads: spec.threads(),
-            beam_size: spec.beam_size,
-            default: spec.default,
-        })?),
-        EngineKind::Ct2Translate => Arc::new(Ct2Translate::load(Ct2TranslateConfig {
-            name: &spec.name,
-            path: &spec.path,
-            device: spec.device.into(),
-            compute_type: spec.compute_type.into(),
-            threads: spec.threads(),
-            replicas,
-            beam_size: spec.beam_size,
-            // Sentences per GEMM batch inside one call, not jobs.
-            max_batch_size: 32,
-            max_decoding_length: spec.max_decoding_length,
-            target_languages: &spec.target_languages,
-            default_source: &spec.source_language,
-            default: spec.default,
-        })?),
+        EngineKind::Ct2Whisper => Arc::new(Ct2Whisper::load(spec, replicas)?),
+        EngineKind::WhisperCpp => Arc::new(WhisperCpp::load(spec)?),
+        EngineKind::Ct2Translate => Arc::new(Ct2Translate::load(spec, replicas)?),
     };
     Ok(engine)
 }

@@ -8,35 +8,19 @@
 //! language tokens (one OPUS-MT pair) translates into the languages its
 //! configuration lists.
 
-use std::path::Path;
-
 use anyhow::{anyhow, bail, Context};
-use ct2rs::sys::{ComputeType, Config, Device, TranslationOptions, Translator};
+use ct2rs::sys::{TranslationOptions, Translator};
 use tokenizers::Tokenizer;
 use voxq_shared::job::JobKind;
 use voxq_shared::models::ModelInfo;
 
 use super::languages::{is_nllb_code, to_iso, to_nllb};
-use super::{sentences, Engine, TranslateRequest, Unsupported};
+use super::{ct2_config, sentences, Engine, TranslateRequest, Unsupported};
+use crate::config::ModelSpec;
 
-pub struct Ct2TranslateConfig<'a> {
-    pub name: &'a str,
-    pub path: &'a Path,
-    pub device: Device,
-    pub compute_type: ComputeType,
-    pub threads: usize,
-    pub replicas: usize,
-    pub beam_size: usize,
-    /// Sentences per batch inside one call.
-    pub max_batch_size: usize,
-    /// Longest output per sentence, in tokens.
-    pub max_decoding_length: usize,
-    /// For models without language tokens: the one target they produce.
-    pub target_languages: &'a [String],
-    /// Source language assumed when a request does not say.
-    pub default_source: &'a str,
-    pub default: bool,
-}
+/// Sentences per batch inside one CTranslate2 call (jobs are batched by
+/// the consumer; this bounds the memory of one forward pass).
+const SENTENCES_PER_BATCH: usize = 32;
 
 /// How the model marks languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,21 +47,13 @@ pub struct Ct2Translate {
 }
 
 impl Ct2Translate {
-    pub fn load(config: Ct2TranslateConfig<'_>) -> anyhow::Result<Self> {
-        let tokenizer_path = config.path.join("tokenizer.json");
+    /// `replicas` model copies, so that this many calls run at once.
+    pub fn load(spec: &ModelSpec, replicas: usize) -> anyhow::Result<Self> {
+        let tokenizer_path = spec.path.join("tokenizer.json");
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| anyhow!("loading {}: {e}", tokenizer_path.display()))?;
-        let translator = Translator::new(
-            config.path,
-            &Config {
-                device: config.device,
-                compute_type: config.compute_type,
-                num_threads_per_replica: config.threads,
-                device_indices: vec![0; config.replicas.max(1)],
-                ..Config::default()
-            },
-        )
-        .with_context(|| format!("loading translation model from {}", config.path.display()))?;
+        let translator = Translator::new(&spec.path, &ct2_config(spec, replicas))
+            .with_context(|| format!("loading translation model from {}", spec.path.display()))?;
         let vocab = tokenizer.get_vocab(true);
         let mut nllb: Vec<String> = vocab.keys().filter(|t| is_nllb_code(t)).cloned().collect();
         let mut m2m: Vec<String> = vocab
@@ -90,14 +66,14 @@ impl Ct2Translate {
         } else if !m2m.is_empty() {
             (Style::M2m100, std::mem::take(&mut m2m))
         } else {
-            if config.target_languages.is_empty() {
+            if spec.target_languages.is_empty() {
                 bail!(
                     "model {} has no language tokens: list the languages it translates into \
                      (target_languages) in its configuration",
-                    config.name
+                    spec.name
                 );
             }
-            (Style::Plain, config.target_languages.to_vec())
+            (Style::Plain, spec.target_languages.clone())
         };
         languages.sort();
         // Clients may use ISO 639-1 codes too: list both where they map.
@@ -116,20 +92,20 @@ impl Ct2Translate {
         advertised.dedup();
         Ok(Self {
             info: ModelInfo {
-                name: config.name.to_owned(),
+                name: spec.name.clone(),
                 engine: "ct2-translate".into(),
                 kinds: vec![JobKind::Translate],
                 languages: advertised,
-                default: config.default,
+                default: spec.default,
             },
             translator,
             tokenizer,
             style,
             languages,
-            default_source: config.default_source.to_owned(),
-            beam_size: config.beam_size.max(1),
-            max_batch_size: config.max_batch_size.max(1),
-            max_decoding_length: config.max_decoding_length.max(1),
+            default_source: spec.source_language.clone(),
+            beam_size: spec.beam_size.max(1),
+            max_batch_size: SENTENCES_PER_BATCH,
+            max_decoding_length: spec.max_decoding_length.max(1),
         })
     }
 

@@ -9,17 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{anyhow, Context};
-use ct2rs::sys::{ComputeType, Config, Device, StorageView, Whisper, WhisperOptions};
+use ct2rs::sys::{Device, StorageView, Whisper, WhisperOptions};
 use tokenizers::Tokenizer;
 use voxq_shared::job::{Segment, TranscriptResult};
 use voxq_shared::models::ModelInfo;
 
 use super::mel::{Features, MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
 use super::words::{self, Timed};
-use super::{join_text, round_ms, whisper_info, Engine, Task, TranscribeOptions};
+use super::{ct2_config, join_text, round_ms, whisper_info, Engine, Task, TranscribeOptions};
+use crate::config::ModelSpec;
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
@@ -36,18 +36,6 @@ const INPUT_STRIDE: usize = 2;
 const BEST_OF: usize = 5;
 /// Smoothing of the cross-attention weights before word alignment.
 const MEDIAN_FILTER_WIDTH: i64 = 7;
-
-pub struct Ct2WhisperConfig<'a> {
-    pub name: &'a str,
-    pub path: &'a Path,
-    pub device: Device,
-    pub compute_type: ComputeType,
-    pub threads: usize,
-    /// Model copies, so that this many calls run at once.
-    pub replicas: usize,
-    pub beam_size: usize,
-    pub default: bool,
-}
 
 pub struct Ct2Whisper {
     info: ModelInfo,
@@ -69,19 +57,11 @@ struct Decoded {
 }
 
 impl Ct2Whisper {
-    pub fn load(config: Ct2WhisperConfig<'_>) -> anyhow::Result<Self> {
-        let model = Whisper::new(
-            config.path,
-            Config {
-                device: config.device,
-                compute_type: config.compute_type,
-                num_threads_per_replica: config.threads,
-                device_indices: vec![0; config.replicas.max(1)],
-                ..Config::default()
-            },
-        )
-        .with_context(|| format!("loading Whisper model from {}", config.path.display()))?;
-        let tokenizer = Tokenizer::from_file(config.path.join("tokenizer.json"))
+    /// `replicas` model copies, so that this many calls run at once.
+    pub fn load(spec: &ModelSpec, replicas: usize) -> anyhow::Result<Self> {
+        let model = Whisper::new(&spec.path, ct2_config(spec, replicas))
+            .with_context(|| format!("loading Whisper model from {}", spec.path.display()))?;
+        let tokenizer = Tokenizer::from_file(spec.path.join("tokenizer.json"))
             .map_err(|e| anyhow!("loading tokenizer.json: {e}"))?;
         let id = |token: &str| {
             tokenizer
@@ -92,12 +72,12 @@ impl Ct2Whisper {
         let timestamp_begin = id("<|notimestamps|>")? + 1;
         let multilingual = model.is_multilingual();
         Ok(Self {
-            info: whisper_info(config.name, "ct2-whisper", multilingual, config.default),
+            info: whisper_info(&spec.name, "ct2-whisper", multilingual, spec.default),
             mel: MelExtractor::new(model.n_mels()),
             multilingual,
             model,
             tokenizer,
-            beam_size: config.beam_size.max(1),
+            beam_size: spec.beam_size.max(1),
             eot,
             timestamp_begin,
         })

@@ -16,6 +16,8 @@ pub mod words;
 use voxq_shared::job::{JobKind, Segment, TranscriptResult, WHISPER_LANGUAGES};
 use voxq_shared::models::ModelInfo;
 
+use crate::config::ModelSpec;
+
 /// What Whisper is asked to produce from the audio.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Task {
@@ -50,6 +52,18 @@ pub struct TranslateRequest {
 pub struct Unsupported {
     pub model: String,
     pub what: String,
+}
+
+/// CTranslate2 settings of a model: device, compute type, threads per
+/// call, and `replicas` copies so that this many calls run at once.
+pub(crate) fn ct2_config(spec: &ModelSpec, replicas: usize) -> ct2rs::sys::Config {
+    ct2rs::sys::Config {
+        device: spec.device.into(),
+        compute_type: spec.compute_type.into(),
+        num_threads_per_replica: spec.threads(),
+        device_indices: vec![0; replicas.max(1)],
+        ..ct2rs::sys::Config::default()
+    }
 }
 
 /// What a Whisper model serves, whichever engine runs it.

@@ -7,7 +7,6 @@
 //! flight.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{anyhow, Context};
@@ -19,17 +18,9 @@ use whisper_rs::{
 
 use super::words::{self, Timed};
 use super::{join_text, round_ms, whisper_info, Engine, Task, TranscribeOptions};
+use crate::config::{DeviceArg, ModelSpec};
 
 const SAMPLE_RATE: f64 = 16_000.0;
-
-pub struct WhisperCppConfig<'a> {
-    pub name: &'a str,
-    pub path: &'a Path,
-    pub gpu: bool,
-    pub threads: usize,
-    pub beam_size: usize,
-    pub default: bool,
-}
 
 pub struct WhisperCpp {
     info: ModelInfo,
@@ -42,25 +33,25 @@ pub struct WhisperCpp {
 }
 
 impl WhisperCpp {
-    pub fn load(config: WhisperCppConfig<'_>) -> anyhow::Result<Self> {
-        let path = config
+    pub fn load(spec: &ModelSpec) -> anyhow::Result<Self> {
+        let path = spec
             .path
             .to_str()
             .ok_or_else(|| anyhow!("model path is not UTF-8"))?;
         let params = WhisperContextParameters {
-            use_gpu: config.gpu,
+            use_gpu: spec.device == DeviceArg::Cuda,
             ..WhisperContextParameters::default()
         };
         let context = WhisperContext::new_with_params(path, params)
             .with_context(|| format!("loading ggml Whisper model {path}"))?;
         let multilingual = context.is_multilingual();
         Ok(Self {
-            info: whisper_info(config.name, "whisper-cpp", multilingual, config.default),
+            info: whisper_info(&spec.name, "whisper-cpp", multilingual, spec.default),
             eot: context.token_eot(),
             context,
             states: Mutex::new(Vec::new()),
-            threads: config.threads.max(1),
-            beam_size: config.beam_size.max(1),
+            threads: spec.threads().max(1),
+            beam_size: spec.beam_size.max(1),
             multilingual,
         })
     }
