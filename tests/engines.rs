@@ -43,7 +43,7 @@ threads = 2
 name = "translate-test"
 engine = "ct2-translate"
 path = "{root}/translate-test"
-threads = 2
+threads = 1
 batch_size = 4
 max_decoding_length = 12
 "#,
