@@ -508,6 +508,10 @@ async fn speech_translation_detects_the_language_and_renders_each_target() {
         ),
         (vec![("language", "de")], "unsupported_language"),
         (vec![("target_languages", "de")], "invalid_kind"),
+        (
+            vec![("timestamp_granularities[]", "phoneme")],
+            "invalid_parameter",
+        ),
     ] {
         let response = app
             .submit_form(&key, audio_form(wav.clone(), &fields))
