@@ -3,7 +3,8 @@
 VOXQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export VOXQ_ROOT
 # Build outside the checkout so fresh clones on one machine share the
-# CTranslate2 build (many minutes on 2 cores); override to taste.
+# C++ builds (CTranslate2, oneDNN, whisper.cpp: about half an hour on 2
+# cores); override to taste.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxq/target}"
 export VOXQ_BIN="$CARGO_TARGET_DIR/release"
 export VOXQ_DATABASE_URL="${VOXQ_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/voxq}"

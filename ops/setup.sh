@@ -11,7 +11,7 @@ cd "$VOXQ_ROOT"
 
 ops/stack.sh
 ops/fetch-models.sh
-echo "building (the first build compiles CTranslate2: several minutes)" >&2
+echo "building (the first build compiles CTranslate2, oneDNN and whisper.cpp: about half an hour on 2 cores)" >&2
 cargo build --release --workspace --bins
 
 run_dir="$VOXQ_ROOT/.voxq"
