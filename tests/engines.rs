@@ -161,8 +161,10 @@ fn check_words(result: &Value) -> usize {
 async fn the_converted_ggml_model_transcribes_like_the_ctranslate2_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = spawn(&dir).await;
-    let (_, key) = app.new_account().await;
+    let (account, key) = app.new_account().await;
     let mut errors = Vec::new();
+    // The CTranslate2 model's results from concurrent jobs (batch size 4).
+    let mut concurrent = Vec::new();
     for model in ["whisper-tiny.en", "whisper-tiny.en-cpp"] {
         let ids = join_all(speech::SENTENCES.iter().map(|sentence| {
             let form = audio_form(speech::wav_16k(sentence), &[("model", model)]);
@@ -177,6 +179,9 @@ async fn the_converted_ggml_model_transcribes_like_the_ctranslate2_one() {
                 serde_json::from_str(&app.get_job_as(&key, id, "verbose_json").await)
                     .expect("json");
             assert_eq!(verbose["language"], "en");
+            if model == "whisper-tiny.en" {
+                concurrent.push(verbose.clone());
+            }
             let duration = verbose["duration"].as_f64().expect("duration");
             for segment in verbose["segments"].as_array().expect("segments") {
                 assert!(segment["avg_logprob"].as_f64().expect("avg_logprob") <= 0.0);
@@ -211,6 +216,27 @@ async fn the_converted_ggml_model_transcribes_like_the_ctranslate2_one() {
             job["result"]
         );
     }
+    // Batching: the same clips one at a time give exactly what they gave
+    // together (the cache is off, so they really run again).
+    let metrics = app.worker_metrics().await;
+    let jobs = metric_value(&metrics, "voxq_worker_batch_jobs_sum", "whisper-tiny.en");
+    let calls = metric_value(&metrics, "voxq_worker_batch_jobs_count", "whisper-tiny.en");
+    assert!(
+        jobs > calls,
+        "no call batched two jobs: {jobs} jobs in {calls} calls"
+    );
+    sqlx::query("update accounts set result_cache = 'off' where id = $1")
+        .bind(account)
+        .execute(&app.db)
+        .await
+        .expect("opt out of the cache");
+    for (sentence, together) in speech::SENTENCES.iter().zip(&concurrent) {
+        let form = audio_form(speech::wav_16k(sentence), &[("model", "whisper-tiny.en")]);
+        let id = accepted_id(app.submit_form(&key, form).await).await;
+        let alone = succeeded(&app, &key, &id).await;
+        assert_eq!(&alone["result"], together, "{sentence}");
+    }
+
     // The conversion must not cost accuracy. It may gain some: the ggml
     // file keeps f16 weights where the CTranslate2 path runs int8, and one
     // word flipped on these 35 is already 3 points.
