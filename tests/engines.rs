@@ -117,6 +117,32 @@ fn check_srt(srt: &str, duration: f64) -> usize {
     cues
 }
 
+/// Parses WebVTT back: the header, then cues whose `HH:MM:SS.mmm` times
+/// increase and stay within `duration`, each with text.
+fn check_vtt(vtt: &str, duration: f64) -> usize {
+    let body = vtt.strip_prefix("WEBVTT\n\n").expect("WEBVTT header");
+    let to_seconds = |t: &str| {
+        let parts: Vec<f64> = t.trim().split(':').map(|p| p.parse().expect("n")).collect();
+        assert_eq!(parts.len(), 3, "{t}");
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    };
+    let mut last = 0.0;
+    let mut cues = 0;
+    for block in body.trim().split("\n\n") {
+        let lines: Vec<&str> = block.lines().collect();
+        let (start, end) = lines[0].split_once(" --> ").expect("timing line");
+        let (start, end) = (to_seconds(start), to_seconds(end));
+        assert!(
+            start >= last - 1e-3 && start <= end && end <= duration + 0.01,
+            "{vtt}"
+        );
+        assert!(lines.len() >= 2 && !lines[1].trim().is_empty(), "{vtt}");
+        last = start;
+        cues += 1;
+    }
+    cues
+}
+
 /// Every segment's words: their text is the segment's, their times
 /// increase and stay within the segment (which follows its words) and the
 /// audio, and each has a probability. Returns the number of words.
@@ -188,11 +214,7 @@ async fn the_converted_ggml_model_transcribes_like_the_ctranslate2_one() {
                 assert!(segment["no_speech_prob"].as_f64().is_some());
             }
             assert!(check_srt(&app.get_job_as(&key, id, "srt").await, duration) >= 1);
-            let vtt = app.get_job_as(&key, id, "vtt").await;
-            assert!(
-                vtt.starts_with("WEBVTT\n\n") && vtt.contains(" --> "),
-                "{vtt}"
-            );
+            assert!(check_vtt(&app.get_job_as(&key, id, "vtt").await, duration) >= 1);
             hypothesis.push_str(verbose["text"].as_str().expect("text"));
             hypothesis.push(' ');
         }
@@ -515,6 +537,13 @@ async fn speech_translation_detects_the_language_and_renders_each_target() {
             .await
             .expect("srt");
         assert!(check_srt(&srt, duration) >= 1, "{language}: {srt}");
+        let vtt = app
+            .get_job_format(&key, &id, &format!("vtt&language={language}"))
+            .await
+            .text()
+            .await
+            .expect("vtt");
+        assert!(check_vtt(&vtt, duration) >= 1, "{language}: {vtt}");
     }
     assert_eq!(
         app.get_job_format(&key, &id, "srt&language=fr")
