@@ -117,6 +117,21 @@ fn check_srt(srt: &str, duration: f64) -> usize {
     cues
 }
 
+/// The (start, end) of each segment of a list.
+fn spans(segments: &Value) -> Vec<(f64, f64)> {
+    segments
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_f64().expect("s"),
+                s["end"].as_f64().expect("e"),
+            )
+        })
+        .collect()
+}
+
 /// Parses WebVTT back: the header, then cues whose `HH:MM:SS.mmm` times
 /// increase and stay within `duration`, each with text.
 fn check_vtt(vtt: &str, duration: f64) -> usize {
@@ -501,48 +516,22 @@ async fn speech_translation_detects_the_language_and_renders_each_target() {
             .expect("probability")
             > 0.5
     );
-    let source: Vec<(f64, f64)> = result["segments"]
-        .as_array()
-        .expect("segments")
-        .iter()
-        .map(|s| {
-            (
-                s["start"].as_f64().expect("s"),
-                s["end"].as_f64().expect("e"),
-            )
-        })
-        .collect();
+    let source = spans(&result["segments"]);
     assert!(!source.is_empty());
     let english = result["translations"]["en"]["text"].as_str().expect("en");
     assert!(!english.trim().is_empty(), "{result}");
     // Non-English targets keep the source's timings, segment for segment.
-    let german: Vec<(f64, f64)> = result["translations"]["de"]["segments"]
-        .as_array()
-        .expect("de segments")
-        .iter()
-        .map(|s| {
-            (
-                s["start"].as_f64().expect("s"),
-                s["end"].as_f64().expect("e"),
-            )
-        })
-        .collect();
+    let german = spans(&result["translations"]["de"]["segments"]);
     assert_eq!(german, source);
     let duration = result["duration"].as_f64().expect("duration");
     for language in ["en", "de"] {
         let srt = app
-            .get_job_format(&key, &id, &format!("srt&language={language}"))
-            .await
-            .text()
-            .await
-            .expect("srt");
+            .get_job_as(&key, &id, &format!("srt&language={language}"))
+            .await;
         assert!(check_srt(&srt, duration) >= 1, "{language}: {srt}");
         let vtt = app
-            .get_job_format(&key, &id, &format!("vtt&language={language}"))
-            .await
-            .text()
-            .await
-            .expect("vtt");
+            .get_job_as(&key, &id, &format!("vtt&language={language}"))
+            .await;
         assert!(check_vtt(&vtt, duration) >= 1, "{language}: {vtt}");
     }
     assert_eq!(

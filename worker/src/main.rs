@@ -1,10 +1,45 @@
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Parser;
 use voxq_shared::job::JobKind;
 use voxq_worker::config::{Command, WorkerConfig};
-use voxq_worker::engine::{Task, TranscribeOptions, TranslateRequest};
+use voxq_worker::engine::{Engine, Task, TranscribeOptions, TranslateRequest};
+use voxq_worker::Models;
+
+/// The first model of the configuration that loaded and that `wanted`
+/// accepts.
+fn first_model(
+    config: &WorkerConfig,
+    models: &Models,
+    wanted: impl Fn(&dyn Engine) -> bool,
+) -> anyhow::Result<(String, Arc<dyn Engine>)> {
+    config
+        .model_specs()?
+        .into_iter()
+        .find_map(|spec| {
+            let served = models.served.get(&spec.name)?;
+            wanted(served.engine.as_ref()).then(|| (spec.name, served.engine.clone()))
+        })
+        .context("no suitable model loaded")
+}
+
+/// One warm-up run, then `runs` timed ones: the last output and the
+/// seconds of each timed run.
+fn timed<T>(
+    runs: usize,
+    mut run: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Vec<f64>)> {
+    let mut output = run()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        output = run()?;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    Ok((output, times))
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -24,13 +59,7 @@ async fn main() -> anyhow::Result<()> {
             batch,
         }) => {
             // The first model (of the file, or the flags' one).
-            let name = config
-                .model_specs()?
-                .into_iter()
-                .map(|s| s.name)
-                .find(|n| models.served.contains_key(n))
-                .context("no model loaded")?;
-            let engine = models.served[&name].engine.clone();
+            let (name, engine) = first_model(&config, &models, |_| true)?;
             tokio::task::spawn_blocking(move || {
                 let bytes = std::fs::read(&file)?;
                 let audio = voxq_shared::audio::decode_to_mono_16k(bytes.into())?;
@@ -45,18 +74,11 @@ async fn main() -> anyhow::Result<()> {
                 };
                 let clips = vec![audio.as_slice(); batch.max(1)];
                 let all_options = vec![options; clips.len()];
-                let run = || -> anyhow::Result<_> {
+                let (result, times) = timed(runs, || {
                     let mut results = engine.transcribe_batch(&clips, &all_options);
                     results.truncate(1);
                     results.pop().context("no result")?
-                };
-                let mut result = run()?;
-                let mut times = Vec::new();
-                for _ in 0..runs {
-                    let started = Instant::now();
-                    result = run()?;
-                    times.push(started.elapsed().as_secs_f64());
-                }
+                })?;
                 println!(
                     "{}",
                     serde_json::json!({ "model": name, "result": result, "seconds": times })
@@ -71,37 +93,21 @@ async fn main() -> anyhow::Result<()> {
             from,
             runs,
         }) => {
-            let name = config
-                .model_specs()?
-                .into_iter()
-                .map(|s| s.name)
-                .find(|n| {
-                    models
-                        .served
-                        .get(n)
-                        .is_some_and(|s| s.engine.info().kinds.contains(&JobKind::Translate))
-                })
-                .context("no translation model loaded")?;
-            let engine = models.served[&name].engine.clone();
+            let (name, engine) = first_model(&config, &models, |engine| {
+                engine.info().kinds.contains(&JobKind::Translate)
+            })?;
             tokio::task::spawn_blocking(move || {
                 let request = TranslateRequest {
                     text: std::fs::read_to_string(&file)?,
                     source: from,
                     target: to,
                 };
-                let run = || -> anyhow::Result<String> {
+                let (text, times) = timed(runs, || {
                     engine
                         .translate_batch(std::slice::from_ref(&request))?
                         .pop()
                         .context("no result")
-                };
-                let mut text = run()?;
-                let mut times = Vec::new();
-                for _ in 0..runs {
-                    let started = Instant::now();
-                    text = run()?;
-                    times.push(started.elapsed().as_secs_f64());
-                }
+                })?;
                 println!(
                     "{}",
                     serde_json::json!({ "model": name, "text": text, "seconds": times })

@@ -106,8 +106,8 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
         }
     }
     if !ready.is_empty() {
-        let (indices, prepared): (Vec<usize>, Vec<Prepared>) = ready.into_iter().unzip();
-        let results = infer(ctx, &prepared).await;
+        let (indices, mut prepared): (Vec<usize>, Vec<Prepared>) = ready.into_iter().unzip();
+        let results = infer(ctx, &mut prepared).await;
         for ((i, job), (result, processing)) in indices.into_iter().zip(prepared).zip(results) {
             let outcome = match result {
                 Ok(value) => finish(ctx, &job, value, processing, false).await,
@@ -211,8 +211,12 @@ async fn decode(data: Vec<u8>) -> Result<Vec<f32>, Failure> {
 }
 
 /// Runs the engine once for all `jobs` (one model); each job gets its
-/// result and its share of the call's processing seconds.
-async fn infer(ctx: &Context, jobs: &[Prepared]) -> Vec<(Result<serde_json::Value, Failure>, f64)> {
+/// result and its share of the call's processing seconds. The decoded
+/// audio moves into the engine call (hours of audio are not copied).
+async fn infer(
+    ctx: &Context,
+    jobs: &mut [Prepared],
+) -> Vec<(Result<serde_json::Value, Failure>, f64)> {
     let model = jobs[0].message.model.clone();
     let Some(served) = ctx.models.get(&model) else {
         return jobs
@@ -225,7 +229,14 @@ async fn infer(ctx: &Context, jobs: &[Prepared]) -> Vec<(Result<serde_json::Valu
     };
     let engine = served.engine.clone();
     let kind = jobs[0].message.kind;
-    let work: Vec<Work> = jobs.iter().map(Work::of).collect();
+    let audio: f64 = jobs
+        .iter()
+        .map(|j| match &j.input {
+            Input::Audio { samples, .. } => samples.len() as f64 / f64::from(audio::TARGET_RATE),
+            Input::Text(_) => 0.0,
+        })
+        .sum();
+    let work: Vec<Work> = jobs.iter_mut().map(Work::of).collect();
     let translators: HashMap<String, Arc<dyn Engine>> = ctx
         .models
         .iter()
@@ -255,13 +266,6 @@ async fn infer(ctx: &Context, jobs: &[Prepared]) -> Vec<(Result<serde_json::Valu
         .batch_jobs
         .with_label_values(&[&model])
         .observe(n as f64);
-    let audio: f64 = jobs
-        .iter()
-        .map(|j| match &j.input {
-            Input::Audio { samples, .. } => samples.len() as f64 / f64::from(audio::TARGET_RATE),
-            Input::Text(_) => 0.0,
-        })
-        .sum();
     if audio > 0.0 {
         ctx.metrics
             .real_time_factor
@@ -290,10 +294,10 @@ struct Work {
 }
 
 impl Work {
-    fn of(job: &Prepared) -> Self {
+    fn of(job: &mut Prepared) -> Self {
         let params = &job.message.params;
-        let (samples, text) = match &job.input {
-            Input::Audio { samples, .. } => (samples.clone(), String::new()),
+        let (samples, text) = match &mut job.input {
+            Input::Audio { samples, .. } => (std::mem::take(samples), String::new()),
             Input::Text(text) => (Vec::new(), text.clone()),
         };
         Work {
