@@ -45,7 +45,7 @@ async fn health_metrics_and_request_ids_work() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn readiness_names_the_dependency_that_is_down_and_submits_get_503() {
+async fn readiness_names_the_dependency_that_is_down_and_submits_wait_in_the_outbox() {
     let app = TestApp::spawn_with(Options {
         worker: false,
         amqp_url: "amqp://guest:guest@127.0.0.1:1/%2f".into(),
@@ -58,23 +58,23 @@ async fn readiness_names_the_dependency_that_is_down_and_submits_get_503() {
     assert_eq!(body["checks"]["rabbitmq"], "down");
     assert_eq!(body["checks"]["postgres"], "up");
 
+    // The broker being away does not lose or refuse the job: it is stored
+    // with its message, which the outbox relay publishes when it can.
     let (_, key) = app.new_account().await;
     let wav = speech::wav_16k("Thank you very much.");
-    let response = app.submit_audio(&key, wav, "a.wav").await;
-    assert_eq!(error_code(response, 503).await, "service_unavailable");
-    // The job that could not be queued is recorded as failed, not left queued.
-    let status: String = sqlx::query_scalar("select status from jobs")
-        .fetch_one(&app.db)
-        .await
-        .expect("job row");
-    assert_eq!(status, "failed");
-    // Its quota reservation was given back: nothing reserved, nothing in
-    // flight; the request itself still counts.
+    let id = app.submit_ok(&key, wav, "a.wav").await;
+    let (status, waiting): (String, i64) = sqlx::query_as(
+        "select j.status, (select count(*) from outbox o where o.job_id = j.id)
+         from jobs j where j.id = $1",
+    )
+    .bind(id.parse::<uuid::Uuid>().expect("uuid"))
+    .fetch_one(&app.db)
+    .await
+    .expect("job row");
+    assert_eq!((status.as_str(), waiting), ("queued", 1));
     let usage = app.get_json("/v1/usage", &key).await;
     let r = &usage["resources"];
-    assert_eq!(r["concurrent_jobs"]["used"], 0, "{usage}");
-    assert_eq!(r["audio_seconds"]["reserved"], 0.0);
-    assert_eq!(r["audio_seconds"]["used"], 0.0);
+    assert_eq!(r["concurrent_jobs"]["used"], 1, "{usage}");
     assert_eq!(r["requests"]["used"], 1.0);
 }
 

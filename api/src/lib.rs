@@ -4,8 +4,10 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod outbox;
 pub mod principal;
 pub mod rate_limit;
 pub mod reservations;
@@ -30,6 +32,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use voxq_shared::auth::limits::TierLimits;
 use voxq_shared::cache::JobCache;
+use voxq_shared::events::{EventHub, Events};
 use voxq_shared::models::Registry;
 use voxq_shared::queue::{Publisher, Topology};
 use voxq_shared::quota::Quotas;
@@ -37,6 +40,7 @@ use voxq_shared::quota::Quotas;
 use crate::catalog::Catalog;
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
+use crate::outbox::Relay;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 use crate::tokens::TokenKeys;
@@ -46,7 +50,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct App {
     listener: TcpListener,
     router: Router,
+    relay: Relay,
+    stopping: tokio_util::sync::CancellationToken,
 }
+
+/// How long a stopping API keeps relaying its outbox after the last
+/// request has been answered.
+const OUTBOX_DRAIN: Duration = Duration::from_secs(10);
 
 impl App {
     pub async fn build(config: ApiConfig) -> anyhow::Result<Self> {
@@ -74,8 +84,10 @@ impl App {
         );
         // Declare the topology now so a misconfigured broker shows at start;
         // an unreachable one only makes readiness fail until it is back.
-        if let Err(e) = publisher.channel().await {
-            tracing::warn!(error = %e, "RabbitMQ not reachable at start; will retry on use");
+        let declared =
+            tokio::time::timeout(voxq_shared::queue::PUBLISH_TIMEOUT, publisher.channel()).await;
+        if !matches!(declared, Ok(Ok(_))) {
+            tracing::warn!("RabbitMQ not reachable at start; the outbox keeps jobs until it is");
         }
         let tiers = match &config.limits_file {
             Some(path) => TierLimits::load(path).map_err(anyhow::Error::msg)?,
@@ -83,7 +95,15 @@ impl App {
         };
         let dummy = tokio::task::spawn_blocking(voxq_shared::auth::password::dummy_hash).await?;
         let namespace = config.common.namespace.clone();
+        let publisher = Arc::new(publisher);
+        let relay = Relay::new(db.clone(), publisher.clone());
+        let stopping = tokio_util::sync::CancellationToken::new();
         let state = AppState {
+            relay: relay.clone(),
+            events: Events::new(redis.clone(), &namespace),
+            hub: EventHub::start(&config.common.redis_url, &namespace)
+                .context("subscribing to job events")?,
+            stopping: stopping.clone(),
             cache: JobCache::new(redis.clone(), &namespace, config.result_cache_ttl),
             quotas: Quotas::new(redis.clone(), &namespace),
             limiter: RateLimiter::new(redis.clone(), &namespace),
@@ -96,7 +116,7 @@ impl App {
             dummy_password_hash: Arc::new(dummy),
             db,
             redis,
-            publisher: Arc::new(publisher),
+            publisher,
             metrics: Arc::new(Metrics::new()?),
             config: Arc::new(config),
         };
@@ -106,6 +126,8 @@ impl App {
         Ok(Self {
             router: router(state),
             listener,
+            relay,
+            stopping,
         })
     }
 
@@ -118,15 +140,29 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
+        let stop_relay = tokio_util::sync::CancellationToken::new();
+        let relay = tokio::spawn(self.relay.run(stop_relay.clone(), OUTBOX_DRAIN));
         tracing::info!(%addr, "voxq-api listening");
-        axum::serve(
+        // Stop accepting, answer the requests in progress, then give the
+        // outbox its last pass: what they committed gets published.
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams would hold their connections open forever.
+            self.stopping.cancel();
+        })
         .await
-        .context("serving HTTP")
+        .context("serving HTTP");
+        stop_relay.cancel();
+        if let Err(e) = relay.await {
+            tracing::error!(error = %e, "outbox relay crashed");
+        }
+        tracing::info!("voxq-api stopped");
+        served
     }
 }
 

@@ -22,6 +22,8 @@ use crate::state::AppState;
     paths(
         jobs::submit,
         jobs::get_job,
+        jobs::cancel_job,
+        jobs::job_events,
         models::list,
         usage::usage,
         keys::create,

@@ -14,12 +14,36 @@ use crate::error::{ApiError, Result};
 use crate::principal::{Principal, RequestMeta};
 use crate::state::AppState;
 
+/// A job inserted and its quota reserved, in a transaction still open:
+/// the caller adds what must commit with the job (its outbox message, an
+/// idempotency record), then calls [`Reserved::commit`].
+pub struct Reserved {
+    pub tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub view: JobView,
+    /// How many of the account's jobs are in flight, this one included.
+    pub in_flight: u64,
+}
+
+impl Reserved {
+    /// Commits; the reservation is given back if the commit fails.
+    pub async fn commit(self, state: &AppState, reservation: &Reservation) -> Result<JobView> {
+        match self.tx.commit().await {
+            Ok(()) => Ok(self.view),
+            Err(e) => {
+                release(state, reservation).await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
 /// Reserve in Redis, then insert, inside one transaction that holds the
 /// account's shared quota lock (see `voxq_shared::db::quotas`). Counters
 /// missing from Redis are rebuilt from Postgres; a refusal is checked
 /// once against Postgres (at most every few seconds per account), which
-/// also heals counters left behind by a process that died mid-job.
-/// Returns the job and how many of the account's jobs are in flight.
+/// also heals counters left behind by a process that died mid-job. If the
+/// caller drops the transaction instead of committing, it must
+/// [`release`] the reservation.
 pub async fn reserve_and_insert(
     state: &AppState,
     principal: &Principal,
@@ -28,21 +52,21 @@ pub async fn reserve_and_insert(
     kind: JobKind,
     params: &JobParams,
     input: NewJobInput<'_>,
-) -> Result<(JobView, u64)> {
+) -> Result<Reserved> {
     let account = principal.account_id;
     let mut rebuilt = false;
     loop {
         let mut tx = quota_repo::begin_submission(&state.db, account).await?;
         match state.quotas.reserve(reservation, &principal.limits).await? {
             ReserveOutcome::Reserved { in_flight } => {
-                let inserted = job_repo::insert(&mut tx, reservation, kind, params, input).await;
-                let committed = match inserted {
-                    Ok(view) => tx.commit().await.map(|()| view),
-                    Err(e) => Err(e),
-                };
-                return match committed {
-                    Ok(view) => Ok((view, in_flight)),
+                return match job_repo::insert(&mut tx, reservation, kind, params, input).await {
+                    Ok(view) => Ok(Reserved {
+                        tx,
+                        view,
+                        in_flight,
+                    }),
                     Err(e) => {
+                        drop(tx);
                         release(state, reservation).await;
                         Err(e.into())
                     }

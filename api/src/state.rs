@@ -1,15 +1,18 @@
 use std::sync::Arc;
 
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use voxq_shared::auth::limits::TierLimits;
 use voxq_shared::cache::JobCache;
 use voxq_shared::db::audit::{self, AuditEvent};
+use voxq_shared::events::{EventHub, Events};
 use voxq_shared::queue::Publisher;
 use voxq_shared::quota::Quotas;
 
 use crate::catalog::Catalog;
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
+use crate::outbox::Relay;
 use crate::rate_limit::RateLimiter;
 use crate::tokens::TokenKeys;
 
@@ -24,6 +27,14 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub tiers: Arc<TierLimits>,
     pub publisher: Arc<Publisher>,
+    pub relay: Relay,
+    /// Publishes job events (cancellations).
+    pub events: Events,
+    /// Wakes long-polls and event streams.
+    pub hub: EventHub,
+    /// Cancelled when the API begins to stop: event streams end so the
+    /// server can drain.
+    pub stopping: CancellationToken,
     pub catalog: Catalog,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,

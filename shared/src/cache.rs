@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::job::JobView;
+use crate::job::{JobView, Progress};
 
 #[derive(Clone)]
 pub struct JobCache {
@@ -61,6 +61,26 @@ impl JobCache {
             .clone()
             .set_ex(self.key(job.id), raw, self.ttl_seconds)
             .await
+    }
+}
+
+impl JobCache {
+    fn progress_key(&self, id: Uuid) -> String {
+        format!("{}{id}:progress", self.prefix)
+    }
+
+    /// A running job's progress; kept a minute after the last report.
+    pub async fn put_progress(&self, id: Uuid, progress: Progress) -> redis::RedisResult<()> {
+        let raw = serde_json::to_string(&progress).unwrap_or_default();
+        self.redis
+            .clone()
+            .set_ex(self.progress_key(id), raw, 60)
+            .await
+    }
+
+    pub async fn progress(&self, id: Uuid) -> redis::RedisResult<Option<Progress>> {
+        let raw: Option<String> = self.redis.clone().get(self.progress_key(id)).await?;
+        Ok(raw.and_then(|raw| serde_json::from_str(&raw).ok()))
     }
 }
 

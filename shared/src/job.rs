@@ -211,6 +211,18 @@ pub struct JobView {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// A running job: how far through its audio it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// How far a running job has got through its audio.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Progress {
+    /// Seconds of audio processed so far.
+    pub seconds_done: f64,
+    /// Seconds of audio in all.
+    pub seconds_total: f64,
 }
 
 /// Metered quantities a finished job records, one usage row each.

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod job;
 pub mod models;
 pub mod queue;

@@ -27,6 +27,19 @@ use crate::{Error, Result};
 /// it: the guard against a message that crashes every worker it reaches.
 pub const DELIVERY_LIMIT: i64 = 5;
 
+/// Retry delays: level `n` waits `RETRY_BASE_MS * 2^n` at most (less by
+/// up to half, as jitter), so levels run 2 s, 4 s … 64 s.
+pub const RETRY_LEVELS: usize = 6;
+pub const RETRY_BASE_MS: u64 = 2000;
+
+/// The longest delay of a retry level (its queue's TTL).
+pub fn retry_delay_ms(level: usize) -> u64 {
+    RETRY_BASE_MS << level.min(RETRY_LEVELS - 1)
+}
+
+/// Longest wait for a connection, a channel and a publisher confirm.
+pub const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub exchange: String,
@@ -51,6 +64,17 @@ impl Topology {
 
     pub fn routing_key(model: &str, lane: Lane) -> String {
         format!("{model}.{}", lane.as_str())
+    }
+
+    /// The exchange and queue where a retry waits out its delay at `level`
+    /// (one name for both).
+    pub fn retry_queue(&self, level: usize) -> String {
+        format!("{}.jobs.retry.{level}", self.namespace)
+    }
+
+    /// Every retry queue and exchange name.
+    pub fn retry_queues(&self) -> Vec<String> {
+        (0..RETRY_LEVELS).map(|l| self.retry_queue(l)).collect()
     }
 
     /// Declares the exchanges and the dead-letter queue; idempotent, so
@@ -97,6 +121,39 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        // Delayed requeue without a broker plugin: a retry waits in the
+        // queue of its level until its TTL, then is dead-lettered back to
+        // the jobs exchange under its own routing key, into its own queue.
+        for level in 0..RETRY_LEVELS {
+            let name = self.retry_queue(level);
+            channel
+                .exchange_declare(
+                    &name,
+                    ExchangeKind::Fanout,
+                    durable_exchange,
+                    FieldTable::default(),
+                )
+                .await?;
+            let mut args = FieldTable::default();
+            args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(retry_delay_ms(level) as i64),
+            );
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(self.exchange.as_str().into()),
+            );
+            channel.queue_declare(&name, durable_queue, args).await?;
+            channel
+                .queue_bind(
+                    &name,
+                    &name,
+                    "",
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         Ok(())
     }
 
@@ -240,28 +297,94 @@ impl Publisher {
     /// nack is an error, never a success.
     pub async fn publish(&self, message: &JobMessage, lane: Lane) -> Result<()> {
         let payload = serde_json::to_vec(message)?;
-        let channel = self.channel_with(Some(&message.model)).await?;
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type(ShortString::from("application/json"))
-            .with_message_id(ShortString::from(message.job_id.to_string()));
-        let confirm = channel
-            .basic_publish(
-                &self.topology.exchange,
-                &Topology::routing_key(&message.model, lane),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &payload,
-                properties,
-            )
-            .await?
-            .await?;
-        match confirm {
-            Confirmation::Ack(None) => Ok(()),
-            // Returned as unroutable, refused, or confirms not on: not stored.
-            Confirmation::Ack(Some(_)) | Confirmation::Nack(_) | Confirmation::NotRequested => {
+        self.publish_raw(
+            &message.model,
+            &Topology::routing_key(&message.model, lane),
+            &payload,
+            message.job_id,
+        )
+        .await
+    }
+
+    /// [`Self::publish`] of an already serialised message (the outbox
+    /// relay's).
+    pub async fn publish_raw(
+        &self,
+        model: &str,
+        routing_key: &str,
+        payload: &[u8],
+        job_id: uuid::Uuid,
+    ) -> Result<()> {
+        let exchange = self.topology.exchange.clone();
+        self.send(Some(model), &exchange, routing_key, payload, job_id, None)
+            .await
+    }
+
+    /// Publishes a job's message again after `delay_ms` (at most the
+    /// level's delay): through the level's retry queue, back into the
+    /// queue `routing_key` names.
+    pub async fn publish_delayed(
+        &self,
+        level: usize,
+        delay_ms: u64,
+        routing_key: &str,
+        payload: &[u8],
+        job_id: uuid::Uuid,
+    ) -> Result<()> {
+        let level = level.min(RETRY_LEVELS - 1);
+        let exchange = self.topology.retry_queue(level);
+        let delay = delay_ms.min(retry_delay_ms(level));
+        self.send(None, &exchange, routing_key, payload, job_id, Some(delay))
+            .await
+    }
+
+    /// Publishes and waits for the confirm. Gives up after
+    /// [`PUBLISH_TIMEOUT`]: a broker that accepts connections but never
+    /// confirms must not hold the caller.
+    async fn send(
+        &self,
+        model: Option<&str>,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        job_id: uuid::Uuid,
+        expiration_ms: Option<u64>,
+    ) -> Result<()> {
+        let publish = async {
+            let channel = self.channel_with(model).await?;
+            let mut properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type(ShortString::from("application/json"))
+                .with_message_id(ShortString::from(job_id.to_string()));
+            if let Some(ms) = expiration_ms {
+                properties = properties.with_expiration(ShortString::from(ms.to_string()));
+            }
+            let confirm = channel
+                .basic_publish(
+                    exchange,
+                    routing_key,
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    payload,
+                    properties,
+                )
+                .await?
+                .await?;
+            match confirm {
+                Confirmation::Ack(None) => Ok(()),
+                // Returned as unroutable, refused, or confirms not on: not stored.
+                Confirmation::Ack(Some(_)) | Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    Err(Error::NotConfirmed)
+                }
+            }
+        };
+        match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
+            Ok(result) => result,
+            Err(_) => {
+                // Whatever state the channel is in, start over next time.
+                *self.live.lock().await = None;
                 Err(Error::NotConfirmed)
             }
         }

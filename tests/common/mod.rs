@@ -4,6 +4,7 @@
 //! unless `TEST_LOG` is set.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod speech;
 pub mod wer;
 
@@ -98,6 +99,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     db_name: String,
     api_env: Vec<(String, String)>,
+    worker_env: Vec<(String, String)>,
+    /// Index of the running worker in `children`.
+    worker: Option<usize>,
     children: Vec<Child>,
 }
 
@@ -204,16 +208,18 @@ impl TestApp {
         let (api, api_url) = spawn("voxq-api", &api_env, &[]);
         let mut children = vec![api];
         let mut worker_url = None;
+        let mut worker = None;
+        env.push(("VOXQ_WORKER_METRICS_BIND".into(), "127.0.0.1:0".into()));
+        match &options.models_file {
+            Some(file) => env.push(("VOXQ_MODELS_FILE".into(), file.display().to_string())),
+            None => env.push(("VOXQ_MODEL_DIR".into(), model_dir().display().to_string())),
+        }
+        env.push(("VOXQ_THREADS".into(), "2".into()));
+        env.extend(options.worker_env.iter().cloned());
         if options.worker {
-            env.push(("VOXQ_WORKER_METRICS_BIND".into(), "127.0.0.1:0".into()));
-            match &options.models_file {
-                Some(file) => env.push(("VOXQ_MODELS_FILE".into(), file.display().to_string())),
-                None => env.push(("VOXQ_MODEL_DIR".into(), model_dir().display().to_string())),
-            }
-            env.push(("VOXQ_THREADS".into(), "2".into()));
-            env.extend(options.worker_env.iter().cloned());
-            let (worker, url) = spawn("voxq-worker", &env, &[]);
-            children.push(worker);
+            let (child, url) = spawn("voxq-worker", &env, &[]);
+            worker = Some(children.len());
+            children.push(child);
             worker_url = Some(url);
         }
         Self {
@@ -224,8 +230,38 @@ impl TestApp {
             http: reqwest::Client::new(),
             db_name,
             api_env,
+            worker_env: env,
+            worker,
             children,
         }
+    }
+
+    /// Starts a worker (another one, or again after [`Self::kill_worker`]).
+    pub fn start_worker(&mut self) {
+        let (child, url) = spawn("voxq-worker", &self.worker_env, &[]);
+        self.worker = Some(self.children.len());
+        self.children.push(child);
+        self.worker_url = Some(url);
+    }
+
+    /// Sends `signal` (`KILL`, `TERM`) to the running worker and waits for it
+    /// to exit, at most `timeout`; returns whether it exited.
+    pub fn signal_worker(&mut self, signal: &str, timeout: Duration) -> bool {
+        let index = self.worker.take().expect("a running worker");
+        let child = &mut self.children[index];
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// A new enterprise account (limits out of the way) and an API key
@@ -523,10 +559,14 @@ impl Drop for TestApp {
                             })
                             .collect();
                         queues.push(topology.dead_letter_queue.clone());
-                        for q in queues {
-                            let _ = channel.queue_delete(&q, Default::default()).await;
+                        let retries = topology.retry_queues();
+                        for q in queues.iter().chain(&retries) {
+                            let _ = channel.queue_delete(q, Default::default()).await;
                         }
-                        for x in [&topology.exchange, &topology.dead_letter_exchange] {
+                        let exchanges = [&topology.exchange, &topology.dead_letter_exchange]
+                            .into_iter()
+                            .chain(&retries);
+                        for x in exchanges {
                             let _ = channel.exchange_delete(x, Default::default()).await;
                         }
                     }

@@ -64,6 +64,11 @@ pub struct WorkerConfig {
     #[arg(long, env = "VOXQ_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i32,
 
+    /// On SIGTERM, how long the jobs in progress may take to finish, in
+    /// seconds; the worker then returns what is left to the queue and exits.
+    #[arg(long, env = "VOXQ_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+
     /// How long finished jobs stay in the Redis cache, in seconds.
     #[arg(long, env = "VOXQ_RESULT_CACHE_TTL", default_value_t = 24 * 3600)]
     pub result_cache_ttl: u64,

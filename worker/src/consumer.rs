@@ -2,8 +2,14 @@
 //! consuming that lane's queue of every served model; jobs of one model
 //! that arrive within the batching window run as one call. Acks are manual
 //! and sent only after each job's outcome is committed.
+//!
+//! lapin does not reconnect, and a consumer can stall without an error
+//! after a broker restart, so [`supervise`] watches the connection and
+//! starts over (new connection, topology declared again, new consumers)
+//! with backoff. A delivery is only ever settled on the channel it came
+//! from: a lane dies with its channel, and the broker redelivers what it
+//! had not acknowledged.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,33 +17,91 @@ use anyhow::Context as _;
 use futures::stream::{SelectAll, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::Consumer;
+use lapin::{Channel, Consumer};
+use rand::Rng;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use voxq_shared::job::JobMessage;
-use voxq_shared::queue::{self, Lane, Topology};
+use voxq_shared::queue::{self, retry_delay_ms, Lane, Topology};
 
 use crate::process::{process_batch, Context, Outcome};
 
-/// Wait before requeueing a transient failure, so a dependency outage does
-/// not become a hot loop of redeliveries.
-const RETRY_DELAY: Duration = Duration::from_secs(2);
+/// Wait before requeueing in place when even the delayed retry could not
+/// be published, so an outage does not become a hot loop of redeliveries.
+const FALLBACK_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// How often the supervisor checks that the connection is still up.
+const WATCHDOG: Duration = Duration::from_secs(2);
+/// After the grace period, how long interrupted jobs get to reach a safe
+/// point and be requeued before the lanes are dropped.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(15);
+/// Reconnection backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 pub struct Lanes {
     pub lanes: Vec<Lane>,
     pub batch_window: Duration,
+    /// How long a stopping worker lets the batches in progress finish.
+    pub shutdown_grace: Duration,
 }
 
-pub async fn consume(
+/// Consumes until `stop`, reconnecting whenever the connection or a
+/// consumer fails.
+pub async fn supervise(
     amqp_url: &str,
     topology: &Topology,
     ctx: Arc<Context>,
     lanes: Lanes,
-    shutdown: impl Future<Output = ()>,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let connection = queue::connect(amqp_url)
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let started = tokio::time::Instant::now();
+        match consume(amqp_url, topology, ctx.clone(), &lanes, &stop).await {
+            Ok(()) => return Ok(()),
+            Err(e) if stop.is_cancelled() => {
+                tracing::warn!(error = format!("{e:#}"), "consumer ended while stopping");
+                return Ok(());
+            }
+            Err(e) => {
+                ctx.metrics.reconnects.inc();
+                // A connection that lived a while earns a quick retry.
+                if started.elapsed() > BACKOFF_MAX {
+                    backoff = BACKOFF_MIN;
+                }
+                let jitter = rand::thread_rng().gen_range(0.5..1.0);
+                let wait = backoff.mul_f64(jitter);
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "RabbitMQ connection lost; reconnecting"
+                );
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// One connection's life: declare, consume every lane, and end with an
+/// error when anything fails, or `Ok` once `stop` has been honoured.
+async fn consume(
+    amqp_url: &str,
+    topology: &Topology,
+    ctx: Arc<Context>,
+    lanes: &Lanes,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let connection = tokio::time::timeout(queue::PUBLISH_TIMEOUT, queue::connect(amqp_url))
         .await
+        .context("connecting to RabbitMQ timed out")?
         .context("connecting to RabbitMQ")?;
     let setup = connection.create_channel().await?;
     topology.declare(&setup).await?;
@@ -46,11 +110,15 @@ pub async fn consume(
     for model in &models {
         topology.declare_model(&setup, model).await?;
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut channels = Vec::new();
+    let _ = setup.close(200, "declared").await;
+    let mut tasks = JoinSet::new();
+    let mut channels: Vec<(Channel, Vec<String>)> = Vec::new();
+    // Lanes stop taking deliveries on this token; it follows `stop`.
+    let lanes_stop = stop.child_token();
     for &lane in &lanes.lanes {
         let channel = connection.create_channel().await?;
         let mut consumers = SelectAll::new();
+        let mut tags = Vec::new();
         for model in &models {
             // Unacked deliveries wait for this lane's slot; holding more than
             // one batch of a model would only keep them from other workers.
@@ -63,63 +131,136 @@ pub async fn consume(
                     BasicQosOptions { global: false },
                 )
                 .await?;
-            let queue_name = topology.queue(model, lane);
+            let tag = format!("voxq-worker-{}", uuid::Uuid::new_v4());
             let consumer = channel
                 .basic_consume(
-                    &queue_name,
-                    &format!("voxq-worker-{}", uuid::Uuid::new_v4()),
+                    &topology.queue(model, lane),
+                    &tag,
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
                 .await?;
             consumers.push(consumer);
+            tags.push(tag);
         }
         tracing::info!(lane = lane.as_str(), ?models, "consuming");
-        tasks.spawn(run_lane(ctx.clone(), lane, consumers, lanes.batch_window));
-        channels.push(channel);
+        tasks.spawn(run_lane(
+            ctx.clone(),
+            lane,
+            consumers,
+            lanes.batch_window,
+            lanes_stop.clone(),
+        ));
+        channels.push((channel, tags));
     }
-    let outcome = tokio::select! {
-        () = shutdown => Ok(()),
-        ended = tasks.join_next() => match ended {
-            Some(Ok(res)) => res,
-            Some(Err(e)) => Err(anyhow::anyhow!("lane task crashed: {e}")),
-            None => Ok(()),
-        },
+    let mut watchdog = tokio::time::interval(WATCHDOG);
+    let outcome = loop {
+        tokio::select! {
+            () = stop.cancelled() => break Ok(()),
+            ended = tasks.join_next() => break match ended {
+                Some(Ok(Ok(()))) | None => Err(anyhow::anyhow!("a lane stopped")),
+                Some(Ok(Err(e))) => Err(e),
+                Some(Err(e)) => Err(anyhow::anyhow!("lane task crashed: {e}")),
+            },
+            _ = watchdog.tick() => {
+                let channels_up = channels.iter().all(|(c, _)| c.status().connected());
+                if !connection.status().connected() || !channels_up {
+                    break Err(anyhow::anyhow!("the connection or a channel closed"));
+                }
+            }
+        }
     };
-    tracing::info!("consumers stopping");
-    // A lane stopped mid-batch leaves its deliveries unacked: the broker
-    // redelivers them to another worker when this connection closes.
-    tasks.abort_all();
-    for channel in channels {
-        let _ = channel.close(200, "shutdown").await;
+    if outcome.is_ok() {
+        drain(&ctx, &channels, tasks, lanes.shutdown_grace).await;
+    } else {
+        tasks.abort_all();
     }
-    let _ = connection.close(200, "shutdown").await;
+    for (channel, _) in &channels {
+        let _ = channel.close(200, "closing").await;
+    }
+    let _ = connection.close(200, "closing").await;
     outcome
 }
 
+/// Graceful stop: no new deliveries, the batches in progress finish (up
+/// to `grace`); whatever is left unacknowledged goes back to the queue when
+/// the channels close.
+async fn drain(
+    ctx: &Context,
+    channels: &[(Channel, Vec<String>)],
+    mut tasks: JoinSet<anyhow::Result<()>>,
+    grace: Duration,
+) {
+    tracing::info!(
+        grace_s = grace.as_secs(),
+        "stopping: finishing the jobs in progress"
+    );
+    for (channel, tags) in channels {
+        for tag in tags {
+            if let Err(e) = channel
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await
+            {
+                tracing::warn!(error = %e, "cancelling a consumer");
+            }
+        }
+    }
+    let mut finished = tokio::time::timeout(grace, join_all(&mut tasks)).await;
+    if finished.is_err() {
+        // Engines stop at their next window and the lanes requeue the jobs
+        // they were running; give them a moment to say so.
+        tracing::warn!("grace period over; returning the unfinished jobs to the queue");
+        ctx.interrupt.cancel();
+        finished = tokio::time::timeout(INTERRUPT_GRACE, join_all(&mut tasks)).await;
+    }
+    if finished.is_err() {
+        // Unacknowledged, they return to the queue when the channels close.
+        tasks.abort_all();
+    }
+}
+
+async fn join_all(tasks: &mut JoinSet<anyhow::Result<()>>) {
+    while let Some(ended) = tasks.join_next().await {
+        if let Ok(Err(e)) = ended {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "lane ended with an error while stopping"
+            );
+        }
+    }
+}
+
 /// One lane: take a delivery, gather more of the same model for the
-/// batching window, run them together, acknowledge each.
+/// batching window, run them together, settle each. Returns `Ok` when
+/// `stop` is cancelled between batches.
 async fn run_lane(
     ctx: Arc<Context>,
     lane: Lane,
     mut consumers: SelectAll<Consumer>,
     window: Duration,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
     // A delivery of another model that arrived while a batch was gathered.
     let mut held: Option<(Delivery, JobMessage)> = None;
     loop {
         let first = match held.take() {
             Some(first) => first,
-            None => match next_job(&mut consumers).await? {
-                Some(job) => job,
-                None => continue,
-            },
+            None => {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    next = next_job(&mut consumers) => next?,
+                };
+                match next {
+                    Some(job) => job,
+                    None => continue,
+                }
+            }
         };
         let batch_size = ctx.models.get(&first.1.model).map_or(1, |s| s.batch_size);
         let mut batch = vec![first];
         if batch_size > 1 {
             let deadline = tokio::time::Instant::now() + window;
-            while batch.len() < batch_size {
+            while batch.len() < batch_size && !stop.is_cancelled() {
                 let Ok(next) = tokio::time::timeout_at(deadline, next_job(&mut consumers)).await
                 else {
                     break;
@@ -138,7 +279,13 @@ async fn run_lane(
         tracing::debug!(lane = lane.as_str(), jobs = messages.len(), "running batch");
         let outcomes = process_batch(&ctx, &messages).await;
         for ((delivery, message), outcome) in batch.into_iter().zip(outcomes) {
-            settle_delivery(delivery, &message, outcome).await?;
+            settle_delivery(&ctx, delivery, &message, outcome).await?;
+        }
+        if stop.is_cancelled() {
+            if let Some((delivery, _)) = held.take() {
+                requeue_now(delivery).await;
+            }
+            return Ok(());
         }
     }
 }
@@ -165,26 +312,62 @@ async fn next_job(
     }
 }
 
+async fn requeue_now(delivery: Delivery) {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    if let Err(e) = delivery.acker.nack(requeue).await {
+        tracing::warn!(error = %e, "requeueing a delivery");
+    }
+}
+
 async fn settle_delivery(
+    ctx: &Context,
     delivery: Delivery,
     message: &JobMessage,
     outcome: Outcome,
 ) -> anyhow::Result<()> {
     match outcome {
         Outcome::Ack => delivery.acker.ack(BasicAckOptions::default()).await?,
-        Outcome::Retry(e) => {
-            tracing::warn!(job_id = %message.job_id, error = %e, "requeueing");
-            // Off the lane's path: the other jobs of the batch are not held.
-            tokio::spawn(async move {
-                tokio::time::sleep(RETRY_DELAY).await;
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                };
-                if let Err(e) = delivery.acker.nack(requeue).await {
-                    tracing::warn!(error = %e, "requeueing a delivery");
+        Outcome::Requeue => requeue_now(delivery).await,
+        Outcome::DeadLetter => {
+            // The queue's dead-letter exchange keeps a copy for operators.
+            delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await?
+        }
+        Outcome::Retry { error, attempts } => {
+            // Exponential backoff with jitter: attempt n waits between half
+            // and all of 2^n × the base delay, in the retry queues.
+            let level = usize::try_from(attempts.max(1) - 1).unwrap_or(0);
+            let delay = retry_delay_ms(level) as f64 * rand::thread_rng().gen_range(0.5..1.0);
+            let published = ctx
+                .retries
+                .publish_delayed(
+                    level,
+                    delay as u64,
+                    delivery.routing_key.as_str(),
+                    &delivery.data,
+                    message.job_id,
+                )
+                .await;
+            match published {
+                Ok(()) => {
+                    tracing::warn!(job_id = %message.job_id, error = %error, attempts, delay_ms = delay as u64, "retrying later");
+                    delivery.acker.ack(BasicAckOptions::default()).await?;
                 }
-            });
+                Err(e) => {
+                    tracing::warn!(job_id = %message.job_id, error = %e, "delayed retry unavailable; requeueing in place");
+                    // Off the lane's path: the other jobs of the batch are
+                    // not held.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(FALLBACK_RETRY_DELAY).await;
+                        requeue_now(delivery).await;
+                    });
+                }
+            }
         }
     }
     Ok(())

@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 use voxq_shared::cache::JobCache;
+use voxq_shared::events::Events;
 use voxq_shared::models::{ModelFailure, Registry, WorkerStatus, HEARTBEAT_SECONDS};
-use voxq_shared::queue::Topology;
+use voxq_shared::queue::{Publisher, Topology};
 use voxq_shared::quota::Quotas;
 
 use crate::config::{EngineKind, ModelSpec, WorkerConfig};
@@ -116,6 +118,7 @@ pub async fn run(
         .await
         .context("connecting to Redis")?;
     let metrics = Arc::new(Metrics::new()?);
+    let topology = Topology::new(&config.common.namespace);
     let mut infos: Vec<_> = models
         .served
         .values()
@@ -150,26 +153,38 @@ pub async fn run(
             &config.common.namespace,
             config.result_cache_ttl,
         ),
-        quotas: Quotas::new(redis, &config.common.namespace),
+        quotas: Quotas::new(redis.clone(), &config.common.namespace),
         models: models.served,
         metrics,
         max_attempts: config.max_attempts.max(1),
+        retries: Publisher::new(&config.common.amqp_url, topology.clone()),
+        events: Events::new(redis.clone(), &config.common.namespace),
+        interrupt: CancellationToken::new(),
     });
-    let topology = Topology::new(&config.common.namespace);
-    let consume = consumer::consume(
+    let stop = CancellationToken::new();
+    let consume = consumer::supervise(
         &config.common.amqp_url,
         &topology,
         ctx,
         consumer::Lanes {
             lanes: config.lanes.clone(),
             batch_window: Duration::from_millis(config.batch_window_ms),
+            shutdown_grace: Duration::from_secs(config.shutdown_grace),
         },
-        shutdown,
+        stop.clone(),
     );
+    let signal = async {
+        shutdown.await;
+        stop.cancel();
+        std::future::pending::<()>().await
+    };
+    // The consumers end only when stopped (they reconnect by themselves);
+    // the listener and heartbeat keep the worker visible while it drains.
     let outcome = tokio::select! {
         res = consume => res.context("consumer ended"),
         res = http => res.context("metrics listener ended"),
         res = heartbeat => res.context("heartbeat ended"),
+        () = signal => Ok(()),
     };
     if let Err(e) = registry.withdraw(&status.id).await {
         tracing::warn!(error = %e, "withdrawing from the worker registry");

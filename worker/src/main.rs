@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
                         Task::Transcribe
                     },
                     word_timestamps: words,
+                    control: None,
                 };
                 let clips = vec![audio.as_slice(); batch.max(1)];
                 let all_options = vec![options; clips.len()];

@@ -5,7 +5,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub struct Metrics {
     pub real_time_factor: HistogramVec,
     pub cache_hits: IntCounterVec,
     pub batch_jobs: HistogramVec,
+    pub reconnects: IntCounter,
+    pub stopped: IntCounterVec,
 }
 
 impl Metrics {
@@ -79,6 +81,19 @@ impl Metrics {
         registry.register(Box::new(batch_jobs.clone()))?;
         registry.register(Box::new(inference_seconds.clone()))?;
         registry.register(Box::new(real_time_factor.clone()))?;
+        let reconnects = IntCounter::new(
+            "rabbitmq_reconnects_total",
+            "Times the consumers lost their RabbitMQ connection and started over",
+        )?;
+        registry.register(Box::new(reconnects.clone()))?;
+        let stopped = IntCounterVec::new(
+            Opts::new(
+                "jobs_stopped_total",
+                "Running jobs stopped at a safe point: cancelled, or handed back by a stopping worker",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(stopped.clone()))?;
         Ok(Self {
             registry,
             processed,
@@ -88,6 +103,8 @@ impl Metrics {
             real_time_factor,
             cache_hits,
             batch_jobs,
+            reconnects,
+            stopped,
         })
     }
 

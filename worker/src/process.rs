@@ -7,19 +7,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use voxq_shared::audio;
 use voxq_shared::cache::JobCache;
 use voxq_shared::db::accounts::ResultCachePolicy;
 use voxq_shared::db::jobs::{self, StoredInput};
 use voxq_shared::db::result_cache;
+use voxq_shared::events::{Events, JobEvent, Progress};
 use voxq_shared::job::{
-    JobError, JobKind, JobMessage, JobView, Rendition, Segment, TranscriptResult,
+    JobError, JobKind, JobMessage, JobStatus, JobView, Rendition, Segment, TranscriptResult,
     TranslationResult, UsageMetric,
 };
+use voxq_shared::queue::Publisher;
 use voxq_shared::quota::{Amounts, Quotas, Reservation};
 
-use crate::engine::{Engine, Task, TranscribeOptions, TranslateRequest, Unsupported};
+use crate::engine::{
+    Engine, JobControl, Stopped, Task, TranscribeOptions, TranslateRequest, Unsupported,
+};
 use crate::metrics::Metrics;
 use crate::Served;
 
@@ -30,6 +35,13 @@ pub struct Context {
     pub models: HashMap<String, Served>,
     pub metrics: Arc<Metrics>,
     pub max_attempts: i32,
+    /// Publishes delayed retries.
+    pub retries: Publisher,
+    /// Publishes job events (running, progress, ended).
+    pub events: Events,
+    /// Cancelled when a stopping worker's grace period is over: the jobs
+    /// still running stop at their next safe point and go back in line.
+    pub interrupt: CancellationToken,
 }
 
 /// What the consumer should do with the delivery.
@@ -37,13 +49,23 @@ pub struct Context {
 pub enum Outcome {
     /// Done, failed for good, or already ended: acknowledge.
     Ack,
-    /// Worth another try: put the job back and requeue the message.
-    Retry(anyhow::Error),
+    /// Worth another try, after a delay that grows with `attempts`.
+    Retry { error: anyhow::Error, attempts: i32 },
+    /// The job has failed after its last attempt, or crashed every worker
+    /// that took it: reject the message into the dead-letter queue.
+    DeadLetter,
+    /// The worker is stopping: the job goes back in line as it was.
+    Requeue,
 }
 
 enum Failure {
     /// Retrying cannot help (bad input): fail now.
     Permanent(JobError),
+    /// The job crashed workers: fail now and dead-letter its message.
+    Poison(JobError),
+    /// The engine stopped at a safe point when asked (cancelled job, or a
+    /// stopping worker).
+    Stopped,
     /// Retrying may help (a dependency hiccup, a crashed engine call).
     Transient(anyhow::Error),
 }
@@ -58,6 +80,9 @@ fn permanent(code: &str, message: impl Into<String>) -> Failure {
 /// An engine error: a request the model cannot serve is permanent,
 /// anything else may pass.
 fn engine_failure(e: anyhow::Error) -> Failure {
+    if e.is::<Stopped>() {
+        return Failure::Stopped;
+    }
     match e.downcast_ref::<Unsupported>() {
         Some(unsupported) => permanent("unsupported", unsupported.to_string()),
         None => Failure::Transient(e),
@@ -78,6 +103,7 @@ struct Prepared {
     cache_key: [u8; 32],
     input: Input,
     started: Instant,
+    control: Arc<JobControl>,
 }
 
 impl Prepared {
@@ -107,7 +133,15 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
     }
     if !ready.is_empty() {
         let (indices, mut prepared): (Vec<usize>, Vec<Prepared>) = ready.into_iter().unzip();
+        let watcher = tokio::spawn(watch(
+            ctx.db.clone(),
+            ctx.events.clone(),
+            ctx.cache.clone(),
+            ctx.interrupt.clone(),
+            prepared.iter().map(Watched::of).collect(),
+        ));
         let results = infer(ctx, &mut prepared).await;
+        watcher.abort();
         for ((i, job), (result, processing)) in indices.into_iter().zip(prepared).zip(results) {
             let outcome = match result {
                 Ok(value) => finish(ctx, &job, value, processing, false).await,
@@ -137,6 +171,23 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         Err(e) => return Err((0, Failure::Transient(e.into()))),
     };
     let attempts = claim.attempts;
+    if attempts > ctx.max_attempts {
+        // Every earlier claim ended without an outcome: the worker died
+        // holding it (a decoder or engine crash, the OOM killer). Do not
+        // hand it to another worker.
+        tracing::error!(
+            attempts,
+            "job claimed more often than its attempts allow; giving up"
+        );
+        let error = JobError {
+            code: "worker_crashed".into(),
+            message: format!(
+                "the job stopped {} workers before finishing; it was not retried again",
+                attempts - 1
+            ),
+        };
+        return Err((attempts, Failure::Poison(error)));
+    }
     let fail = |f: Failure| (attempts, f);
     let started = Instant::now();
     let stored = jobs::load_input(&ctx.db, message.job_id)
@@ -181,15 +232,24 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         cache_key,
         input,
         started,
+        control: Arc::new(JobControl::default()),
     };
+    ctx.events
+        .publish(&JobEvent {
+            job_id: message.job_id,
+            account_id: message.account_id,
+            status: JobStatus::Running,
+            progress: None,
+        })
+        .await;
     if prepared.cache_policy != ResultCachePolicy::Off {
         match result_cache::get(&ctx.db, &prepared.cache_key).await {
             Ok(Some(result)) => {
                 ctx.metrics.cache_hits.with_label_values(&[kind]).inc();
                 tracing::info!("answered from the result cache");
                 return match finish(ctx, &prepared, result, 0.0, true).await {
-                    Outcome::Ack => Ok(None),
-                    Outcome::Retry(e) => Err((attempts, Failure::Transient(e))),
+                    Outcome::Retry { error, .. } => Err((attempts, Failure::Transient(error))),
+                    _ => Ok(None),
                 };
             }
             Ok(None) => {}
@@ -308,6 +368,7 @@ impl Work {
                 language: params.language.clone(),
                 task: Task::Transcribe,
                 word_timestamps: params.word_timestamps,
+                control: Some(job.control.clone()),
             },
             target_language: params.target_language.clone().unwrap_or_default(),
             target_languages: params.target_languages.clone(),
@@ -400,6 +461,7 @@ fn render(
             language: Some(transcript.language.clone()),
             task: Task::Translate,
             word_timestamps: false,
+            control: work.options.control.clone(),
         };
         let english = whisper
             .transcribe(&work.samples, &options)
@@ -478,7 +540,12 @@ async fn finish(
     };
     let ended = match jobs::succeed(&ctx.db, message.job_id, &result, &usage, cache_hit).await {
         Ok(ended) => ended,
-        Err(e) => return Outcome::Retry(e.into()),
+        Err(e) => {
+            return Outcome::Retry {
+                error: e.into(),
+                attempts: job.attempts,
+            }
+        }
     };
     let Some(ended) = ended else {
         ctx.metrics
@@ -494,6 +561,7 @@ async fn finish(
     tracing::info!(job_id = %message.job_id, cache_hit, processing, "job succeeded");
     settle(ctx, &ended.reservation, Amounts::from_usage(&usage)).await;
     cache(ctx, message.account_id, &ended.view).await;
+    announce_end(ctx, message, JobStatus::Succeeded).await;
     if !cache_hit && job.cache_policy != ResultCachePolicy::Off {
         if let Err(e) = result_cache::put(&ctx.db, &job.cache_key, &message.model, &result).await {
             tracing::warn!(error = %e, "storing the result in the result cache");
@@ -509,14 +577,28 @@ async fn handle_failure(
     failure: Failure,
 ) -> Outcome {
     match failure {
-        Failure::Permanent(error) => fail(ctx, message, error).await,
+        Failure::Permanent(error) => fail(ctx, message, attempts, error, Outcome::Ack).await,
+        Failure::Poison(error) => fail(ctx, message, attempts, error, Outcome::DeadLetter).await,
+        Failure::Stopped if ctx.interrupt.is_cancelled() => {
+            tracing::info!(job_id = %message.job_id, "worker stopping; returning the job to the queue");
+            ctx.metrics.stopped.with_label_values(&["shutdown"]).inc();
+            if let Err(e) = jobs::release_claim(&ctx.db, message.job_id).await {
+                tracing::warn!(error = %e, "returning the job");
+            }
+            Outcome::Requeue
+        }
+        Failure::Stopped => {
+            tracing::info!(job_id = %message.job_id, "job cancelled while running; stopped");
+            ctx.metrics.stopped.with_label_values(&["cancelled"]).inc();
+            Outcome::Ack
+        }
         Failure::Transient(e) if attempts >= ctx.max_attempts => {
             tracing::warn!(job_id = %message.job_id, error = ?e, attempts, "giving up after the last attempt");
             let error = JobError {
                 code: "attempts_exhausted".into(),
                 message: format!("failed {attempts} times; last error: {e}"),
             };
-            fail(ctx, message, error).await
+            fail(ctx, message, attempts, error, Outcome::DeadLetter).await
         }
         Failure::Transient(e) => {
             tracing::warn!(job_id = %message.job_id, error = ?e, attempts, "transient failure; will retry");
@@ -525,12 +607,19 @@ async fn handle_failure(
                     tracing::warn!(error = %e, "marking job queued again");
                 }
             }
-            Outcome::Retry(e)
+            Outcome::Retry { error: e, attempts }
         }
     }
 }
 
-async fn fail(ctx: &Context, message: &JobMessage, error: JobError) -> Outcome {
+/// Ends the job failed; `then` says what becomes of its message.
+async fn fail(
+    ctx: &Context,
+    message: &JobMessage,
+    attempts: i32,
+    error: JobError,
+    then: Outcome,
+) -> Outcome {
     tracing::warn!(job_id = %message.job_id, code = %error.code, reason = %error.message, "job failed");
     match jobs::fail(&ctx.db, message.job_id, &error).await {
         Ok(view) => {
@@ -541,10 +630,14 @@ async fn fail(ctx: &Context, message: &JobMessage, error: JobError) -> Outcome {
             if let Some(ended) = view {
                 settle(ctx, &ended.reservation, Amounts::default()).await;
                 cache(ctx, message.account_id, &ended.view).await;
+                announce_end(ctx, message, JobStatus::Failed).await;
             }
-            Outcome::Ack
+            then
         }
-        Err(e) => Outcome::Retry(e.into()),
+        Err(e) => Outcome::Retry {
+            error: e.into(),
+            attempts,
+        },
     }
 }
 
@@ -561,5 +654,96 @@ async fn cache(ctx: &Context, account_id: Uuid, view: &JobView) {
     // Postgres holds the truth; a missed cache write only costs a slower poll.
     if let Err(e) = ctx.cache.put_terminal(account_id, view).await {
         tracing::warn!(error = %e, "caching finished job");
+    }
+}
+
+async fn announce_end(ctx: &Context, message: &JobMessage, status: JobStatus) {
+    ctx.events
+        .publish(&JobEvent {
+            job_id: message.job_id,
+            account_id: message.account_id,
+            status,
+            progress: None,
+        })
+        .await;
+}
+
+/// A running job as its watcher sees it.
+struct Watched {
+    job_id: Uuid,
+    account_id: Uuid,
+    seconds_total: f64,
+    control: Arc<JobControl>,
+}
+
+impl Watched {
+    fn of(job: &Prepared) -> Self {
+        let seconds_total = match &job.input {
+            Input::Audio { seconds, .. } => *seconds,
+            Input::Text(_) => 0.0,
+        };
+        Self {
+            job_id: job.message.job_id,
+            account_id: job.message.account_id,
+            seconds_total,
+            control: job.control.clone(),
+        }
+    }
+}
+
+/// How often a running batch's watcher looks for cancellations and
+/// reports progress.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// While a batch runs: stops the jobs that were cancelled (or all of
+/// them once the worker's grace period is over) and publishes the
+/// progress of long audio. Aborted when the batch's engine call returns.
+async fn watch(
+    db: PgPool,
+    events: Events,
+    cache: JobCache,
+    interrupt: CancellationToken,
+    watched: Vec<Watched>,
+) {
+    let ids: Vec<Uuid> = watched.iter().map(|j| j.job_id).collect();
+    let mut reported: Vec<f64> = vec![0.0; watched.len()];
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = interrupt.cancelled() => {
+                watched.iter().for_each(|j| j.control.stop());
+                return;
+            }
+        }
+        match jobs::cancelled_among(&db, &ids).await {
+            Ok(cancelled) => watched
+                .iter()
+                .filter(|j| cancelled.contains(&j.job_id))
+                .for_each(|j| j.control.stop()),
+            Err(e) => tracing::warn!(error = %e, "checking for cancelled jobs"),
+        }
+        for (job, last) in watched.iter().zip(&mut reported) {
+            let done = job.control.seconds_done();
+            if done <= *last || job.seconds_total <= 0.0 {
+                continue;
+            }
+            *last = done;
+            let progress = Progress {
+                seconds_done: done,
+                seconds_total: job.seconds_total,
+            };
+            if let Err(e) = cache.put_progress(job.job_id, progress).await {
+                tracing::warn!(error = %e, "storing job progress");
+            }
+            events
+                .publish(&JobEvent {
+                    job_id: job.job_id,
+                    account_id: job.account_id,
+                    status: JobStatus::Running,
+                    progress: Some(progress),
+                })
+                .await;
+        }
     }
 }

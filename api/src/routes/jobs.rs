@@ -5,6 +5,7 @@ use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,19 +13,23 @@ use serde::Deserialize;
 use uuid::Uuid;
 use voxq_shared::audio::{self, AudioInfo};
 use voxq_shared::auth::scope::Scope;
-use voxq_shared::db::jobs::{self as job_repo, NewInput, NewJobInput};
+use voxq_shared::db::idempotency as idempotency_repo;
+use voxq_shared::db::jobs::{self as job_repo, Cancelled, NewInput, NewJobInput};
+use voxq_shared::db::outbox;
+use voxq_shared::events::{self, JobEvent, Progress, Signal};
 use voxq_shared::job::{
-    JobError, JobKind, JobMessage, JobParams, JobStatus, JobView, TranscriptResult,
-    TranslationResult, WHISPER_LANGUAGES,
+    JobKind, JobMessage, JobParams, JobStatus, JobView, TranscriptResult, TranslationResult,
+    WHISPER_LANGUAGES,
 };
 use voxq_shared::models::{self, ServedModel};
-use voxq_shared::queue::Lane;
+use voxq_shared::queue::{Lane, Topology};
 use voxq_shared::quota::{self, Amounts, Reservation};
 use voxq_shared::subtitles;
 
 use super::extract::ApiQuery;
 use crate::config::ApiConfig;
 use crate::error::{ApiError, ErrorBody, Result};
+use crate::idempotency::{self, Begin, Fingerprint, Held};
 use crate::principal::{Principal, RequestMeta};
 use crate::reservations;
 use crate::state::AppState;
@@ -41,7 +46,9 @@ pub fn router(config: &ApiConfig) -> Router<AppState> {
                 config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
             )),
         )
-        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/jobs/{id}/events", get(job_events))
 }
 
 /// An audio upload that passed every check.
@@ -50,6 +57,8 @@ struct AudioUpload {
     params: JobParams,
     data: Bytes,
     info: AudioInfo,
+    /// For `Idempotency-Key`: the fields and file, not their framing.
+    fingerprint: [u8; 32],
 }
 
 /// A text job (JSON body of `POST /v1/jobs`).
@@ -121,6 +130,14 @@ struct Submission<'a> {
     path = "/v1/jobs",
     tag = "jobs",
     security(("bearer" = ["jobs:write"])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "Up to 255 printable characters, kept 24 hours per account. A retry \
+            with the same key and request gets the first response byte for byte (with \
+            `Idempotent-Replayed: true`) and creates no second job; the same key with \
+            another request is a 422 `idempotency_key_reused`; while the first request is \
+            still in progress, a 409 `idempotency_in_progress`. Failed requests are not kept."),
+    ),
     request_body(
         content(
             (AudioUploadForm = "multipart/form-data"),
@@ -128,10 +145,14 @@ struct Submission<'a> {
         )
     ),
     responses(
-        (status = 202, description = "Committed, quota reserved, queued", body = JobAccepted,
+        (status = 202, description = "Committed with its queue message, quota reserved: the \
+            job will finish, fail with a reason or be cancelled, whatever crashes meanwhile",
+         body = JobAccepted,
          headers(("location" = String, description = "The job's URL"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "`idempotency_in_progress`", body = ErrorBody),
+        (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, description = "Rate limit, quota or concurrency limit", body = ErrorBody),
         (status = 503, body = ErrorBody),
@@ -144,6 +165,7 @@ pub async fn submit(
     request: Request,
 ) -> Result<Response> {
     principal.require(Scope::JobsWrite)?;
+    let idempotency_key = idempotency::key(request.headers())?;
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -157,6 +179,7 @@ pub async fn submit(
         let mut upload = read_audio_upload(multipart, &state.config).await?;
         resolve_models(&state, upload.kind, &mut upload.params).await?;
         let duration = upload.info.duration_seconds;
+        let fingerprint = upload.fingerprint;
         let submission = Submission {
             kind: upload.kind,
             params: upload.params,
@@ -174,7 +197,8 @@ pub async fn submit(
                 processing_ms: quota::seconds_to_ms(duration * state.config.processing_estimate),
             },
         };
-        accept(&state, &principal, &meta, submission).await
+        let keyed = idempotency_key.map(|key| (key, fingerprint));
+        admit(&state, &principal, &meta, keyed, submission).await
     } else if content_type.starts_with("application/json") {
         // Text is counted in characters; four bytes each at most, plus room
         // for the other fields.
@@ -182,7 +206,12 @@ pub async fn submit(
         let body = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|_| ApiError::PayloadTooLarge { limit })?;
-        let job: TextJobRequest = serde_json::from_slice(&body)
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        // Keys sorted, whitespace gone: one fingerprint per meaning.
+        let mut fingerprint = Fingerprint::new("json");
+        fingerprint.field("body", value.to_string().as_bytes());
+        let job: TextJobRequest = serde_json::from_value(value)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
         let (mut params, text) = validate_text_job(job, &state.config)?;
         resolve_models(&state, JobKind::Translate, &mut params).await?;
@@ -199,7 +228,8 @@ pub async fn submit(
                 processing_ms: chars,
             },
         };
-        accept(&state, &principal, &meta, submission).await
+        let keyed = idempotency_key.map(|key| (key, fingerprint.finish()));
+        admit(&state, &principal, &meta, keyed, submission).await
     } else {
         Err(ApiError::UnsupportedMediaType(
             "send audio as multipart/form-data (field `file`) or a text job as application/json"
@@ -230,6 +260,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
     let mut data: Option<Vec<u8>> = None;
     let mut kind = JobKind::Transcribe;
     let mut params = JobParams::default();
+    let mut fingerprint = Fingerprint::new("multipart");
     let part_error = |e: MultipartError| multipart_error(e, config.max_upload_bytes);
     while let Some(mut field) = multipart.next_field().await.map_err(part_error)? {
         let name = field.name().unwrap_or("").to_owned();
@@ -244,6 +275,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                     }
                     buf.extend_from_slice(&chunk);
                 }
+                fingerprint.field("file", &buf);
                 data = Some(buf);
             }
             "kind"
@@ -258,6 +290,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                 if value.chars().count() > MAX_FIELD_CHARS {
                     return Err(ApiError::BadRequest(format!("field `{name}` is too long")));
                 }
+                fingerprint.field(&name, value.as_bytes());
                 match name.as_str() {
                     "kind" => {
                         kind = JobKind::parse(value).ok_or_else(|| {
@@ -343,6 +376,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
         params,
         data,
         info,
+        fingerprint: fingerprint.finish(),
     })
 }
 
@@ -471,14 +505,41 @@ fn validate_language(value: &str) -> Result<String> {
     }
 }
 
-/// Reserves the job's quota, commits the job with its input and
-/// reservation, then publishes with confirms. A 202 is only sent once the
-/// broker holds the message.
+/// Runs `accept` under the request's idempotency key, if it has one:
+/// replays a stored response, refuses a conflicting one, and forgets the
+/// key if the submission fails.
+async fn admit(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    keyed: Option<(String, [u8; 32])>,
+    submission: Submission<'_>,
+) -> Result<Response> {
+    let Some((key, fingerprint)) = keyed else {
+        return accept(state, principal, meta, submission, None).await;
+    };
+    let held = match idempotency::begin(state, principal, key, fingerprint).await? {
+        Begin::Respond(response) => return Ok(response),
+        Begin::Proceed(held) => held,
+    };
+    let accepted = accept(state, principal, meta, submission, Some(&held)).await;
+    if accepted.is_err() {
+        idempotency::abandon(state, principal, &held).await;
+    }
+    accepted
+}
+
+/// Reserves the job's quota, then commits the job with its input, its
+/// reservation and its message (the outbox row) in one transaction, then
+/// publishes with confirms. A 202 means the job is stored with its
+/// message: if the broker cannot take it now, the outbox relay publishes
+/// it when the broker is back, even if this process dies first.
 async fn accept(
     state: &AppState,
     principal: &Principal,
     meta: &RequestMeta,
     submission: Submission<'_>,
+    idempotency: Option<&Held>,
 ) -> Result<Response> {
     let reservation = Reservation {
         job_id: Uuid::now_v7(),
@@ -488,7 +549,7 @@ async fn accept(
     };
     let kind = submission.kind;
     let audio_seconds = submission.amounts.audio_ms as f64 / 1000.0;
-    let (view, in_flight) = reservations::reserve_and_insert(
+    let mut reserved = reservations::reserve_and_insert(
         state,
         principal,
         meta,
@@ -498,10 +559,10 @@ async fn accept(
         submission.input,
     )
     .await?;
-    let id = view.id;
+    let id = reserved.view.id;
     let lane = if audio_seconds > state.config.long_audio_seconds {
         Lane::Long
-    } else if in_flight > state.config.fair_share {
+    } else if reserved.in_flight > state.config.fair_share {
         Lane::Bulk
     } else {
         Lane::Interactive
@@ -513,18 +574,52 @@ async fn accept(
         model: submission.params.model.clone().unwrap_or_default(),
         params: submission.params,
     };
-    if let Err(e) = state.publisher.publish(&message, lane).await {
-        tracing::error!(job_id = %id, error = %e, "publishing job failed");
-        let error = JobError {
-            code: "queue_unavailable".into(),
-            message: "the job could not be queued; submit it again".into(),
-        };
-        match job_repo::fail(&state.db, id, &error).await {
-            Ok(Some(ended)) => reservations::release(state, &ended.reservation).await,
-            Ok(None) => {}
-            Err(e) => tracing::error!(job_id = %id, error = %e, "marking unqueued job failed"),
+    let payload = serde_json::to_vec(&message).map_err(|e| ApiError::Internal(e.into()))?;
+    if payload.len() > outbox::MAX_PAYLOAD_BYTES {
+        drop(reserved);
+        reservations::release(state, &reservation).await;
+        return Err(ApiError::unprocessable(
+            "invalid_parameter",
+            "the job's parameters are too large",
+        ));
+    }
+    let routing_key = Topology::routing_key(&message.model, lane);
+    let url = format!("/v1/jobs/{id}");
+    let body = serde_json::to_vec(&JobAccepted {
+        id,
+        status: reserved.view.status,
+        url: url.clone(),
+    })
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    // The message, and the response a retry will get, commit with the job.
+    let mut stored =
+        outbox::insert(&mut reserved.tx, id, &message.model, &routing_key, &payload).await;
+    if let (Ok(()), Some(held)) = (&stored, idempotency) {
+        let account = principal.account_id;
+        stored =
+            idempotency_repo::complete(&mut reserved.tx, account, &held.key, 202, &body, id).await;
+    }
+    if let Err(e) = stored {
+        drop(reserved);
+        reservations::release(state, &reservation).await;
+        return Err(e.into());
+    }
+    reserved.commit(state, &reservation).await?;
+    let published = state
+        .publisher
+        .publish_raw(&message.model, &routing_key, &payload, id)
+        .await;
+    match published {
+        Ok(()) => {
+            if let Err(e) = outbox::sent(&state.db, id).await {
+                // Published twice at worst; the worker skips the copy.
+                tracing::warn!(job_id = %id, error = %e, "clearing a published outbox row");
+            }
         }
-        return Err(ApiError::Unavailable("the job queue"));
+        Err(e) => {
+            tracing::warn!(job_id = %id, error = %e, "publishing failed; the outbox relay will retry");
+            state.relay.wake();
+        }
     }
     state
         .metrics
@@ -532,15 +627,13 @@ async fn accept(
         .with_label_values(&[kind.as_str()])
         .inc();
     tracing::info!(job_id = %id, kind = kind.as_str(), lane = lane.as_str(), model = %message.model, "job accepted");
-    let url = format!("/v1/jobs/{id}");
     Ok((
         StatusCode::ACCEPTED,
-        [(LOCATION, url.clone())],
-        Json(JobAccepted {
-            id: view.id,
-            status: view.status,
-            url,
-        }),
+        [
+            (LOCATION, url),
+            (CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        body,
     )
         .into_response())
 }
@@ -628,7 +721,13 @@ pub struct GetJobQuery {
     /// Speech translation: the target language whose text or subtitles to
     /// render (the transcript if absent).
     language: Option<String>,
+    /// Long-poll: wait up to this many seconds (at most 60) for the job to
+    /// end, and answer as soon as it does.
+    wait: Option<u64>,
 }
+
+/// Longest `?wait=`.
+const MAX_WAIT_SECONDS: u64 = 60;
 
 /// A job's status, and its result once it has succeeded.
 #[utoipa::path(
@@ -654,12 +753,201 @@ pub async fn get_job(
     principal.require(Scope::JobsRead)?;
     // A malformed id cannot name anyone's job: same answer as a missing one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    let view = load_job(&state, principal.account_id, id).await?;
+    let view = match query.wait {
+        None | Some(0) => load_job(&state, principal.account_id, id).await?,
+        Some(seconds) if seconds <= MAX_WAIT_SECONDS => {
+            // Within the request timeout, whatever it is set to.
+            let limit = state.config.request_timeout.saturating_sub(1).max(1);
+            let wait = std::time::Duration::from_secs(seconds.min(limit));
+            wait_for_end(&state, principal.account_id, id, wait).await?
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "`wait` is at most {MAX_WAIT_SECONDS} seconds"
+            )))
+        }
+    };
     render(
         view,
         query.format.as_deref().unwrap_or("json"),
         query.language.as_deref(),
     )
+}
+
+/// The job once it has ended, or as it is after `wait`. Woken by job
+/// events (from any API instance's or worker's Redis publish), not by
+/// polling: it reads the job again only when an event or a resync says so.
+async fn wait_for_end(
+    state: &AppState,
+    account_id: Uuid,
+    id: Uuid,
+    wait: std::time::Duration,
+) -> Result<JobView> {
+    // Subscribed before the first read, so no ending slips in between.
+    let mut signals = state.hub.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let view = load_job(state, account_id, id).await?;
+        if view.status.is_terminal() {
+            return Ok(view);
+        }
+        let woken = tokio::select! {
+            signal = events::next_for(&mut signals, id) => signal.is_some(),
+            () = tokio::time::sleep_until(deadline) => false,
+            () = state.stopping.cancelled() => false,
+        };
+        if !woken {
+            return load_job(state, account_id, id).await;
+        }
+    }
+}
+
+/// Cancel a job: a queued job is cancelled at once, a running one stops
+/// at its worker's next safe point; either way its result is never
+/// committed or billed, and its reserved quota is released.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    security(("bearer" = ["jobs:write"])),
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The cancelled job (cancelling twice is fine)", body = JobView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No such job for this account", body = ErrorBody),
+        (status = 409, description = "`job_finished`: it succeeded or failed first", body = ErrorBody),
+    )
+)]
+pub async fn cancel_job(
+    principal: Principal,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    principal.require(Scope::JobsWrite)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let account_id = principal.account_id;
+    match job_repo::cancel(&state.db, account_id, id).await? {
+        None => Err(ApiError::NotFound),
+        Some(Cancelled::Now(ended)) => {
+            reservations::release(&state, &ended.reservation).await;
+            if let Err(e) = state.cache.put_terminal(account_id, &ended.view).await {
+                tracing::warn!(error = %e, "caching a cancelled job");
+            }
+            state
+                .events
+                .publish(&JobEvent {
+                    job_id: id,
+                    account_id,
+                    status: JobStatus::Cancelled,
+                    progress: None,
+                })
+                .await;
+            state
+                .audit(meta.audit(
+                    &principal,
+                    "job.cancel",
+                    format!("job:{id}"),
+                    serde_json::json!({}),
+                ))
+                .await;
+            tracing::info!(job_id = %id, "job cancelled");
+            Ok(Json(ended.view).into_response())
+        }
+        Some(Cancelled::AlreadyEnded(view)) if view.status == JobStatus::Cancelled => {
+            Ok(Json(view).into_response())
+        }
+        Some(Cancelled::AlreadyEnded(view)) => Err(ApiError::Conflict {
+            code: "job_finished",
+            message: format!("the job already {}", view.status.as_str()),
+        }),
+    }
+}
+
+/// Server-sent events of one job: `status` events (the current state
+/// first, then every change, with `progress` for long audio) until the
+/// job ends. Works behind any API instance: events travel through Redis.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/events",
+    tag = "jobs",
+    security(("bearer" = ["jobs:read"])),
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "`text/event-stream` of `status` events: \
+            `{\"id\", \"status\", \"progress\"?}`; the stream ends after a terminal status",
+         content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No such job for this account", body = ErrorBody),
+    )
+)]
+pub async fn job_events(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    principal.require(Scope::JobsRead)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let account_id = principal.account_id;
+    let mut signals = state.hub.subscribe();
+    let view = load_job(&state, account_id, id).await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<SseEvent>(16);
+    tokio::spawn(async move {
+        let mut last = (view.status, None);
+        if sender
+            .send(status_event(id, view.status, None))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut ended = view.status.is_terminal();
+        while !ended {
+            let signal = tokio::select! {
+                signal = events::next_for(&mut signals, id) => signal,
+                () = state.stopping.cancelled() => None,
+                () = sender.closed() => None,
+            };
+            let (status, progress) = match signal {
+                None => return,
+                Some(Signal::Job(event)) if event.account_id == account_id => {
+                    (event.status, event.progress)
+                }
+                Some(Signal::Job(_)) => continue,
+                // Perhaps missed: read the truth.
+                Some(Signal::Resync) => match load_job(&state, account_id, id).await {
+                    Ok(view) => (view.status, last.1),
+                    Err(_) => continue,
+                },
+            };
+            ended = status.is_terminal();
+            if (status, progress) == last {
+                continue;
+            }
+            last = (status, progress);
+            if sender
+                .send(status_event(id, status, progress))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|event| (Ok::<_, std::convert::Infallible>(event), receiver))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn status_event(id: Uuid, status: JobStatus, progress: Option<Progress>) -> SseEvent {
+    let data = serde_json::json!({ "id": id, "status": status, "progress": progress });
+    SseEvent::default().event("status").data(data.to_string())
 }
 
 /// Redis first (finished jobs only), then Postgres, caching what finished.
@@ -669,9 +957,15 @@ async fn load_job(state: &AppState, account_id: Uuid, id: Uuid) -> Result<JobVie
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "result cache unavailable; reading Postgres"),
     }
-    let view = job_repo::find_for_account(&state.db, account_id, id)
+    let mut view = job_repo::find_for_account(&state.db, account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if view.status == JobStatus::Running {
+        view.progress = state.cache.progress(id).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading job progress");
+            None
+        });
+    }
     if let Err(e) = state.cache.put_terminal(account_id, &view).await {
         tracing::warn!(error = %e, "caching job");
     }
@@ -753,6 +1047,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             started_at: None,
             finished_at: None,
+            progress: None,
         }
     }
 

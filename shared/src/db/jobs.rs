@@ -62,6 +62,7 @@ impl JobRow {
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            progress: None,
         })
     }
 }
@@ -287,4 +288,67 @@ pub async fn fail(db: &PgPool, id: Uuid, error: &JobError) -> Result<Option<Ende
     .fetch_optional(db)
     .await?;
     row.map(EndedRow::into_ended).transpose()
+}
+
+/// What cancelling a job did.
+pub enum Cancelled {
+    /// It was queued or running and is now cancelled.
+    Now(Ended),
+    /// It had already ended (`view.status` says how).
+    AlreadyEnded(JobView),
+}
+
+/// Cancels the account's job unless it already ended; `None` if the
+/// account has no such job. A running job's worker finds it cancelled at
+/// its next safe point and its result is never committed or billed.
+pub async fn cancel(
+    db: &PgPool,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Cancelled>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<EndedRow> = sqlx::query_as(&format!(
+        "update jobs set status = 'cancelled', finished_at = now()
+         where id = $1 and account_id = $2 and status in ('queued', 'running')
+         returning {VIEW_COLUMNS}, {ENDED_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        tx.rollback().await?;
+        return Ok(find_for_account(db, account_id, id)
+            .await?
+            .map(Cancelled::AlreadyEnded));
+    };
+    // Not published yet: nothing to publish any more.
+    sqlx::query("delete from outbox where job_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    row.into_ended().map(|e| Some(Cancelled::Now(e)))
+}
+
+/// Of `ids`, those cancelled meanwhile (workers poll this for the jobs
+/// they are running).
+pub async fn cancelled_among(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select id from jobs where id = any($1) and status = 'cancelled'")
+        .bind(ids)
+        .fetch_all(db)
+        .await
+}
+
+/// Gives a claimed job back untouched (its worker is stopping): queued
+/// again, and the interrupted run does not count as an attempt.
+pub async fn release_claim(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update jobs set status = 'queued', attempts = greatest(attempts - 1, 0)
+         where id = $1 and status = 'running'",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
 }

@@ -4,7 +4,9 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod idempotency;
 pub mod jobs;
+pub mod outbox;
 pub mod quotas;
 pub mod result_cache;
 pub mod sessions;

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use ct2rs::sys::{Device, StorageView, Whisper, WhisperOptions};
@@ -18,7 +19,10 @@ use voxq_shared::models::ModelInfo;
 
 use super::mel::{Features, MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
 use super::words::{self, Timed};
-use super::{ct2_config, join_text, round_ms, whisper_info, Engine, Task, TranscribeOptions};
+use super::{
+    ct2_config, join_text, round_ms, whisper_info, Engine, JobControl, Stopped, Task,
+    TranscribeOptions,
+};
 use crate::config::ModelSpec;
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
@@ -169,6 +173,7 @@ struct Stream {
     word_timestamps: bool,
     /// Where the last timed word ended, for the next window's first word.
     last_speech: f64,
+    control: Option<Arc<JobControl>>,
 }
 
 /// What one window added to a stream, for word alignment.
@@ -620,10 +625,20 @@ impl Engine for Ct2Whisper {
                     error: None,
                     word_timestamps: options.word_timestamps,
                     last_speech: 0.0,
+                    control: options.control.clone(),
                 }
             })
             .collect();
         loop {
+            // Between windows: report progress, honour stop requests.
+            for stream in streams.iter_mut().filter(|s| s.active()) {
+                if let Some(control) = &stream.control {
+                    control.report((stream.seek * HOP) as f64 / SAMPLE_RATE as f64);
+                    if control.stopped() {
+                        stream.error = Some(Stopped.into());
+                    }
+                }
+            }
             // Windows whose prompts share a layout go through one batch.
             let mut groups: BTreeMap<(usize, Task), Vec<usize>> = BTreeMap::new();
             for (i, stream) in streams.iter().enumerate().filter(|(_, s)| s.active()) {

@@ -13,6 +13,9 @@ pub mod sentences;
 pub mod whisper_cpp;
 pub mod words;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
 use voxq_shared::job::{JobKind, Segment, TranscriptResult, WHISPER_LANGUAGES};
 use voxq_shared::models::ModelInfo;
 
@@ -28,14 +31,50 @@ pub enum Task {
     Translate,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct TranscribeOptions {
     /// ISO 639-1 code; `None` lets a multilingual model detect it.
     pub language: Option<String>,
     pub task: Task,
     /// Time each word (an extra alignment pass per window).
     pub word_timestamps: bool,
+    /// The running job's controls; `None` outside jobs (benchmarks).
+    pub control: Option<Arc<JobControl>>,
 }
+
+/// Between a running job and its worker: the worker asks for a stop (the
+/// job was cancelled, or the worker is shutting down), the engine reports
+/// how much audio it has done. Engines check it between windows, the safe
+/// points of long-form decoding.
+#[derive(Debug, Default)]
+pub struct JobControl {
+    stop: AtomicBool,
+    done_ms: AtomicU64,
+}
+
+impl JobControl {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn report(&self, seconds_done: f64) {
+        self.done_ms
+            .store((seconds_done * 1000.0) as u64, Ordering::Relaxed);
+    }
+
+    pub fn seconds_done(&self) -> f64 {
+        self.done_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
+
+/// An engine call stopped at a safe point because its job's worker asked.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped before finishing (the job was cancelled or its worker is stopping)")]
+pub struct Stopped;
 
 /// One text to translate.
 #[derive(Debug, Clone, PartialEq, Eq)]

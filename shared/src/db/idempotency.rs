@@ -1,0 +1,136 @@
+//! Idempotency keys of job submissions.
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// How long a key is remembered.
+pub const RETENTION_HOURS: i64 = 24;
+/// How long a request in progress holds its key before a retry may take
+/// over (the API died mid-request).
+pub const LOCK_SECONDS: i64 = 120;
+
+/// What a request finds under its key.
+pub enum Claim {
+    /// The key is ours: go on and [`complete`] it, or [`abandon`] it.
+    Acquired,
+    /// The same request finished before: its response.
+    Replay {
+        status: u16,
+        body: Vec<u8>,
+        job_id: Option<Uuid>,
+    },
+    /// The same request is still being answered.
+    InProgress,
+    /// Another request used this key.
+    Mismatch,
+}
+
+/// Takes `key` for this request, or says what holds it. A key older than
+/// the retention, or whose holder died, is taken over.
+pub async fn claim(
+    db: &PgPool,
+    account_id: Uuid,
+    key: &str,
+    request_hash: &[u8; 32],
+) -> Result<Claim, sqlx::Error> {
+    let acquired: Option<bool> = sqlx::query_scalar(
+        "insert into idempotency_keys (account_id, key, request_hash, locked_until)
+         values ($1, $2, $3, now() + make_interval(secs => $4))
+         on conflict (account_id, key) do update
+            set request_hash = excluded.request_hash, locked_until = excluded.locked_until,
+                created_at = now(), response_status = null, response_body = null, job_id = null
+            where idempotency_keys.created_at < now() - make_interval(hours => $5::int)
+               or (idempotency_keys.response_status is null
+                   and idempotency_keys.locked_until < now())
+         returning true",
+    )
+    .bind(account_id)
+    .bind(key)
+    .bind(request_hash.as_slice())
+    .bind(LOCK_SECONDS as f64)
+    .bind(RETENTION_HOURS as i32)
+    .fetch_optional(db)
+    .await?;
+    if acquired.is_some() {
+        return Ok(Claim::Acquired);
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        request_hash: Vec<u8>,
+        response_status: Option<i16>,
+        response_body: Option<Vec<u8>>,
+        job_id: Option<Uuid>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "select request_hash, response_status, response_body, job_id
+         from idempotency_keys where account_id = $1 and key = $2",
+    )
+    .bind(account_id)
+    .bind(key)
+    .fetch_optional(db)
+    .await?;
+    Ok(match row {
+        // Released between the two statements: the caller may try again.
+        None => Claim::InProgress,
+        Some(row) if row.request_hash != request_hash.as_slice() => Claim::Mismatch,
+        Some(Row {
+            response_status: Some(status),
+            response_body,
+            job_id,
+            ..
+        }) => Claim::Replay {
+            status: u16::try_from(status).unwrap_or(500),
+            body: response_body.unwrap_or_default(),
+            job_id,
+        },
+        Some(_) => Claim::InProgress,
+    })
+}
+
+/// Stores the response, in the transaction that commits the job.
+pub async fn complete(
+    tx: &mut PgConnection,
+    account_id: Uuid,
+    key: &str,
+    status: u16,
+    body: &[u8],
+    job_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update idempotency_keys set response_status = $3, response_body = $4, job_id = $5
+         where account_id = $1 and key = $2",
+    )
+    .bind(account_id)
+    .bind(key)
+    .bind(i16::try_from(status).unwrap_or(500))
+    .bind(body)
+    .bind(job_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Forgets an unfinished claim: the request failed, and failures are not
+/// remembered (a retry runs again).
+pub async fn abandon(db: &PgPool, account_id: Uuid, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "delete from idempotency_keys
+         where account_id = $1 and key = $2 and response_status is null",
+    )
+    .bind(account_id)
+    .bind(key)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deletes keys past their retention; returns how many.
+pub async fn purge_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "delete from idempotency_keys where created_at < now() - make_interval(hours => $1::int)",
+    )
+    .bind(RETENTION_HOURS as i32)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
