@@ -182,7 +182,7 @@ async fn concurrent_duplicates_create_one_job_and_one_quota_charge() {
     assert_eq!(job_count(&app).await, 1);
     let usage = app.get_json("/v1/usage", &key).await;
     assert_eq!(usage["resources"]["concurrent_jobs"]["used"], 1, "{usage}");
-    assert_eq!(usage["resources"]["requests"]["used"], 1, "{usage}");
+    assert_eq!(usage["resources"]["requests"]["used"], 1.0, "{usage}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -74,7 +74,13 @@ async fn logins_answer_alike_for_unknown_users_and_lock_out_after_repeated_failu
     assert_eq!(me["account_id"], account.to_string());
     assert_eq!(
         me["scopes"],
-        json!(["jobs:write", "jobs:read", "usage:read", "keys:manage"])
+        json!([
+            "jobs:write",
+            "jobs:read",
+            "usage:read",
+            "keys:manage",
+            "webhooks:manage"
+        ])
     );
 
     let attempt = |email: &'static str, password: &'static str| {

@@ -175,6 +175,9 @@ pub struct ApiConfig {
     /// so one account's burst cannot starve the others.
     #[arg(long, env = "VOXQ_FAIR_SHARE", default_value_t = 4)]
     pub fair_share: u64,
+
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
 }
 
 /// The parsed `VOXQ_STANDBY_MODELS`.
@@ -188,6 +191,13 @@ fn parse_standby(value: &str) -> Result<StandbyModels, String> {
 impl ApiConfig {
     /// Start-up validation of what clap cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.webhooks
+                .retry_seconds
+                .iter()
+                .all(|s| s.is_finite() && *s >= 0.0),
+            "VOXQ_WEBHOOK_RETRY_SECONDS must be non-negative numbers of seconds"
+        );
         anyhow::ensure!(
             self.max_upload_bytes > 0,
             "VOXQ_MAX_UPLOAD_BYTES must be positive"
@@ -266,5 +276,68 @@ impl ApiConfig {
             "production: VOXQ_DATABASE_URL uses default or empty database credentials"
         );
         Ok(())
+    }
+}
+
+/// Webhook delivery (Standard Webhooks) and the SSRF guard on its URLs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookConfig {
+    /// Run the webhook dispatcher in this API process. Any number of
+    /// instances may: deliveries are leased, never sent twice at once.
+    #[arg(long, env = "VOXQ_WEBHOOK_DISPATCHER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dispatcher: bool,
+
+    /// Internal networks webhooks may reach anyway (comma-separated CIDRs
+    /// or addresses, e.g. a receiver inside the cluster); everything
+    /// private, loopback, link-local or otherwise internal is refused.
+    #[arg(long = "webhook-allow", env = "VOXQ_WEBHOOK_ALLOW", default_value = "", value_parser = parse_networks)]
+    pub allow: Networks,
+
+    /// Accept plain-http webhook URLs (https only by default).
+    #[arg(long = "webhook-allow-http", env = "VOXQ_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_http: bool,
+
+    /// Seconds between attempts, one entry per retry (jittered by ±20 %; a
+    /// longer `Retry-After` wins). The default spans more than a day.
+    #[arg(
+        long = "webhook-retry-seconds",
+        env = "VOXQ_WEBHOOK_RETRY_SECONDS",
+        default_value = "5,300,1800,7200,18000,36000,36000",
+        value_delimiter = ','
+    )]
+    pub retry_seconds: Vec<f64>,
+
+    /// An endpoint whose deliveries have failed for this many hours is
+    /// disabled (with the reason in `GET /v1/webhooks/{id}`).
+    #[arg(
+        long = "webhook-disable-after-hours",
+        env = "VOXQ_WEBHOOK_DISABLE_AFTER_HOURS",
+        default_value_t = 120.0
+    )]
+    pub disable_after_hours: f64,
+
+    /// Seconds before a receiver that has not answered counts as failed.
+    #[arg(
+        long = "webhook-timeout",
+        env = "VOXQ_WEBHOOK_TIMEOUT",
+        default_value_t = 10
+    )]
+    pub timeout: u64,
+}
+
+/// Networks from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Networks(pub Vec<ipnet::IpNet>);
+
+fn parse_networks(value: &str) -> Result<Networks, String> {
+    voxq_shared::net_guard::Guard::parse_allow(value).map(Networks)
+}
+
+impl WebhookConfig {
+    pub fn guard(&self) -> voxq_shared::net_guard::Guard {
+        voxq_shared::net_guard::Guard {
+            allow: self.allow.0.clone(),
+            allow_http: self.allow_http,
+        }
     }
 }

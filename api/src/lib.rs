@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod dispatcher;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
@@ -50,6 +51,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct App {
     listener: TcpListener,
     router: Router,
+    dispatcher: Option<dispatcher::Dispatcher>,
     relay: Relay,
     stopping: tokio_util::sync::CancellationToken,
 }
@@ -123,7 +125,13 @@ impl App {
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("binding {}", state.config.bind))?;
+        let dispatcher = state
+            .config
+            .webhooks
+            .dispatcher
+            .then(|| dispatcher::Dispatcher::new(state.db.clone(), &state.config.webhooks));
         Ok(Self {
+            dispatcher,
             router: router(state),
             listener,
             relay,
@@ -142,6 +150,9 @@ impl App {
         let addr = self.listener.local_addr()?;
         let stop_relay = tokio_util::sync::CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(stop_relay.clone(), OUTBOX_DRAIN));
+        let dispatcher = self
+            .dispatcher
+            .map(|d| tokio::spawn(d.run(stop_relay.clone())));
         tracing::info!(%addr, "voxq-api listening");
         // Stop accepting, answer the requests in progress, then give the
         // outbox its last pass: what they committed gets published.
@@ -161,6 +172,11 @@ impl App {
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "outbox relay crashed");
         }
+        // A send in progress is dropped; its lease runs out and another
+        // dispatcher retries it under the same webhook-id.
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.abort();
+        }
         tracing::info!("voxq-api stopped");
         served
     }
@@ -176,6 +192,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::keys::router())
         .merge(routes::models::router())
         .merge(routes::usage::router())
+        .merge(routes::webhooks::router())
         .merge(routes::admin::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, health, jobs, keys, models, usage};
+use crate::routes::{admin, auth, health, jobs, keys, models, usage, webhooks};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -23,7 +23,18 @@ use crate::state::AppState;
         jobs::submit,
         jobs::get_job,
         jobs::cancel_job,
+        jobs::cancel_job_post,
         jobs::job_events,
+        webhooks::create,
+        webhooks::list,
+        webhooks::show,
+        webhooks::update,
+        webhooks::remove,
+        webhooks::rotate,
+        webhooks::job_secret,
+        webhooks::endpoint_deliveries,
+        webhooks::job_deliveries,
+        webhooks::redeliver,
         models::list,
         usage::usage,
         keys::create,
@@ -48,6 +59,7 @@ use crate::state::AppState;
         (name = "jobs", description = "Submit jobs and read their results"),
         (name = "usage", description = "Quotas and usage"),
         (name = "keys", description = "API keys of the caller's account"),
+        (name = "webhooks", description = "Webhook endpoints (Standard Webhooks), delivery logs, redelivery"),
         (name = "auth", description = "Login sessions"),
         (name = "admin", description = "Operators: accounts, tiers, limits, suspension"),
         (name = "health", description = "Liveness and readiness"),

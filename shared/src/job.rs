@@ -108,6 +108,20 @@ pub struct JobParams {
     /// Audio jobs: time every word too (segments carry `words`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub word_timestamps: bool,
+    /// Where this job's events are posted (Standard Webhooks, signed with
+    /// the account's job webhook secret). Does not shape the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+impl JobParams {
+    /// The parameters that shape the result (the result cache's key).
+    pub fn result_shaping(&self) -> Self {
+        Self {
+            webhook_url: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// The queue message. It carries ids and parameters, never the audio: the

@@ -12,10 +12,12 @@ pub mod error;
 pub mod events;
 pub mod job;
 pub mod models;
+pub mod net_guard;
 pub mod queue;
 pub mod quota;
 pub mod shutdown;
 pub mod subtitles;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod receiver;
 pub mod speech;
 pub mod wer;
 

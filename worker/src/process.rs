@@ -14,6 +14,7 @@ use voxq_shared::cache::JobCache;
 use voxq_shared::db::accounts::ResultCachePolicy;
 use voxq_shared::db::jobs::{self, StoredInput};
 use voxq_shared::db::result_cache;
+use voxq_shared::db::webhooks;
 use voxq_shared::events::{Events, JobEvent, Progress};
 use voxq_shared::job::{
     JobError, JobKind, JobMessage, JobStatus, JobView, Rendition, Segment, TranscriptResult,
@@ -199,9 +200,9 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         StoredInput::Audio { data, .. } => data,
         StoredInput::Text(text) => text.as_bytes(),
     };
-    // Every parameter shapes the result: hash them all, so one added later
-    // cannot be forgotten here.
-    let params_json = serde_json::to_vec(params).unwrap_or_default();
+    // Hash every parameter but those `result_shaping` clears (where the
+    // result is posted): one added later cannot be forgotten here.
+    let params_json = serde_json::to_vec(&params.result_shaping()).unwrap_or_default();
     let cache_key = result_cache::key(&[
         kind.as_bytes(),
         message.model.as_bytes(),
@@ -707,6 +708,7 @@ async fn watch(
 ) {
     let ids: Vec<Uuid> = watched.iter().map(|j| j.job_id).collect();
     let mut reported: Vec<f64> = vec![0.0; watched.len()];
+    let mut hooked: Vec<f64> = vec![0.0; watched.len()];
     let mut tick = tokio::time::interval(WATCH_EVERY);
     loop {
         tokio::select! {
@@ -723,7 +725,7 @@ async fn watch(
                 .for_each(|j| j.control.stop()),
             Err(e) => tracing::warn!(error = %e, "checking for cancelled jobs"),
         }
-        for (job, last) in watched.iter().zip(&mut reported) {
+        for ((job, last), hooked) in watched.iter().zip(&mut reported).zip(&mut hooked) {
             let done = job.control.seconds_done();
             if done <= *last || job.seconds_total <= 0.0 {
                 continue;
@@ -744,6 +746,19 @@ async fn watch(
                     progress: Some(progress),
                 })
                 .await;
+            // Webhooks are sparser: every tenth of the audio, at least 30 s.
+            if done - *hooked >= (job.seconds_total / 10.0).max(30.0) {
+                *hooked = done;
+                let data = serde_json::json!({
+                    "id": job.job_id,
+                    "status": JobStatus::Running,
+                    "url": format!("/v1/jobs/{}", job.job_id),
+                    "progress": progress,
+                });
+                if let Err(e) = webhooks::enqueue_progress(&db, job.job_id, &data).await {
+                    tracing::warn!(error = %e, "queueing a progress webhook");
+                }
+            }
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::state::AppState;
 /// Headroom over the upload limit for multipart framing and text fields.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 const MAX_FIELD_CHARS: usize = 64;
+const MAX_URL_CHARS: usize = 2000;
 
 pub fn router(config: &ApiConfig) -> Router<AppState> {
     Router::new()
@@ -47,7 +48,7 @@ pub fn router(config: &ApiConfig) -> Router<AppState> {
             )),
         )
         .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
-        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job_post))
         .route("/v1/jobs/{id}/events", get(job_events))
 }
 
@@ -79,6 +80,10 @@ pub struct TextJobRequest {
     /// A translation model from `GET /v1/models`.
     #[serde(default)]
     model: Option<String>,
+    /// Where to post this job's events (Standard Webhooks, signed with the
+    /// secret of `GET /v1/webhooks/job-secret`).
+    #[serde(default)]
+    webhook_url: Option<String>,
 }
 
 /// An audio job (`multipart/form-data` body of `POST /v1/jobs`).
@@ -105,6 +110,9 @@ pub struct AudioUploadForm {
     /// default, does not). May be repeated; also accepted as
     /// `timestamp_granularities[]`, as OpenAI's API spells it.
     timestamp_granularities: Option<String>,
+    /// Where to post this job's events (Standard Webhooks, signed with the
+    /// secret of `GET /v1/webhooks/job-secret`); https, public addresses.
+    webhook_url: Option<String>,
 }
 
 /// The answer to an accepted job.
@@ -178,6 +186,7 @@ pub async fn submit(
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let mut upload = read_audio_upload(multipart, &state.config).await?;
         resolve_models(&state, upload.kind, &mut upload.params).await?;
+        check_webhook(&state, &mut upload.params).await?;
         let duration = upload.info.duration_seconds;
         let fingerprint = upload.fingerprint;
         let submission = Submission {
@@ -215,6 +224,7 @@ pub async fn submit(
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
         let (mut params, text) = validate_text_job(job, &state.config)?;
         resolve_models(&state, JobKind::Translate, &mut params).await?;
+        check_webhook(&state, &mut params).await?;
         let chars = text.chars().count() as u64;
         let submission = Submission {
             kind: JobKind::Translate,
@@ -236,6 +246,14 @@ pub async fn submit(
                 .into(),
         ))
     }
+}
+
+/// The job's `webhook_url`, checked by the SSRF guard (and normalised).
+async fn check_webhook(state: &AppState, params: &mut JobParams) -> Result<()> {
+    if let Some(url) = params.webhook_url.take() {
+        params.webhook_url = Some(super::webhooks::check_url(state, &url).await?);
+    }
+    Ok(())
 }
 
 /// Whether `word` is among comma-separated timestamp granularities.
@@ -283,11 +301,17 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
             | "model"
             | "target_languages"
             | "translation_model"
+            | "webhook_url"
             | "timestamp_granularities"
             | "timestamp_granularities[]" => {
                 let value = field.text().await.map_err(part_error)?;
                 let value = value.trim();
-                if value.chars().count() > MAX_FIELD_CHARS {
+                let limit = if name == "webhook_url" {
+                    MAX_URL_CHARS
+                } else {
+                    MAX_FIELD_CHARS
+                };
+                if value.chars().count() > limit {
                     return Err(ApiError::BadRequest(format!("field `{name}` is too long")));
                 }
                 fingerprint.field(&name, value.as_bytes());
@@ -304,6 +328,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                     "target_languages" => params.target_languages = parse_targets(value)?,
                     "translation_model" => params.translation_model = Some(value.to_owned()),
                     "model" => params.model = Some(value.to_owned()),
+                    "webhook_url" => params.webhook_url = Some(value.to_owned()),
                     _ => {
                         if parse_granularities(value)? {
                             params.word_timestamps = true;
@@ -694,6 +719,7 @@ fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobPara
         target_language: Some(target),
         language: source,
         model: job.model,
+        webhook_url: job.webhook_url,
         ..JobParams::default()
     };
     Ok((params, text))
@@ -862,6 +888,28 @@ pub async fn cancel_job(
             message: format!("the job already {}", view.status.as_str()),
         }),
     }
+}
+
+/// Cancel a job: the same as `DELETE /v1/jobs/{id}`, for clients that
+/// cannot send DELETE.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    security(("bearer" = ["jobs:write"])),
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The cancelled job", body = JobView),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    )
+)]
+pub async fn cancel_job_post(
+    principal: Principal,
+    meta: RequestMeta,
+    state: State<AppState>,
+    id: Path<String>,
+) -> Result<Response> {
+    cancel_job(principal, meta, state, id).await
 }
 
 /// Server-sent events of one job: `status` events (the current state

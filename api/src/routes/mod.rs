@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod keys;
 pub mod models;
 pub mod usage;
+pub mod webhooks;
 
 use std::any::Any;
 

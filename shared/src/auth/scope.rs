@@ -26,26 +26,30 @@ pub enum Scope {
     UsageRead,
     #[serde(rename = "keys:manage")]
     KeysManage,
+    #[serde(rename = "webhooks:manage")]
+    WebhooksManage,
     /// Operators only: every account, tiers, overrides, suspension.
     #[serde(rename = "admin")]
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::JobsWrite,
         Scope::JobsRead,
         Scope::UsageRead,
         Scope::KeysManage,
+        Scope::WebhooksManage,
         Scope::Admin,
     ];
 
     /// What an account member may do; admins get [`Scope::Admin`] on top.
-    pub const MEMBER: [Scope; 4] = [
+    pub const MEMBER: [Scope; 5] = [
         Scope::JobsWrite,
         Scope::JobsRead,
         Scope::UsageRead,
         Scope::KeysManage,
+        Scope::WebhooksManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Scope {
             Scope::JobsRead => "jobs:read",
             Scope::UsageRead => "usage:read",
             Scope::KeysManage => "keys:manage",
+            Scope::WebhooksManage => "webhooks:manage",
             Scope::Admin => "admin",
         }
     }

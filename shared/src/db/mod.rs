@@ -12,6 +12,7 @@ pub mod result_cache;
 pub mod sessions;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;

@@ -1,0 +1,233 @@
+//! The webhook dispatcher: leases due deliveries, signs and posts them,
+//! and logs every attempt. It runs in the API processes, never on a GPU
+//! worker. A delivery is leased, not locked in a transaction: a dispatcher
+//! that dies mid-send leaves it to another once the lease ends, and the
+//! retry carries the same `webhook-id`, so receivers can deduplicate.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use voxq_shared::db::webhooks::{self as repo, Attempt, Due, Next};
+use voxq_shared::net_guard::Guard;
+use voxq_shared::webhooks as signing;
+
+use crate::config::WebhookConfig;
+
+/// Deliveries sent at once by one dispatcher.
+const BATCH: i64 = 16;
+/// How long the answer's excerpt in the log may be.
+const EXCERPT_BYTES: usize = 1024;
+/// Longest wait a `Retry-After` can ask for.
+const MAX_RETRY_AFTER: f64 = 24.0 * 3600.0;
+/// Between passes when nothing wakes the dispatcher.
+const IDLE: Duration = Duration::from_secs(1);
+
+pub struct Dispatcher {
+    db: PgPool,
+    guard: Guard,
+    retry_seconds: Vec<f64>,
+    disable_after: chrono::Duration,
+    timeout: Duration,
+}
+
+impl Dispatcher {
+    pub fn new(db: PgPool, config: &WebhookConfig) -> Self {
+        Self {
+            db,
+            guard: config.guard(),
+            retry_seconds: config.retry_seconds.clone(),
+            disable_after: chrono::Duration::seconds((config.disable_after_hours * 3600.0) as i64),
+            timeout: Duration::from_secs(config.timeout),
+        }
+    }
+
+    /// Sends until `stop`; woken by `pg_notify('voxq_webhooks')` from the
+    /// transactions that create deliveries, and once a second anyway (for
+    /// retries that come due).
+    pub async fn run(self, stop: CancellationToken) {
+        let mut listener = match PgListener::connect_with(&self.db).await {
+            Ok(mut l) => match l.listen("voxq_webhooks").await {
+                Ok(()) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook wake-ups unavailable; polling");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook wake-ups unavailable; polling");
+                None
+            }
+        };
+        loop {
+            match self.pass().await {
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook dispatch pass failed"),
+            }
+            let woken = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        let _ = l.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = woken => {}
+                () = tokio::time::sleep(IDLE) => {}
+            }
+        }
+    }
+
+    async fn pass(&self) -> Result<usize, sqlx::Error> {
+        let lease = self.timeout.as_secs_f64() * 3.0 + 5.0;
+        let due = repo::lease_due(&self.db, BATCH, lease).await?;
+        let n = due.len();
+        let sent = futures::future::join_all(due.iter().map(|d| self.deliver(d))).await;
+        for result in sent {
+            result?;
+        }
+        Ok(n)
+    }
+
+    async fn deliver(&self, due: &Due) -> Result<(), sqlx::Error> {
+        if due.endpoint_disabled {
+            return repo::record(&self.db, due, None, &Next::Cancel).await;
+        }
+        let (attempt, retry_after) = self.send(due).await;
+        let next = self.next(due, &attempt, retry_after);
+        tracing::info!(
+            delivery = due.id, event = %due.event_id, attempt = due.attempts,
+            status = ?attempt.status_code, error = ?attempt.error, next = ?next,
+            "webhook attempt"
+        );
+        repo::record(&self.db, due, Some(&attempt), &next).await
+    }
+
+    /// One attempt: the URL checked again (its addresses may have changed
+    /// since registration) and the request pinned to the checked addresses.
+    async fn send(&self, due: &Due) -> (Attempt, Option<f64>) {
+        let started = Instant::now();
+        let failed = |error: String| Attempt {
+            status_code: None,
+            latency_ms: started.elapsed().as_millis() as i32,
+            error: Some(error),
+            response_excerpt: None,
+        };
+        let checked = match self.guard.resolve(&due.url).await {
+            Ok(checked) => checked,
+            Err(e) => return (failed(format!("refused: {e}")), None),
+        };
+        let Some(secret) = due.secret.as_deref() else {
+            return (failed("no signing secret".into()), None);
+        };
+        let timestamp = chrono::Utc::now().timestamp();
+        let body = due.payload.as_bytes();
+        let mut signatures = Vec::new();
+        for secret in std::iter::once(secret).chain(due.previous_secret.as_deref()) {
+            match signing::sign(secret, &due.event_id, timestamp, body) {
+                Ok(signature) => signatures.push(signature),
+                Err(e) => return (failed(e.to_string()), None),
+            }
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout)
+            .resolve_to_addrs(&checked.host, &checked.addrs)
+            .user_agent(concat!("voxq-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let client = match client {
+            Ok(client) => client,
+            Err(e) => return (failed(e.to_string()), None),
+        };
+        let response = client
+            .post(checked.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &due.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signatures.join(" "))
+            .body(due.payload.clone())
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(e) => return (failed(without_url(e).to_string()), None),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0);
+        let excerpt = excerpt(response).await;
+        let attempt = Attempt {
+            status_code: Some(status.as_u16()),
+            latency_ms: started.elapsed().as_millis() as i32,
+            error: (!status.is_success()).then(|| {
+                if status.is_redirection() {
+                    "redirects are not followed".to_owned()
+                } else {
+                    format!("the receiver answered {status}")
+                }
+            }),
+            response_excerpt: excerpt,
+        };
+        (attempt, retry_after)
+    }
+
+    /// Only a 2xx is a success. 410 Gone disables the endpoint; so do
+    /// failures that have lasted too long. Everything else is retried on
+    /// the schedule, or after `Retry-After` on 429 and 5xx if that is later.
+    fn next(&self, due: &Due, attempt: &Attempt, retry_after: Option<f64>) -> Next {
+        match attempt.status_code {
+            Some(code) if (200..300).contains(&code) => return Next::Delivered,
+            Some(410) if due.endpoint_id.is_some() => {
+                return Next::Disable("the receiver answered 410 Gone".into())
+            }
+            Some(410) => return Next::GiveUp,
+            _ => {}
+        }
+        let failing_too_long = due
+            .failing_since
+            .is_some_and(|since| chrono::Utc::now() - since > self.disable_after);
+        if failing_too_long {
+            return Next::Disable(format!(
+                "deliveries failed for more than {} hours",
+                self.disable_after.num_hours()
+            ));
+        }
+        let index = usize::try_from(due.attempts - 1).unwrap_or(0);
+        let Some(base) = self.retry_seconds.get(index).copied() else {
+            return Next::GiveUp;
+        };
+        let mut delay = base * rand::thread_rng().gen_range(0.8..1.2);
+        let honours = matches!(attempt.status_code, Some(429) | Some(500..=599));
+        if let Some(asked) = retry_after.filter(|_| honours) {
+            delay = delay.max(asked.min(MAX_RETRY_AFTER));
+        }
+        Next::RetryIn(delay)
+    }
+}
+
+/// The error without the URL, which may carry a secret token of the
+/// receiver's.
+fn without_url(e: reqwest::Error) -> reqwest::Error {
+    e.without_url()
+}
+
+async fn excerpt(mut response: reqwest::Response) -> Option<String> {
+    let mut bytes = Vec::new();
+    while bytes.len() < EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(EXCERPT_BYTES);
+    (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
+}

@@ -1,0 +1,439 @@
+//! Webhook endpoints, events, deliveries and their attempt log. Events
+//! and deliveries are created by the `jobs_webhook_events` trigger (and
+//! [`enqueue_progress`]); the dispatcher leases due deliveries, sends them
+//! and records each attempt here.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub url: String,
+    /// Event types delivered; empty: all.
+    pub event_types: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// Since when deliveries have been failing, if they are.
+    pub failing_since: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+}
+
+const ENDPOINT_COLUMNS: &str =
+    "id, url, event_types, created_at, failing_since, disabled_at, disabled_reason";
+
+pub async fn create_endpoint(
+    db: &PgPool,
+    account_id: Uuid,
+    url: &str,
+    event_types: &[String],
+    secret: &str,
+) -> Result<Endpoint, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "insert into webhook_endpoints (id, account_id, url, event_types, secret)
+         values ($1, $2, $3, $4, $5) returning {ENDPOINT_COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(account_id)
+    .bind(url)
+    .bind(event_types)
+    .bind(secret)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn list_endpoints(db: &PgPool, account_id: Uuid) -> Result<Vec<Endpoint>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "select {ENDPOINT_COLUMNS} from webhook_endpoints where account_id = $1 order by id"
+    ))
+    .bind(account_id)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn get_endpoint(
+    db: &PgPool,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "select {ENDPOINT_COLUMNS} from webhook_endpoints where id = $1 and account_id = $2"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Changes what is given; `enabled = Some(true)` re-enables a disabled
+/// endpoint and forgets its failures.
+pub async fn update_endpoint(
+    db: &PgPool,
+    account_id: Uuid,
+    id: Uuid,
+    url: Option<&str>,
+    event_types: Option<&[String]>,
+    enabled: Option<bool>,
+) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "update webhook_endpoints set
+            url = coalesce($3, url),
+            event_types = coalesce($4, event_types),
+            disabled_at = case when $5 is null then disabled_at
+                               when $5 then null else coalesce(disabled_at, now()) end,
+            disabled_reason = case when $5 is null then disabled_reason
+                                   when $5 then null else 'disabled by the account' end,
+            failing_since = case when $5 then null else failing_since end
+         where id = $1 and account_id = $2
+         returning {ENDPOINT_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .bind(url)
+    .bind(event_types)
+    .bind(enabled)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn delete_endpoint(db: &PgPool, account_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("delete from webhook_endpoints where id = $1 and account_id = $2")
+        .bind(id)
+        .bind(account_id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Installs `secret`; the old one still signs for `grace_hours`.
+pub async fn rotate_secret(
+    db: &PgPool,
+    account_id: Uuid,
+    id: Uuid,
+    secret: &str,
+    grace_hours: i32,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update webhook_endpoints set previous_secret = secret, secret = $3,
+                previous_secret_until = now() + make_interval(hours => $4)
+         where id = $1 and account_id = $2",
+    )
+    .bind(id)
+    .bind(account_id)
+    .bind(secret)
+    .bind(grace_hours)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The account's secret for per-job `webhook_url` deliveries, made on
+/// first use from `fresh`.
+pub async fn job_secret(db: &PgPool, account_id: Uuid, fresh: &str) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "update accounts set webhook_secret = coalesce(webhook_secret, $2)
+         where id = $1 returning webhook_secret",
+    )
+    .bind(account_id)
+    .bind(fresh)
+    .fetch_one(db)
+    .await
+}
+
+/// A `job.progress` event (the trigger covers state changes).
+pub async fn enqueue_progress(
+    db: &PgPool,
+    job_id: Uuid,
+    data: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "select enqueue_job_webhook(j.id, j.account_id, 'job.progress', j.params ->> 'webhook_url', $2)
+         from jobs j where j.id = $1",
+    )
+    .bind(job_id)
+    .bind(data)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A delivery leased for sending.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Due {
+    pub id: i64,
+    pub event_id: String,
+    pub endpoint_id: Option<Uuid>,
+    pub url: String,
+    /// This attempt's number, from 1.
+    pub attempts: i32,
+    /// The exact body, the same on every attempt.
+    pub payload: String,
+    pub secret: Option<String>,
+    pub previous_secret: Option<String>,
+    pub endpoint_disabled: bool,
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+/// Leases up to `limit` due deliveries for `lease_seconds`: a dispatcher
+/// that dies mid-send leaves them to another once the lease is over.
+pub async fn lease_due(
+    db: &PgPool,
+    limit: i64,
+    lease_seconds: f64,
+) -> Result<Vec<Due>, sqlx::Error> {
+    sqlx::query_as(
+        "with due as (
+            select id from webhook_deliveries
+            where status = 'pending' and next_attempt_at <= now()
+              and (locked_until is null or locked_until < now())
+            order by next_attempt_at
+            limit $1
+            for update skip locked)
+         update webhook_deliveries d
+            set locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1
+         from due where d.id = due.id
+         returning d.id, d.event_id, d.endpoint_id, d.url, d.attempts,
+            (select e.payload::text from webhook_events e where e.id = d.event_id) as payload,
+            coalesce((select w.secret from webhook_endpoints w where w.id = d.endpoint_id),
+                     (select a.webhook_secret from accounts a where a.id = d.account_id)) as secret,
+            (select w.previous_secret from webhook_endpoints w
+              where w.id = d.endpoint_id and w.previous_secret_until > now()) as previous_secret,
+            coalesce((select w.disabled_at is not null from webhook_endpoints w
+                      where w.id = d.endpoint_id), false) as endpoint_disabled,
+            (select w.failing_since from webhook_endpoints w where w.id = d.endpoint_id)
+                as failing_since",
+    )
+    .bind(limit)
+    .bind(lease_seconds)
+    .fetch_all(db)
+    .await
+}
+
+/// One attempt's result, for the log.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub status_code: Option<u16>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Delivered,
+    RetryIn(f64),
+    /// No more attempts.
+    GiveUp,
+    /// Give up and disable the endpoint, with the reason.
+    Disable(String),
+    /// The endpoint was disabled meanwhile: not sent.
+    Cancel,
+}
+
+pub async fn record(
+    db: &PgPool,
+    due: &Due,
+    attempt: Option<&Attempt>,
+    next: &Next,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    if let Some(a) = attempt {
+        sqlx::query(
+            "insert into webhook_attempts
+                (delivery_id, status_code, latency_ms, error, response_excerpt)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(due.id)
+        .bind(a.status_code.map(i32::from))
+        .bind(a.latency_ms)
+        .bind(a.error.as_deref())
+        .bind(a.response_excerpt.as_deref())
+        .execute(&mut *tx)
+        .await?;
+    }
+    let (status, delay) = match next {
+        Next::Delivered => ("delivered", 0.0),
+        Next::RetryIn(seconds) => ("pending", *seconds),
+        Next::GiveUp | Next::Disable(_) => ("failed", 0.0),
+        Next::Cancel => ("cancelled", 0.0),
+    };
+    sqlx::query(
+        "update webhook_deliveries set status = $2, locked_until = null,
+            next_attempt_at = now() + make_interval(secs => $3),
+            delivered_at = case when $2 = 'delivered' then now() end
+         where id = $1",
+    )
+    .bind(due.id)
+    .bind(status)
+    .bind(delay)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(endpoint) = due.endpoint_id {
+        match next {
+            Next::Delivered => {
+                sqlx::query("update webhook_endpoints set failing_since = null where id = $1")
+                    .bind(endpoint)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Next::Disable(reason) => {
+                sqlx::query(
+                    "update webhook_endpoints set disabled_at = now(), disabled_reason = $2
+                     where id = $1 and disabled_at is null",
+                )
+                .bind(endpoint)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+                // Nothing more goes to a disabled endpoint.
+                sqlx::query(
+                    "update webhook_deliveries set status = 'cancelled'
+                     where endpoint_id = $1 and status = 'pending' and id <> $2",
+                )
+                .bind(endpoint)
+                .bind(due.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Next::RetryIn(_) | Next::GiveUp => {
+                sqlx::query(
+                    "update webhook_endpoints set failing_since = coalesce(failing_since, now())
+                     where id = $1",
+                )
+                .bind(endpoint)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Next::Cancel => {}
+        }
+    }
+    tx.commit().await
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AttemptView {
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's HTTP status; absent when none came back.
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    /// The first KiB of the receiver's answer.
+    pub response_excerpt: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub id: i64,
+    /// The `webhook-id` of every attempt.
+    pub event_id: String,
+    pub event_type: String,
+    pub job_id: Option<Uuid>,
+    pub endpoint_id: Option<Uuid>,
+    pub url: String,
+    /// `pending`, `delivered`, `failed` or `cancelled`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: i64,
+    event_id: String,
+    event_type: String,
+    job_id: Option<Uuid>,
+    endpoint_id: Option<Uuid>,
+    url: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    next_attempt_at: DateTime<Utc>,
+}
+
+/// The newest deliveries of the account matching `filter` (an endpoint
+/// or a job), each with its attempts, oldest attempt first.
+pub async fn deliveries(
+    db: &PgPool,
+    account_id: Uuid,
+    endpoint_id: Option<Uuid>,
+    job_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<DeliveryView>, sqlx::Error> {
+    let rows: Vec<DeliveryRow> = sqlx::query_as(
+        "select d.id, d.event_id, e.event_type, e.job_id, d.endpoint_id, d.url, d.status,
+                d.created_at, d.next_attempt_at
+         from webhook_deliveries d join webhook_events e on e.id = d.event_id
+         where d.account_id = $1
+           and ($2::uuid is null or d.endpoint_id = $2)
+           and ($3::uuid is null or e.job_id = $3)
+         order by d.id desc limit $4",
+    )
+    .bind(account_id)
+    .bind(endpoint_id)
+    .bind(job_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        delivery_id: i64,
+        #[sqlx(flatten)]
+        attempt: AttemptView,
+    }
+    let attempts: Vec<Row> = sqlx::query_as(
+        "select delivery_id, attempted_at, status_code, latency_ms, error, response_excerpt
+         from webhook_attempts where delivery_id = any($1) order by id",
+    )
+    .bind(&ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DeliveryView {
+            attempts: attempts
+                .iter()
+                .filter(|a| a.delivery_id == r.id)
+                .map(|a| a.attempt.clone())
+                .collect(),
+            next_attempt_at: (r.status == "pending").then_some(r.next_attempt_at),
+            id: r.id,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            job_id: r.job_id,
+            endpoint_id: r.endpoint_id,
+            url: r.url,
+            status: r.status,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+/// Sends an event again (a new delivery of the same event, so the same
+/// `webhook-id`); `None` if the account has no such delivery.
+pub async fn redeliver(
+    db: &PgPool,
+    account_id: Uuid,
+    delivery_id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "insert into webhook_deliveries (event_id, account_id, endpoint_id, url)
+         select d.event_id, d.account_id, d.endpoint_id,
+                coalesce((select w.url from webhook_endpoints w where w.id = d.endpoint_id), d.url)
+         from webhook_deliveries d where d.id = $1 and d.account_id = $2
+         returning id",
+    )
+    .bind(delivery_id)
+    .bind(account_id)
+    .fetch_optional(db)
+    .await?;
+    if id.is_some() {
+        sqlx::query("select pg_notify('voxq_webhooks', '')")
+            .execute(db)
+            .await?;
+    }
+    Ok(id)
+}
