@@ -427,3 +427,44 @@ async fn sigterm_during_a_long_job_hands_it_back_and_another_worker_finishes_it(
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["attempts"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_job_knows_its_place_and_when_it_should_start() {
+    let app = TestApp::spawn_without_worker().await;
+    let (_, key) = app.new_account().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let wav = speech::wav_16k(&format!("Job number {i}."));
+        ids.push(app.submit_ok(&key, wav, "a.wav").await);
+    }
+    let job = app.get_json(&format!("/v1/jobs/{}", ids[2]), &key).await;
+    assert_eq!(job["queue"]["position"], 3, "{job}");
+    assert!(
+        job["queue"].get("estimated_start_at").is_none(),
+        "no history yet: {job}"
+    );
+
+    // The first one ran, taking ten seconds: two ahead of the last becomes
+    // one, expected about ten seconds from now.
+    sqlx::query(
+        "update jobs set status = 'succeeded', started_at = now() - interval '10 seconds',
+                finished_at = now()
+         where id = $1",
+    )
+    .bind(ids[0].parse::<uuid::Uuid>().expect("uuid"))
+    .execute(&app.db)
+    .await
+    .expect("finish the first");
+    let job = app.get_json(&format!("/v1/jobs/{}", ids[2]), &key).await;
+    assert_eq!(job["queue"]["position"], 2, "{job}");
+    let eta: chrono::DateTime<chrono::Utc> = job["queue"]["estimated_start_at"]
+        .as_str()
+        .expect("estimate")
+        .parse()
+        .expect("RFC 3339");
+    let seconds = (eta - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
+    assert!((5.0..15.0).contains(&seconds), "{seconds} s: {job}");
+    // Running and finished jobs have no place in line.
+    let first = app.get_json(&format!("/v1/jobs/{}", ids[0]), &key).await;
+    assert!(first.get("queue").is_none(), "{first}");
+}

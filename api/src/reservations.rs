@@ -8,11 +8,19 @@ use uuid::Uuid;
 use voxq_shared::db::jobs::{self as job_repo, NewJobInput};
 use voxq_shared::db::quotas as quota_repo;
 use voxq_shared::job::{JobKind, JobParams, JobView};
+use voxq_shared::queue::{Lane, Topology};
 use voxq_shared::quota::{self, Amounts, Reservation, ReserveOutcome, Resource};
 
 use crate::error::{ApiError, Result};
 use crate::principal::{Principal, RequestMeta};
 use crate::state::AppState;
+
+/// What the job is.
+pub struct NewJob<'a> {
+    pub kind: JobKind,
+    pub params: &'a JobParams,
+    pub input: NewJobInput<'a>,
+}
 
 /// A job inserted and its quota reserved, in a transaction still open:
 /// the caller adds what must commit with the job (its outbox message, an
@@ -20,8 +28,8 @@ use crate::state::AppState;
 pub struct Reserved {
     pub tx: sqlx::Transaction<'static, sqlx::Postgres>,
     pub view: JobView,
-    /// How many of the account's jobs are in flight, this one included.
-    pub in_flight: u64,
+    /// The lane the job waits in.
+    pub lane: Lane,
 }
 
 impl Reserved {
@@ -43,28 +51,34 @@ impl Reserved {
 /// once against Postgres (at most every few seconds per account), which
 /// also heals counters left behind by a process that died mid-job. If the
 /// caller drops the transaction instead of committing, it must
-/// [`release`] the reservation.
+/// [`release`] the reservation. `lane_for` picks the job's lane from how
+/// many of the account's jobs are in flight, this one included.
 pub async fn reserve_and_insert(
     state: &AppState,
     principal: &Principal,
     meta: &RequestMeta,
     reservation: &Reservation,
-    kind: JobKind,
-    params: &JobParams,
-    input: NewJobInput<'_>,
+    job: NewJob<'_>,
+    lane_for: impl Fn(u64) -> Lane,
 ) -> Result<Reserved> {
+    let NewJob {
+        kind,
+        params,
+        input,
+    } = job;
+    let model = params.model.as_deref().unwrap_or_default();
     let account = principal.account_id;
     let mut rebuilt = false;
     loop {
         let mut tx = quota_repo::begin_submission(&state.db, account).await?;
         match state.quotas.reserve(reservation, &principal.limits).await? {
             ReserveOutcome::Reserved { in_flight } => {
-                return match job_repo::insert(&mut tx, reservation, kind, params, input).await {
-                    Ok(view) => Ok(Reserved {
-                        tx,
-                        view,
-                        in_flight,
-                    }),
+                let lane = lane_for(in_flight);
+                let queue = Topology::routing_key(model, lane);
+                return match job_repo::insert(&mut tx, reservation, kind, params, &queue, input)
+                    .await
+                {
+                    Ok(view) => Ok(Reserved { tx, view, lane }),
                     Err(e) => {
                         drop(tx);
                         release(state, reservation).await;

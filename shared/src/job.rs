@@ -228,6 +228,20 @@ pub struct JobView {
     /// A running job: how far through its audio it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// A queued job: its place in line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueuePlace>,
+}
+
+/// A queued job's place in its queue (its model and lane).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueuePlace {
+    /// 1: next to start.
+    pub position: i64,
+    /// From the queue's recent run times and the workers serving it;
+    /// absent until the queue has run jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_start_at: Option<DateTime<Utc>>,
 }
 
 /// How far a running job has got through its audio.

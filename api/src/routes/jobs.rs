@@ -18,8 +18,8 @@ use voxq_shared::db::jobs::{self as job_repo, Cancelled, NewInput, NewJobInput};
 use voxq_shared::db::outbox;
 use voxq_shared::events::{self, JobEvent, Progress, Signal};
 use voxq_shared::job::{
-    JobKind, JobMessage, JobParams, JobStatus, JobView, TranscriptResult, TranslationResult,
-    WHISPER_LANGUAGES,
+    JobKind, JobMessage, JobParams, JobStatus, JobView, QueuePlace, TranscriptResult,
+    TranslationResult, WHISPER_LANGUAGES,
 };
 use voxq_shared::models::{self, ServedModel};
 use voxq_shared::queue::{Lane, Topology};
@@ -31,7 +31,7 @@ use crate::config::ApiConfig;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::idempotency::{self, Begin, Fingerprint, Held};
 use crate::principal::{Principal, RequestMeta};
-use crate::reservations;
+use crate::reservations::{self, NewJob};
 use crate::state::AppState;
 
 /// Headroom over the upload limit for multipart framing and text fields.
@@ -574,24 +574,31 @@ async fn accept(
     };
     let kind = submission.kind;
     let audio_seconds = submission.amounts.audio_ms as f64 / 1000.0;
+    let long = audio_seconds > state.config.long_audio_seconds;
+    let fair_share = state.config.fair_share;
     let mut reserved = reservations::reserve_and_insert(
         state,
         principal,
         meta,
         &reservation,
-        submission.kind,
-        &submission.params,
-        submission.input,
+        NewJob {
+            kind: submission.kind,
+            params: &submission.params,
+            input: submission.input,
+        },
+        |in_flight| {
+            if long {
+                Lane::Long
+            } else if in_flight > fair_share {
+                Lane::Bulk
+            } else {
+                Lane::Interactive
+            }
+        },
     )
     .await?;
     let id = reserved.view.id;
-    let lane = if audio_seconds > state.config.long_audio_seconds {
-        Lane::Long
-    } else if reserved.in_flight > state.config.fair_share {
-        Lane::Bulk
-    } else {
-        Lane::Interactive
-    };
+    let lane = reserved.lane;
     let message = JobMessage {
         job_id: id,
         account_id: principal.account_id,
@@ -998,6 +1005,39 @@ fn status_event(id: Uuid, status: JobStatus, progress: Option<Progress>) -> SseE
     SseEvent::default().event("status").data(data.to_string())
 }
 
+/// A queued job's place in line, and when it should start: the jobs
+/// ahead of it times the queue's recent mean run time, shared among the
+/// workers that serve its model.
+async fn queue_place(
+    state: &AppState,
+    account_id: Uuid,
+    view: &JobView,
+) -> Result<Option<QueuePlace>> {
+    let Some(place) = job_repo::place(&state.db, account_id, view.id).await? else {
+        return Ok(None);
+    };
+    let model = view.params.model.as_deref().unwrap_or_default();
+    let workers = match state.catalog.models(false).await {
+        Ok(models) => models
+            .iter()
+            .find(|m| m.info.name == model)
+            .map_or(0, |m| m.workers),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the worker registry");
+            0
+        }
+    };
+    let estimated_start_at = place.recent_seconds.map(|mean| {
+        let seconds = place.ahead as f64 * mean / workers.max(1) as f64;
+        chrono::Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64)
+    });
+    tracing::debug!(queue = %place.queue, ahead = place.ahead, workers, "queue place");
+    Ok(Some(QueuePlace {
+        position: place.ahead + 1,
+        estimated_start_at,
+    }))
+}
+
 /// Redis first (finished jobs only), then Postgres, caching what finished.
 async fn load_job(state: &AppState, account_id: Uuid, id: Uuid) -> Result<JobView> {
     match state.cache.get(account_id, id).await {
@@ -1008,11 +1048,15 @@ async fn load_job(state: &AppState, account_id: Uuid, id: Uuid) -> Result<JobVie
     let mut view = job_repo::find_for_account(&state.db, account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if view.status == JobStatus::Running {
-        view.progress = state.cache.progress(id).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "reading job progress");
-            None
-        });
+    match view.status {
+        JobStatus::Running => {
+            view.progress = state.cache.progress(id).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "reading job progress");
+                None
+            });
+        }
+        JobStatus::Queued => view.queue = queue_place(state, account_id, &view).await?,
+        _ => {}
     }
     if let Err(e) = state.cache.put_terminal(account_id, &view).await {
         tracing::warn!(error = %e, "caching job");
@@ -1096,6 +1140,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             progress: None,
+            queue: None,
         }
     }
 

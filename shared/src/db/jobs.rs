@@ -63,6 +63,7 @@ impl JobRow {
             started_at: self.started_at,
             finished_at: self.finished_at,
             progress: None,
+            queue: None,
         })
     }
 }
@@ -84,24 +85,25 @@ pub async fn insert(
     reservation: &Reservation,
     kind: JobKind,
     params: &JobParams,
+    queue: &str,
     input: NewJobInput<'_>,
 ) -> Result<JobView, sqlx::Error> {
     // One statement for the job and its input: a round trip less on the
     // submit path, which is bound by Postgres round trips.
-    const JOB: &str = "insert into jobs (id, account_id, kind, params, quota_day, reserved)
-                       values ($1, $2, $3, $4, $5, $6)";
+    const JOB: &str = "insert into jobs (id, account_id, kind, params, quota_day, reserved, queue)
+                       values ($1, $2, $3, $4, $5, $6, $7)";
     let sql = match input {
         NewJobInput::Audio(_) => format!(
             "with job as ({JOB} returning {VIEW_COLUMNS}),
                   input as (insert into job_inputs
                       (job_id, content_type, codec, sample_rate, channels, duration_seconds, size_bytes, data)
-                      values ($1, $7, $8, $9, $10, $11, $12, $13))
+                      values ($1, $8, $9, $10, $11, $12, $13, $14))
              select * from job"
         ),
         NewJobInput::Text(_) => format!(
             "with job as ({JOB} returning {VIEW_COLUMNS}),
                   input as (insert into job_inputs (job_id, content_type, size_bytes, text)
-                      values ($1, 'text/plain; charset=utf-8', $7, $8))
+                      values ($1, 'text/plain; charset=utf-8', $8, $9))
              select * from job"
         ),
     };
@@ -111,7 +113,8 @@ pub async fn insert(
         .bind(kind.as_str())
         .bind(sqlx::types::Json(params))
         .bind(reservation.day)
-        .bind(sqlx::types::Json(reservation.amounts));
+        .bind(sqlx::types::Json(reservation.amounts))
+        .bind(queue);
     let query = match input {
         NewJobInput::Audio(input) => query
             .bind(input.content_type)
@@ -351,4 +354,38 @@ pub async fn release_claim(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Where a queued job stands in its queue.
+pub struct Place {
+    /// Jobs ahead of it.
+    pub ahead: i64,
+    /// Mean run time of the queue's recent jobs, in seconds.
+    pub recent_seconds: Option<f64>,
+    pub queue: String,
+}
+
+/// The job's place in line (`None` unless it is queued).
+pub async fn place(db: &PgPool, account_id: Uuid, id: Uuid) -> Result<Option<Place>, sqlx::Error> {
+    let row: Option<(i64, Option<f64>, String)> = sqlx::query_as(
+        "select
+            (select count(*) from jobs a
+              where a.queue = j.queue and a.status = 'queued' and a.id < j.id),
+            (select avg(extract(epoch from r.finished_at - r.started_at))::double precision
+               from (select finished_at, started_at from jobs r
+                      where r.queue = j.queue and r.status = 'succeeded'
+                      order by r.finished_at desc limit 50) r),
+            j.queue
+         from jobs j
+         where j.id = $1 and j.account_id = $2 and j.status = 'queued' and j.queue is not null",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(ahead, recent_seconds, queue)| Place {
+        ahead,
+        recent_seconds,
+        queue,
+    }))
 }
