@@ -92,6 +92,7 @@ async fn the_openapi_document_describes_every_route_and_every_documented_route_e
         ("get", "/v1/jobs/{id}"),
         ("delete", "/v1/jobs/{id}"),
         ("post", "/v1/jobs/{id}/cancel"),
+        ("delete", "/v1/jobs/{id}/data"),
         ("get", "/v1/jobs/{id}/events"),
         ("get", "/v1/jobs/{id}/webhooks"),
         ("post", "/v1/webhooks"),

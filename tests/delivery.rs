@@ -468,3 +468,103 @@ async fn a_queued_job_knows_its_place_and_when_it_should_start() {
     let first = app.get_json(&format!("/v1/jobs/{}", ids[0]), &key).await;
     assert!(first.get("queue").is_none(), "{first}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_job_leaves_the_broker_and_its_lease_brings_it_back_when_its_worker_dies() {
+    let mut app = TestApp::spawn_with(Options {
+        api_env: vec![("VOXQ_JANITOR_INTERVAL".into(), "1".into())],
+        worker_env: vec![("VOXQ_LEASE_SECONDS".into(), "3".into())],
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.new_account().await;
+    let id = app.submit_ok(&key, long_speech(), "long.wav").await;
+    wait_for_progress(&app, &key, &id).await;
+    let uuid: uuid::Uuid = id.parse().expect("uuid");
+    // Acknowledged at claim: RabbitMQ's consumer timeout cannot cut it.
+    let (detached, leased): (bool, bool) =
+        sqlx::query_as("select detached, lease_until > now() from jobs where id = $1")
+            .bind(uuid)
+            .fetch_one(&app.db)
+            .await
+            .expect("job");
+    assert!(detached && leased);
+
+    assert!(app.signal_worker("KILL", Duration::from_secs(10)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = app.get_json(&format!("/v1/jobs/{id}"), &key).await;
+        if job["status"] == "queued" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lease never ran out: {job}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.start_worker();
+    let job = app.wait_for_job(&key, &id, Duration::from_secs(300)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(outbox_backlog(&app).await, 0);
+}
+
+/// A WAV whose bytes carry `marker` in a JUNK chunk before its data.
+fn wav_with_marker(text: &str, marker: &str) -> Vec<u8> {
+    let wav = speech::wav_16k(text);
+    let at = wav
+        .windows(4)
+        .position(|w| w == b"data")
+        .expect("data chunk");
+    let mut chunk = b"JUNK".to_vec();
+    let mut body = marker.as_bytes().to_vec();
+    if body.len() % 2 == 1 {
+        body.push(0);
+    }
+    chunk.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    chunk.extend_from_slice(&body);
+    let mut out = wav[..at].to_vec();
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(&wav[at..]);
+    let riff = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&riff.to_le_bytes());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_crashes_every_worker_ends_failed_in_the_dead_letter_queue() {
+    let mut app = TestApp::spawn_with(Options {
+        worker_env: vec![
+            ("VOXQ_CHAOS_ABORT_ON".into(), "VOXQ-POISON".into()),
+            ("VOXQ_MAX_ATTEMPTS".into(), "2".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.new_account().await;
+    let id = app
+        .submit_ok(&key, wav_with_marker("Poison.", "VOXQ-POISON"), "p.wav")
+        .await;
+    // Each claim kills its worker; a supervisor (here, the test) starts
+    // another, until the job has used up its attempts.
+    for crash in 0..2 {
+        assert!(
+            app.worker_exited(Duration::from_secs(60)),
+            "crash {crash}: the worker did not die"
+        );
+        app.start_worker();
+    }
+    let job = app.wait_for_job(&key, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "worker_crashed", "{job}");
+    assert_eq!(job["attempts"], 3);
+    assert_eq!(app.dead_letters().await, 1);
+    let usage = voxq_shared::db::usage::for_job(&app.db, id.parse().expect("uuid"))
+        .await
+        .expect("usage");
+    assert!(usage.is_empty(), "{usage:?}");
+    // The worker that refused it is alive and works.
+    let next = app
+        .submit_ok(&key, speech::wav_16k("Still standing."), "ok.wav")
+        .await;
+    let job = app.wait_for_job(&key, &next, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+}

@@ -176,6 +176,11 @@ pub struct ApiConfig {
     #[arg(long, env = "VOXQ_FAIR_SHARE", default_value_t = 4)]
     pub fair_share: u64,
 
+    /// Seconds between housekeeping passes (retention, expired
+    /// idempotency keys).
+    #[arg(long, env = "VOXQ_JANITOR_INTERVAL", default_value_t = 10)]
+    pub janitor_interval: u64,
+
     #[command(flatten)]
     pub webhooks: WebhookConfig,
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod error;
 pub mod idempotency;
+pub mod janitor;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;
@@ -52,6 +53,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     dispatcher: Option<dispatcher::Dispatcher>,
+    janitor: (sqlx::PgPool, JobCache, Duration),
     relay: Relay,
     stopping: tokio_util::sync::CancellationToken,
 }
@@ -130,8 +132,14 @@ impl App {
             .webhooks
             .dispatcher
             .then(|| dispatcher::Dispatcher::new(state.db.clone(), &state.config.webhooks));
+        let janitor = (
+            state.db.clone(),
+            state.cache.clone(),
+            Duration::from_secs(state.config.janitor_interval.max(1)),
+        );
         Ok(Self {
             dispatcher,
+            janitor,
             router: router(state),
             listener,
             relay,
@@ -153,6 +161,8 @@ impl App {
         let dispatcher = self
             .dispatcher
             .map(|d| tokio::spawn(d.run(stop_relay.clone())));
+        let (db, cache, every) = self.janitor;
+        tokio::spawn(janitor::run(db, cache, every, stop_relay.clone()));
         tracing::info!(%addr, "voxq-api listening");
         // Stop accepting, answer the requests in progress, then give the
         // outbox its last pass: what they committed gets published.

@@ -24,6 +24,7 @@ use crate::state::AppState;
         jobs::get_job,
         jobs::cancel_job,
         jobs::cancel_job_post,
+        jobs::delete_job_data,
         jobs::job_events,
         webhooks::create,
         webhooks::list,

@@ -45,6 +45,11 @@ impl JobCache {
             .map(|entry| entry.job))
     }
 
+    /// Drops a finished job's entry (its data was deleted).
+    pub async fn forget(&self, id: Uuid) -> redis::RedisResult<()> {
+        self.redis.clone().del(self.key(id)).await
+    }
+
     /// Stores a finished job; other states are ignored (see module docs).
     pub async fn put_terminal(&self, account_id: Uuid, job: &JobView) -> redis::RedisResult<()> {
         if !job.status.is_terminal() {

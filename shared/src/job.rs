@@ -231,6 +231,10 @@ pub struct JobView {
     /// A queued job: its place in line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueuePlace>,
+    /// When its input and result were deleted (on request or by the
+    /// account's retention); the job and its usage remain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_deleted_at: Option<DateTime<Utc>>,
 }
 
 /// A queued job's place in its queue (its model and lane).

@@ -338,6 +338,19 @@ impl Publisher {
             .await
     }
 
+    /// Puts a message in the dead-letter queue directly (for a job whose
+    /// delivery was already acknowledged, so it cannot be rejected there).
+    pub async fn publish_dead(
+        &self,
+        routing_key: &str,
+        payload: &[u8],
+        job_id: uuid::Uuid,
+    ) -> Result<()> {
+        let exchange = self.topology.dead_letter_exchange.clone();
+        self.send(None, &exchange, routing_key, payload, job_id, None)
+            .await
+    }
+
     /// Publishes and waits for the confirm. Gives up after
     /// [`PUBLISH_TIMEOUT`]: a broker that accepts connections but never
     /// confirms must not hold the caller.

@@ -103,6 +103,8 @@ pub struct TestApp {
     worker_env: Vec<(String, String)>,
     /// Index of the running worker in `children`.
     worker: Option<usize>,
+    /// APIs started after the first, with their indices in `children`.
+    extra_apis: Vec<(String, usize)>,
     children: Vec<Child>,
 }
 
@@ -233,6 +235,7 @@ impl TestApp {
             api_env,
             worker_env: env,
             worker,
+            extra_apis: Vec::new(),
             children,
         }
     }
@@ -243,6 +246,41 @@ impl TestApp {
         self.worker = Some(self.children.len());
         self.children.push(child);
         self.worker_url = Some(url);
+    }
+
+    /// Waits for the running worker to exit by itself, at most `timeout`;
+    /// returns whether it did.
+    pub fn worker_exited(&mut self, timeout: Duration) -> bool {
+        let index = self.worker.expect("a running worker");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.children[index].try_wait() {
+                self.worker = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Messages waiting in this namespace's dead-letter queue.
+    pub async fn dead_letters(&self) -> u32 {
+        let conn = voxq_shared::queue::connect(AMQP_URL).await.expect("amqp");
+        let channel = conn.create_channel().await.expect("channel");
+        let topology = voxq_shared::queue::Topology::new(&self.namespace);
+        let queue = channel
+            .queue_declare(
+                &topology.dead_letter_queue,
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("dead-letter queue");
+        let _ = conn.close(200, "done").await;
+        queue.message_count()
     }
 
     /// Sends `signal` (`KILL`, `TERM`) to the running worker and waits for it
@@ -375,7 +413,21 @@ impl TestApp {
     pub fn spawn_second_api(&mut self) -> String {
         let (child, url) = spawn("voxq-api", &self.api_env, &[]);
         self.children.push(child);
+        self.extra_apis.push((url.clone(), self.children.len() - 1));
         url
+    }
+
+    /// `kill -9` of an API started by [`Self::spawn_second_api`].
+    pub fn kill_api(&mut self, url: &str) {
+        let index = self
+            .extra_apis
+            .iter()
+            .find(|(u, _)| u == url)
+            .map(|(_, i)| *i)
+            .expect("an extra API");
+        let child = &mut self.children[index];
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Deletes every Redis key of this test's namespace: what a Redis

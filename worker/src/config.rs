@@ -69,6 +69,17 @@ pub struct WorkerConfig {
     #[arg(long, env = "VOXQ_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
 
+    /// Long-lane jobs: seconds a worker's lease on a running job lasts
+    /// (renewed every second while the job makes progress). A job whose
+    /// lease runs out is put back in line by the API.
+    #[arg(long, env = "VOXQ_LEASE_SECONDS", default_value_t = 60)]
+    pub lease_seconds: u64,
+
+    /// Chaos testing only: the worker aborts (as a crashing decoder would)
+    /// when a job's input contains these bytes. Unset in production.
+    #[arg(long, env = "VOXQ_CHAOS_ABORT_ON")]
+    pub chaos_abort_on: Option<String>,
+
     /// How long finished jobs stay in the Redis cache, in seconds.
     #[arg(long, env = "VOXQ_RESULT_CACHE_TTL", default_value_t = 24 * 3600)]
     pub result_cache_ttl: u64,

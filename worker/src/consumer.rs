@@ -25,6 +25,7 @@ use lapin::{Channel, Consumer};
 use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use voxq_shared::db::jobs;
 use voxq_shared::job::JobMessage;
 use voxq_shared::queue::{self, retry_delay_ms, Lane, Topology};
 
@@ -275,11 +276,24 @@ async fn run_lane(
                 }
             }
         }
+        // Long jobs leave the broker's watch once claimed (see `detach`).
+        let mut detached = vec![false; batch.len()];
+        if lane == Lane::Long {
+            for ((delivery, message), detached) in batch.iter().zip(&mut detached) {
+                *detached = detach(&ctx, delivery, message).await?;
+            }
+        }
         let messages: Vec<JobMessage> = batch.iter().map(|(_, m)| m.clone()).collect();
         tracing::debug!(lane = lane.as_str(), jobs = messages.len(), "running batch");
         let outcomes = process_batch(&ctx, &messages).await;
-        for ((delivery, message), outcome) in batch.into_iter().zip(outcomes) {
-            settle_delivery(&ctx, delivery, &message, outcome).await?;
+        for (((delivery, message), outcome), detached) in
+            batch.into_iter().zip(outcomes).zip(detached)
+        {
+            if detached {
+                settle_detached(&ctx, &delivery, &message, outcome).await;
+            } else {
+                settle_delivery(&ctx, delivery, &message, outcome).await?;
+            }
         }
         if stop.is_cancelled() {
             if let Some((delivery, _)) = held.take() {
@@ -308,6 +322,65 @@ async fn next_job(
                 .reject(BasicRejectOptions { requeue: false })
                 .await?;
             Ok(None)
+        }
+    }
+}
+
+/// Acknowledges a long job's delivery once the job holds a lease in
+/// Postgres: RabbitMQ's consumer timeout, counted from delivery, would
+/// otherwise cut any job longer than it, and a worker that dies or hangs
+/// is found by its lease running out instead. Returns whether it did.
+async fn detach(ctx: &Context, delivery: &Delivery, message: &JobMessage) -> anyhow::Result<bool> {
+    match jobs::detach(&ctx.db, message.job_id, ctx.lease_seconds).await {
+        Ok(_) => {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            // Stays under the broker's watch, as a short job would.
+            tracing::warn!(job_id = %message.job_id, error = %e, "leasing a long job");
+            Ok(false)
+        }
+    }
+}
+
+/// What [`settle_delivery`] does, for a job whose delivery was already
+/// acknowledged: its message is published again instead of requeued.
+async fn settle_detached(
+    ctx: &Context,
+    delivery: &Delivery,
+    message: &JobMessage,
+    outcome: Outcome,
+) {
+    let job_id = message.job_id;
+    let routing_key = delivery.routing_key.as_str();
+    let published = match outcome {
+        Outcome::Ack => return,
+        // Interrupted by a stopping worker: straight back in line.
+        Outcome::Requeue => Ok(false),
+        Outcome::DeadLetter => ctx
+            .retries
+            .publish_dead(routing_key, &delivery.data, job_id)
+            .await
+            .map(|()| true),
+        Outcome::Retry { error, attempts } => {
+            tracing::warn!(%job_id, error = %error, attempts, "retrying a long job later");
+            let level = usize::try_from(attempts.max(1) - 1).unwrap_or(0);
+            let delay = retry_delay_ms(level) as f64 * rand::thread_rng().gen_range(0.5..1.0);
+            ctx.retries
+                .publish_delayed(level, delay as u64, routing_key, &delivery.data, job_id)
+                .await
+                .map(|()| true)
+        }
+    };
+    let published = published.unwrap_or_else(|e| {
+        tracing::warn!(%job_id, error = %e, "republishing a long job");
+        false
+    });
+    if !published {
+        // Back in line through the outbox; the API's relay publishes it.
+        if let Err(e) = jobs::requeue_detached(&ctx.db, job_id).await {
+            tracing::error!(%job_id, error = %e, "requeueing a long job; its lease will");
         }
     }
 }

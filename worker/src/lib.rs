@@ -160,6 +160,12 @@ pub async fn run(
         retries: Publisher::new(&config.common.amqp_url, topology.clone()),
         events: Events::new(redis.clone(), &config.common.namespace),
         interrupt: CancellationToken::new(),
+        lease_seconds: config.lease_seconds.max(1) as f64,
+        chaos_abort_on: config
+            .chaos_abort_on
+            .as_ref()
+            .filter(|m| !m.is_empty())
+            .map(|m| m.as_bytes().to_vec()),
     });
     let stop = CancellationToken::new();
     let consume = consumer::supervise(

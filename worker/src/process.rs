@@ -43,6 +43,10 @@ pub struct Context {
     /// Cancelled when a stopping worker's grace period is over: the jobs
     /// still running stop at their next safe point and go back in line.
     pub interrupt: CancellationToken,
+    /// How long a long job's lease lasts between renewals.
+    pub lease_seconds: f64,
+    /// Chaos testing: abort when an input contains these bytes.
+    pub chaos_abort_on: Option<Vec<u8>>,
 }
 
 /// What the consumer should do with the delivery.
@@ -139,6 +143,7 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
             ctx.events.clone(),
             ctx.cache.clone(),
             ctx.interrupt.clone(),
+            ctx.lease_seconds,
             prepared.iter().map(Watched::of).collect(),
         ));
         let results = infer(ctx, &mut prepared).await;
@@ -258,6 +263,12 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         }
     }
     if let (Some(data), Input::Audio { samples, .. }) = (audio, &mut prepared.input) {
+        if let Some(marker) = &ctx.chaos_abort_on {
+            if data.windows(marker.len()).any(|w| w == marker.as_slice()) {
+                tracing::error!("chaos: input carries the abort marker; aborting");
+                std::process::abort();
+            }
+        }
         *samples = decode(data).await.map_err(fail)?;
     }
     Ok(Some(prepared))
@@ -539,7 +550,15 @@ async fn finish(
             (UsageMetric::ProcessingSeconds, processing),
         ]
     };
-    let ended = match jobs::succeed(&ctx.db, message.job_id, &result, &usage, cache_hit).await {
+    let succeeded = jobs::succeed(
+        &ctx.db,
+        message.job_id,
+        &result,
+        &usage,
+        cache_hit,
+        &job.cache_key,
+    );
+    let ended = match succeeded.await {
         Ok(ended) => ended,
         Err(e) => {
             return Outcome::Retry {
@@ -692,8 +711,12 @@ impl Watched {
     }
 }
 
-/// How often a running batch's watcher looks for cancellations and
-/// reports progress.
+/// How long a running job may make no progress before its lease is no
+/// longer renewed (a 30 s window takes far less on any hardware we run).
+const STALL_SECONDS: u64 = 600;
+
+/// How often a running batch's watcher looks for cancellations, renews
+/// leases and reports progress.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// While a batch runs: stops the jobs that were cancelled (or all of
@@ -704,9 +727,14 @@ async fn watch(
     events: Events,
     cache: JobCache,
     interrupt: CancellationToken,
+    lease_seconds: f64,
     watched: Vec<Watched>,
 ) {
     let ids: Vec<Uuid> = watched.iter().map(|j| j.job_id).collect();
+    // A job whose audio has not moved for this long is hung: its lease is
+    // left to run out, and the API puts it back in line.
+    let stalled_after = std::time::Duration::from_secs(STALL_SECONDS);
+    let mut moved = Instant::now();
     let mut reported: Vec<f64> = vec![0.0; watched.len()];
     let mut hooked: Vec<f64> = vec![0.0; watched.len()];
     let mut tick = tokio::time::interval(WATCH_EVERY);
@@ -716,6 +744,11 @@ async fn watch(
             () = interrupt.cancelled() => {
                 watched.iter().for_each(|j| j.control.stop());
                 return;
+            }
+        }
+        if moved.elapsed() < stalled_after {
+            if let Err(e) = jobs::renew_leases(&db, &ids, lease_seconds).await {
+                tracing::warn!(error = %e, "renewing job leases");
             }
         }
         match jobs::cancelled_among(&db, &ids).await {
@@ -731,6 +764,7 @@ async fn watch(
                 continue;
             }
             *last = done;
+            moved = Instant::now();
             let progress = Progress {
                 seconds_done: done,
                 seconds_total: job.seconds_total,

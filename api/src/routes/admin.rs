@@ -68,6 +68,14 @@ pub struct AccountPatch {
     /// `bill` (default), `free`, or `off` to opt out of the result cache.
     #[serde(default)]
     result_cache: Option<ResultCachePolicy>,
+    /// Days the account's inputs are kept after their job ends (1 to
+    /// 3650); 0 keeps them for good.
+    #[serde(default)]
+    input_retention_days: Option<i32>,
+    /// Days the account's results are kept after their job ends (1 to
+    /// 3650); 0 keeps them for good.
+    #[serde(default)]
+    result_retention_days: Option<i32>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -254,6 +262,8 @@ pub async fn update_account(
         limits_override: patch.limits,
         suspended: patch.suspended,
         result_cache: patch.result_cache,
+        input_retention_days: retention_days(patch.input_retention_days)?,
+        result_retention_days: retention_days(patch.result_retention_days)?,
     };
     let account = accounts::update(&state.db, id, &changes)
         .await?
@@ -273,6 +283,8 @@ pub async fn update_account(
                 "limits": changes.limits_override,
                 "suspended": changes.suspended,
                 "result_cache": changes.result_cache,
+                "input_retention_days": changes.input_retention_days,
+                "result_retention_days": changes.result_retention_days,
             }),
         ))
         .await;
@@ -387,4 +399,15 @@ async fn insert_user(state: &AppState, account: Uuid, user: PreparedUser) -> Res
             e.into()
         }
     })
+}
+
+/// At most ten years; 0 means "keep".
+fn retention_days(days: Option<i32>) -> Result<Option<i32>> {
+    match days {
+        Some(d) if !(0..=3650).contains(&d) => Err(ApiError::unprocessable(
+            "invalid_retention",
+            "retention is 0 (keep) to 3650 days",
+        )),
+        other => Ok(other),
+    }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use voxq_shared::audio::{self, AudioInfo};
 use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::idempotency as idempotency_repo;
-use voxq_shared::db::jobs::{self as job_repo, Cancelled, NewInput, NewJobInput};
+use voxq_shared::db::jobs::{self as job_repo, Cancelled, DataDeleted, NewInput, NewJobInput};
 use voxq_shared::db::outbox;
 use voxq_shared::events::{self, JobEvent, Progress, Signal};
 use voxq_shared::job::{
@@ -50,6 +50,7 @@ pub fn router(config: &ApiConfig) -> Router<AppState> {
         .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job_post))
         .route("/v1/jobs/{id}/events", get(job_events))
+        .route("/v1/jobs/{id}/data", axum::routing::delete(delete_job_data))
 }
 
 /// An audio upload that passed every check.
@@ -897,6 +898,55 @@ pub async fn cancel_job(
     }
 }
 
+/// Delete an ended job's input and result (and the result cache's copy);
+/// the job and its usage records stay, with `data_deleted_at` set.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}/data",
+    tag = "jobs",
+    security(("bearer" = ["jobs:write"])),
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job, without its data", body = JobView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`job_not_finished`: cancel it first", body = ErrorBody),
+    )
+)]
+pub async fn delete_job_data(
+    principal: Principal,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    principal.require(Scope::JobsWrite)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    match job_repo::delete_data(&state.db, principal.account_id, id).await? {
+        None => Err(ApiError::NotFound),
+        Some(DataDeleted::NotEnded(status)) => Err(ApiError::Conflict {
+            code: "job_not_finished",
+            message: format!(
+                "the job is {}; cancel it before deleting its data",
+                status.as_str()
+            ),
+        }),
+        Some(DataDeleted::Now(view)) => {
+            if let Err(e) = state.cache.forget(id).await {
+                // The cached copy expires with its TTL; say so loudly.
+                tracing::error!(job_id = %id, error = %e, "evicting a deleted job from the cache");
+            }
+            state
+                .audit(meta.audit(
+                    &principal,
+                    "job.data_deleted",
+                    format!("job:{id}"),
+                    serde_json::json!({}),
+                ))
+                .await;
+            Ok(Json(*view).into_response())
+        }
+    }
+}
+
 /// Cancel a job: the same as `DELETE /v1/jobs/{id}`, for clients that
 /// cannot send DELETE.
 #[utoipa::path(
@@ -1077,6 +1127,12 @@ fn render(view: JobView, format: &str, language: Option<&str>) -> Result<Respons
             )))
         }
     };
+    if let Some(at) = view.data_deleted_at {
+        return Err(ApiError::Gone {
+            code: "data_deleted",
+            message: format!("the job's result was deleted at {at}"),
+        });
+    }
     if view.status != JobStatus::Succeeded {
         return Err(ApiError::Conflict {
             code: "job_not_finished",
@@ -1141,6 +1197,7 @@ mod tests {
             finished_at: None,
             progress: None,
             queue: None,
+            data_deleted_at: None,
         }
     }
 

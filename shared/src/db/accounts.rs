@@ -50,6 +50,10 @@ pub struct Account {
     pub tier: Tier,
     pub limits_override: LimitsOverride,
     pub result_cache: ResultCachePolicy,
+    /// Days inputs are kept after their job ends; absent: kept.
+    pub input_retention_days: Option<i32>,
+    /// Days results are kept after their job ends; absent: kept.
+    pub result_retention_days: Option<i32>,
     pub suspended_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -61,6 +65,8 @@ struct AccountRow {
     tier: String,
     limits_override: sqlx::types::Json<LimitsOverride>,
     result_cache: String,
+    input_retention_days: Option<i32>,
+    result_retention_days: Option<i32>,
     suspended_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
 }
@@ -75,6 +81,8 @@ impl TryFrom<AccountRow> for Account {
             tier: parse_tier(&row.tier)?,
             limits_override: row.limits_override.0,
             result_cache: parse_cache_policy(&row.result_cache)?,
+            input_retention_days: row.input_retention_days,
+            result_retention_days: row.result_retention_days,
             suspended_at: row.suspended_at,
             created_at: row.created_at,
         })
@@ -86,7 +94,8 @@ pub(crate) fn parse_tier(value: &str) -> Result<Tier, sqlx::Error> {
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown tier {value:?} in database").into()))
 }
 
-const COLUMNS: &str = "id, name, tier, limits_override, result_cache, suspended_at, created_at";
+const COLUMNS: &str = "id, name, tier, limits_override, result_cache, input_retention_days, \
+                       result_retention_days, suspended_at, created_at";
 
 pub async fn create(db: &PgPool, name: &str, tier: Tier) -> Result<Account, sqlx::Error> {
     let row: AccountRow = sqlx::query_as(&format!(
@@ -132,6 +141,10 @@ pub struct AccountChanges {
     pub limits_override: Option<LimitsOverride>,
     pub suspended: Option<bool>,
     pub result_cache: Option<ResultCachePolicy>,
+    /// `Some(0)` keeps inputs for good.
+    pub input_retention_days: Option<i32>,
+    /// `Some(0)` keeps results for good.
+    pub result_retention_days: Option<i32>,
 }
 
 pub async fn update(
@@ -146,7 +159,11 @@ pub async fn update(
             suspended_at = case when $4::boolean is null then suspended_at
                                 when $4 then coalesce(suspended_at, now())
                                 else null end,
-            result_cache = coalesce($5, result_cache)
+            result_cache = coalesce($5, result_cache),
+            input_retention_days = case when $6::int is null then input_retention_days
+                                        when $6 = 0 then null else $6 end,
+            result_retention_days = case when $7::int is null then result_retention_days
+                                         when $7 = 0 then null else $7 end
          where id = $1 returning {COLUMNS}"
     ))
     .bind(id)
@@ -154,6 +171,8 @@ pub async fn update(
     .bind(changes.limits_override.as_ref().map(sqlx::types::Json))
     .bind(changes.suspended)
     .bind(changes.result_cache.map(ResultCachePolicy::as_str))
+    .bind(changes.input_retention_days)
+    .bind(changes.result_retention_days)
     .fetch_optional(db)
     .await?;
     row.map(Account::try_from).transpose()

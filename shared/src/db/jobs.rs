@@ -44,6 +44,7 @@ struct JobRow {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    data_deleted_at: Option<DateTime<Utc>>,
 }
 
 impl JobRow {
@@ -64,12 +65,13 @@ impl JobRow {
             finished_at: self.finished_at,
             progress: None,
             queue: None,
+            data_deleted_at: self.data_deleted_at,
         })
     }
 }
 
-const VIEW_COLUMNS: &str =
-    "id, kind, status, params, result, error, attempts, created_at, started_at, finished_at";
+const VIEW_COLUMNS: &str = "id, kind, status, params, result, error, attempts, created_at, \
+                            started_at, finished_at, data_deleted_at";
 
 /// What a job is submitted with.
 #[derive(Clone, Copy)]
@@ -244,17 +246,19 @@ pub async fn succeed(
     result: &serde_json::Value,
     usage: &[(UsageMetric, f64)],
     cache_hit: bool,
+    result_key: &[u8],
 ) -> Result<Option<Ended>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let row: Option<EndedRow> = sqlx::query_as(&format!(
         "update jobs set status = 'succeeded', result = $2, error = null, finished_at = now(),
-                cache_hit = $3
+                cache_hit = $3, result_key = $4
          where id = $1 and status in ('queued', 'running')
          returning {VIEW_COLUMNS}, {ENDED_COLUMNS}"
     ))
     .bind(id)
     .bind(result)
     .bind(cache_hit)
+    .bind(result_key)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
@@ -388,4 +392,191 @@ pub async fn place(db: &PgPool, account_id: Uuid, id: Uuid) -> Result<Option<Pla
         recent_seconds,
         queue,
     }))
+}
+
+/// What deleting a job's data did.
+pub enum DataDeleted {
+    Now(Box<JobView>),
+    /// The job has not ended: cancel it first.
+    NotEnded(JobStatus),
+}
+
+/// Deletes an ended job's input, result, and the result cache's copy of
+/// it; the job row and its usage records stay. `None`: no such job.
+pub async fn delete_data(
+    db: &PgPool,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<DataDeleted>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row: Option<(String, Option<Vec<u8>>)> = sqlx::query_as(
+        "select status, result_key from jobs where id = $1 and account_id = $2 for update",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((status, result_key)) = row else {
+        return Ok(None);
+    };
+    let status = JobStatus::parse(&status)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown job status {status:?}").into()))?;
+    if !status.is_terminal() {
+        return Ok(Some(DataDeleted::NotEnded(status)));
+    }
+    sqlx::query("delete from job_inputs where job_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(key) = result_key {
+        sqlx::query("delete from result_cache where key = $1")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let row: JobRow = sqlx::query_as(&format!(
+        "update jobs set result = null, result_key = null,
+                data_deleted_at = coalesce(data_deleted_at, now())
+         where id = $1 returning {VIEW_COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    row.into_view().map(|v| Some(DataDeleted::Now(Box::new(v))))
+}
+
+/// Applies every account's retention: inputs and results of jobs that
+/// ended longer ago than the account keeps them. Returns the jobs whose
+/// results went (to evict from caches), with their accounts.
+pub async fn apply_retention(db: &PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query(
+        "delete from job_inputs i using jobs j, accounts a
+         where i.job_id = j.id and a.id = j.account_id
+           and a.input_retention_days is not null and j.finished_at is not null
+           and j.finished_at < now() - make_interval(days => a.input_retention_days)",
+    )
+    .execute(db)
+    .await?;
+    let mut tx = db.begin().await?;
+    let expired: Vec<(Uuid, Uuid, Option<Vec<u8>>)> = sqlx::query_as(
+        "select j.id, j.account_id, j.result_key from jobs j join accounts a on a.id = j.account_id
+         where a.result_retention_days is not null and j.result is not null
+           and j.finished_at < now() - make_interval(days => a.result_retention_days)
+         limit $1
+         for update of j skip locked",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<Uuid> = expired.iter().map(|(id, _, _)| *id).collect();
+    let keys: Vec<Vec<u8>> = expired.iter().filter_map(|(_, _, k)| k.clone()).collect();
+    sqlx::query("delete from result_cache where key = any($1)")
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "update jobs set result = null, result_key = null,
+                data_deleted_at = coalesce(data_deleted_at, now())
+         where id = any($1)",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(expired
+        .into_iter()
+        .map(|(id, account, _)| (id, account))
+        .collect())
+}
+
+/// Takes the job off the broker's watch: from now on its lease, not its
+/// unacknowledged delivery, says that a worker has it. Returns false if
+/// the job already ended (the delivery is only a redelivery).
+pub async fn detach(db: &PgPool, id: Uuid, lease_seconds: f64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update jobs set detached = true, lease_until = now() + make_interval(secs => $2)
+         where id = $1 and status in ('queued', 'running')",
+    )
+    .bind(id)
+    .bind(lease_seconds)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Extends the leases of detached jobs that are still running here.
+pub async fn renew_leases(
+    db: &PgPool,
+    ids: &[Uuid],
+    lease_seconds: f64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update jobs set lease_until = now() + make_interval(secs => $2)
+         where id = any($1) and detached and status in ('queued', 'running')",
+    )
+    .bind(ids)
+    .bind(lease_seconds)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Puts a detached job back in line: queued again, its message in the
+/// outbox (the relay publishes it). Returns false if it had ended.
+pub async fn requeue_detached(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let requeued = requeue_detached_in(&mut tx, Some(id)).await?;
+    tx.commit().await?;
+    Ok(requeued == 1)
+}
+
+/// Detached jobs whose lease ran out (their worker died or hung), back
+/// in line; returns how many.
+pub async fn requeue_expired_leases(db: &PgPool) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let requeued = requeue_detached_in(&mut tx, None).await?;
+    tx.commit().await?;
+    Ok(requeued)
+}
+
+async fn requeue_detached_in(tx: &mut PgConnection, id: Option<Uuid>) -> Result<u64, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: Uuid,
+        account_id: Uuid,
+        kind: String,
+        params: sqlx::types::Json<JobParams>,
+        queue: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "update jobs set status = 'queued', detached = false, lease_until = null
+         where id in (select id from jobs
+                      where detached and status in ('queued', 'running')
+                        and (($1::uuid is null and lease_until < now()) or id = $1)
+                      for update skip locked)
+         returning id, account_id, kind, params, queue",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &rows {
+        let kind = JobKind::parse(&row.kind).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown job kind {:?}", row.kind).into())
+        })?;
+        let model = row.params.0.model.clone().unwrap_or_default();
+        let message = crate::job::JobMessage {
+            job_id: row.id,
+            account_id: row.account_id,
+            kind,
+            model: model.clone(),
+            params: row.params.0.clone(),
+        };
+        let payload = serde_json::to_vec(&message).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let routing_key = row.queue.clone().unwrap_or_else(|| {
+            crate::queue::Topology::routing_key(&model, crate::queue::Lane::Long)
+        });
+        super::outbox::insert(&mut *tx, row.id, &model, &routing_key, &payload).await?;
+    }
+    Ok(rows.len() as u64)
 }

@@ -1,0 +1,48 @@
+//! Housekeeping that every API instance runs (the work is idempotent, so
+//! several at once only repeat a cheap query): long jobs whose lease ran
+//! out back in line, account retention of inputs and results, and
+//! idempotency keys past their 24 hours.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use voxq_shared::cache::JobCache;
+use voxq_shared::db::{idempotency, jobs};
+
+/// Jobs whose results are dropped per pass.
+const BATCH: i64 = 1000;
+
+pub async fn run(db: PgPool, cache: JobCache, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match jobs::apply_retention(&db, BATCH).await {
+            Ok(expired) => {
+                for (id, _) in &expired {
+                    if let Err(e) = cache.forget(*id).await {
+                        tracing::warn!(job_id = %id, error = %e, "evicting an expired result");
+                    }
+                }
+                if !expired.is_empty() {
+                    tracing::info!(results = expired.len(), "retention: results deleted");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "applying retention"),
+        }
+        match jobs::requeue_expired_leases(&db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                jobs = n,
+                "long jobs whose worker stopped renewing their lease are back in line"
+            ),
+            Err(e) => tracing::warn!(error = %e, "requeueing expired leases"),
+        }
+        if let Err(e) = idempotency::purge_expired(&db).await {
+            tracing::warn!(error = %e, "purging idempotency keys");
+        }
+    }
+}
