@@ -109,11 +109,11 @@ enum AdminCommand {
         #[arg(long, default_value = "")]
         name: String,
         /// Comma-separated scopes: jobs:write, jobs:read, usage:read,
-        /// keys:manage, admin.
+        /// keys:manage, webhooks:manage, admin.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "jobs:write,jobs:read,usage:read,keys:manage"
+            default_value = "jobs:write,jobs:read,usage:read,keys:manage,webhooks:manage"
         )]
         scopes: Vec<String>,
     },
