@@ -91,9 +91,16 @@ impl JobCache {
 
 pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
     let client = redis::Client::open(url)?;
+    // Reconnection is retried twice, at most half a second apart: requests
+    // waiting on a Redis that is down must fail fast (quota checks fail
+    // closed) rather than hang. The factor multiplies the delay each time
+    // (redis 0.32 uses it that way); left at its default of 100, the
+    // second retry alone waits a minute.
     let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(std::time::Duration::from_secs(5))
+        .set_connection_timeout(std::time::Duration::from_secs(2))
         .set_response_timeout(std::time::Duration::from_secs(5))
-        .set_number_of_retries(2);
+        .set_number_of_retries(2)
+        .set_factor(2)
+        .set_max_delay(500);
     ConnectionManager::new_with_config(client, config).await
 }

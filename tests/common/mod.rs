@@ -66,11 +66,18 @@ pub struct Options {
     /// The worker's models file; without it the worker serves tiny.en.
     pub models_file: Option<PathBuf>,
     pub worker_env: Vec<(String, String)>,
+    /// Where the API and worker reach Postgres (`host:port`), e.g. a proxy
+    /// the test can cut; the test itself connects directly.
+    pub postgres_addr: Option<String>,
+    /// The API's and worker's Redis URL, e.g. through a proxy.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
+            postgres_addr: None,
+            redis_url: None,
             worker: true,
             amqp_url: AMQP_URL.into(),
             api_env: Vec::new(),
@@ -196,8 +203,20 @@ impl TestApp {
         voxq_shared::db::MIGRATOR.run(&db).await.expect("migrate");
 
         let mut env: Vec<(String, String)> = vec![
-            ("VOXQ_DATABASE_URL".into(), db_url),
-            ("VOXQ_REDIS_URL".into(), REDIS_URL.into()),
+            (
+                "VOXQ_DATABASE_URL".into(),
+                match &options.postgres_addr {
+                    Some(addr) => db_url.replace("127.0.0.1:5432", addr),
+                    None => db_url,
+                },
+            ),
+            (
+                "VOXQ_REDIS_URL".into(),
+                options
+                    .redis_url
+                    .clone()
+                    .unwrap_or_else(|| REDIS_URL.into()),
+            ),
             ("VOXQ_AMQP_URL".into(), options.amqp_url.clone()),
             ("VOXQ_NAMESPACE".into(), namespace.clone()),
             ("VOXQ_KEY_PEPPER".into(), PEPPER.into()),
