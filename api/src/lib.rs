@@ -192,6 +192,22 @@ impl App {
     }
 }
 
+/// The timeout layer answers with an empty body; give it the one error
+/// shape.
+async fn timeout_body(response: axum::response::Response) -> axum::response::Response {
+    if response.status() == axum::http::StatusCode::REQUEST_TIMEOUT
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return error::error_response(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long and was abandoned; a submission retried with the same \
+             Idempotency-Key tells whether it was accepted",
+        );
+    }
+    response
+}
+
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout);
     // Every /v1 route: credentials resolved, rate limits applied, JSON
@@ -236,6 +252,7 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::map_response(timeout_body))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let request_id = request

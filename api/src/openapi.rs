@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, health, jobs, keys, models, usage, webhooks};
+use crate::routes::{admin, auth, health, job_lifecycle, jobs, keys, models, usage, webhooks};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -22,10 +22,10 @@ use crate::state::AppState;
     paths(
         jobs::submit,
         jobs::get_job,
-        jobs::cancel_job,
-        jobs::cancel_job_post,
-        jobs::delete_job_data,
-        jobs::job_events,
+        job_lifecycle::cancel_job,
+        job_lifecycle::cancel_job_post,
+        job_lifecycle::delete_job_data,
+        job_lifecycle::job_events,
         webhooks::create,
         webhooks::list,
         webhooks::show,

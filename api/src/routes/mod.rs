@@ -2,6 +2,7 @@ pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod job_lifecycle;
 pub mod jobs;
 pub mod keys;
 pub mod models;
