@@ -117,6 +117,12 @@ async fn an_idempotency_key_replays_byte_for_byte_and_refuses_another_request() 
     assert_eq!(replay.headers()["location"], location);
     assert_eq!(replay.bytes().await.expect("body"), body);
     assert_eq!(job_count(&app).await, 1);
+    // Keys live in Postgres: a Redis flush forgets none.
+    app.flush_redis().await;
+    let after_flush = submit_keyed(&app, &key, "order-1", text_job("Good morning.")).await;
+    assert_eq!(after_flush.headers()["idempotent-replayed"], "true");
+    assert_eq!(after_flush.bytes().await.expect("body"), body);
+    assert_eq!(job_count(&app).await, 1);
 
     let other = submit_keyed(&app, &key, "order-1", text_job("Good evening.")).await;
     assert_eq!(error_code(other, 422).await, "idempotency_key_reused");

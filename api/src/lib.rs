@@ -156,13 +156,14 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
-        let stop_relay = tokio_util::sync::CancellationToken::new();
-        let relay = tokio::spawn(self.relay.run(stop_relay.clone(), OUTBOX_DRAIN));
+        // Stops the relay, the dispatcher and the janitor once serving ends.
+        let background = tokio_util::sync::CancellationToken::new();
+        let relay = tokio::spawn(self.relay.run(background.clone(), OUTBOX_DRAIN));
         let dispatcher = self
             .dispatcher
-            .map(|d| tokio::spawn(d.run(stop_relay.clone())));
+            .map(|d| tokio::spawn(d.run(background.clone())));
         let (db, cache, every) = self.janitor;
-        tokio::spawn(janitor::run(db, cache, every, stop_relay.clone()));
+        tokio::spawn(janitor::run(db, cache, every, background.clone()));
         tracing::info!(%addr, "voxq-api listening");
         // Stop accepting, answer the requests in progress, then give the
         // outbox its last pass: what they committed gets published.
@@ -178,7 +179,7 @@ impl App {
         })
         .await
         .context("serving HTTP");
-        stop_relay.cancel();
+        background.cancel();
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "outbox relay crashed");
         }

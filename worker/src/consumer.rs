@@ -276,7 +276,8 @@ async fn run_lane(
                 }
             }
         }
-        // Long jobs leave the broker's watch once claimed (see `detach`).
+        // Long jobs leave the broker's watch: leased in Postgres, then
+        // acknowledged (see `detach`).
         let mut detached = vec![false; batch.len()];
         if lane == Lane::Long {
             for ((delivery, message), detached) in batch.iter().zip(&mut detached) {
