@@ -183,6 +183,14 @@ pub struct ApiConfig {
 
     #[command(flatten)]
     pub webhooks: WebhookConfig,
+
+    #[command(flatten)]
+    pub fetch: voxq_shared::net_guard::FetchConfig,
+
+    /// Seconds of audio reserved from the quota for an `audio_url` job
+    /// until the worker has fetched it and knows its length.
+    #[arg(long, env = "VOXQ_URL_AUDIO_ESTIMATE", default_value_t = 600.0)]
+    pub url_audio_estimate: f64,
 }
 
 /// The parsed `VOXQ_STANDBY_MODELS`.
@@ -295,11 +303,11 @@ pub struct WebhookConfig {
     /// Internal networks webhooks may reach anyway (comma-separated CIDRs
     /// or addresses, e.g. a receiver inside the cluster); everything
     /// private, loopback, link-local or otherwise internal is refused.
-    #[arg(long = "webhook-allow", env = "VOXQ_WEBHOOK_ALLOW", default_value = "", value_parser = parse_networks)]
+    #[arg(id = "webhook_allow", long = "webhook-allow", env = "VOXQ_WEBHOOK_ALLOW", default_value = "", value_parser = parse_networks)]
     pub allow: Networks,
 
     /// Accept plain-http webhook URLs (https only by default).
-    #[arg(long = "webhook-allow-http", env = "VOXQ_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(id = "webhook_allow_http", long = "webhook-allow-http", env = "VOXQ_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_http: bool,
 
     /// Seconds between attempts, one entry per retry (jittered by ±20 %; a

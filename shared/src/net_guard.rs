@@ -36,6 +36,38 @@ pub struct Guard {
     pub allow_http: bool,
 }
 
+/// Networks allowed from configuration (comma-separated in the
+/// environment).
+#[derive(Debug, Clone, Default)]
+pub struct AllowList(pub Vec<IpNet>);
+
+pub fn parse_allow_list(value: &str) -> Result<AllowList, String> {
+    Guard::parse_allow(value).map(AllowList)
+}
+
+/// Where `audio_url` inputs may be fetched from; the API checks at submit,
+/// the worker again when it fetches.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FetchConfig {
+    /// Internal networks `audio_url` may point at anyway (comma-separated
+    /// CIDRs or addresses); everything internal is refused otherwise.
+    #[arg(id = "fetch_allow", long = "fetch-allow", env = "VOXQ_FETCH_ALLOW", default_value = "", value_parser = parse_allow_list)]
+    pub allow: AllowList,
+
+    /// Accept plain-http `audio_url`s (https only by default).
+    #[arg(id = "fetch_allow_http", long = "fetch-allow-http", env = "VOXQ_FETCH_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_http: bool,
+}
+
+impl FetchConfig {
+    pub fn guard(&self) -> Guard {
+        Guard {
+            allow: self.allow.0.clone(),
+            allow_http: self.allow_http,
+        }
+    }
+}
+
 /// A URL that passed, with the addresses to connect to.
 #[derive(Debug, Clone)]
 pub struct Checked {

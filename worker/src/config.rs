@@ -75,6 +75,21 @@ pub struct WorkerConfig {
     #[arg(long, env = "VOXQ_LEASE_SECONDS", default_value_t = 60)]
     pub lease_seconds: u64,
 
+    #[command(flatten)]
+    pub fetch: voxq_shared::net_guard::FetchConfig,
+
+    /// Seconds an `audio_url` fetch may take.
+    #[arg(long, env = "VOXQ_FETCH_TIMEOUT", default_value_t = 60)]
+    pub fetch_timeout: u64,
+
+    /// Largest `audio_url` download, in bytes (the API's upload limit).
+    #[arg(long, env = "VOXQ_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
+    /// Longest `audio_url` audio, in seconds (the API's limit for uploads).
+    #[arg(long, env = "VOXQ_MAX_AUDIO_SECONDS", default_value_t = 4.0 * 3600.0)]
+    pub max_audio_seconds: f64,
+
     /// Chaos testing only: the worker aborts (as a crashing decoder would)
     /// when a job's input contains these bytes. Unset in production.
     #[arg(long, env = "VOXQ_CHAOS_ABORT_ON")]

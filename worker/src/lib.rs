@@ -4,6 +4,7 @@
 pub mod config;
 pub mod consumer;
 pub mod engine;
+pub mod fetch;
 pub mod metrics;
 pub mod process;
 
@@ -161,6 +162,12 @@ pub async fn run(
         events: Events::new(redis.clone(), &config.common.namespace),
         interrupt: CancellationToken::new(),
         lease_seconds: config.lease_seconds.max(1) as f64,
+        fetcher: fetch::Fetcher {
+            guard: config.fetch.guard(),
+            timeout: Duration::from_secs(config.fetch_timeout),
+            max_bytes: config.max_upload_bytes,
+        },
+        max_audio_seconds: config.max_audio_seconds,
         chaos_abort_on: config
             .chaos_abort_on
             .as_ref()

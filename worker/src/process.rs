@@ -26,6 +26,7 @@ use voxq_shared::quota::{Amounts, Quotas, Reservation};
 use crate::engine::{
     Engine, JobControl, Stopped, Task, TranscribeOptions, TranslateRequest, Unsupported,
 };
+use crate::fetch::{FetchError, Fetcher};
 use crate::metrics::Metrics;
 use crate::Served;
 
@@ -45,6 +46,10 @@ pub struct Context {
     pub interrupt: CancellationToken,
     /// How long a long job's lease lasts between renewals.
     pub lease_seconds: f64,
+    /// Fetches `audio_url` inputs.
+    pub fetcher: Fetcher,
+    /// Longest audio an `audio_url` may hold, in seconds.
+    pub max_audio_seconds: f64,
     /// Chaos testing: abort when an input contains these bytes.
     pub chaos_abort_on: Option<Vec<u8>>,
 }
@@ -200,10 +205,16 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         .await
         .map_err(|e| fail(Failure::Transient(e.into())))?
         .ok_or_else(|| fail(permanent("missing_input", "the job has no stored input")))?;
+    let stored = match stored {
+        StoredInput::Url(url) => fetch_audio(ctx, &url).await.map_err(fail)?,
+        other => other,
+    };
     let params = &message.params;
     let input_bytes: &[u8] = match &stored {
         StoredInput::Audio { data, .. } => data,
         StoredInput::Text(text) => text.as_bytes(),
+        // Fetched above; never reaches here.
+        StoredInput::Url(url) => url.as_bytes(),
     };
     // Hash every parameter but those `result_shaping` clears (where the
     // result is posted): one added later cannot be forgotten here.
@@ -272,6 +283,44 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         *samples = decode(data).await.map_err(fail)?;
     }
     Ok(Some(prepared))
+}
+
+/// An `audio_url` input, fetched and probed as the API probes uploads.
+async fn fetch_audio(ctx: &Context, url: &str) -> Result<StoredInput, Failure> {
+    let data = ctx.fetcher.fetch(url).await.map_err(|e| {
+        if e.is_transient() {
+            Failure::Transient(e.into())
+        } else {
+            let code = match e {
+                FetchError::Refused(_) => "invalid_audio_url",
+                FetchError::TooLarge(_) => "audio_too_large",
+                _ => "fetch_failed",
+            };
+            permanent(code, e.to_string())
+        }
+    })?;
+    // `Bytes` clones share one buffer; once the probe's is dropped, the
+    // buffer becomes a `Vec` again without a copy.
+    let data = bytes::Bytes::from(data);
+    let probe_input = data.clone();
+    let info = tokio::task::spawn_blocking(move || audio::probe(probe_input))
+        .await
+        .map_err(|e| permanent("invalid_audio", format!("the probe crashed: {e}")))?
+        .map_err(|e| permanent("invalid_audio", e.to_string()))?;
+    let data = Vec::from(data);
+    if info.duration_seconds > ctx.max_audio_seconds {
+        return Err(permanent(
+            "audio_too_long",
+            format!(
+                "audio lasts {:.0} s; the maximum is {} s",
+                info.duration_seconds, ctx.max_audio_seconds
+            ),
+        ));
+    }
+    Ok(StoredInput::Audio {
+        data,
+        duration_seconds: info.duration_seconds,
+    })
 }
 
 /// Decodes audio off the executor; a decoder panic fails this job only.

@@ -63,10 +63,17 @@ pub fn router(config: &ApiConfig) -> Router<AppState> {
 struct AudioUpload {
     kind: JobKind,
     params: JobParams,
-    data: Bytes,
-    info: AudioInfo,
+    source: AudioSource,
     /// For `Idempotency-Key`: the fields and file, not their framing.
     fingerprint: [u8; 32],
+}
+
+/// Where an audio job's audio is.
+enum AudioSource {
+    /// Uploaded, and probed.
+    File { data: Bytes, info: AudioInfo },
+    /// To be fetched by the worker (`audio_url`).
+    Url(String),
 }
 
 /// A text job (JSON body of `POST /v1/jobs`).
@@ -99,7 +106,10 @@ pub struct TextJobRequest {
 pub struct AudioUploadForm {
     /// WAV, MP3, FLAC or Ogg Vorbis, recognised by its bytes.
     #[schema(format = Binary, value_type = String)]
-    file: Vec<u8>,
+    file: Option<Vec<u8>>,
+    /// Instead of `file`: where the worker fetches the audio (https and
+    /// public addresses only, no redirects, at most the upload limit).
+    audio_url: Option<String>,
     /// ISO 639-1 code of the spoken language; detected when absent.
     language: Option<String>,
     /// `transcribe` (the default) or `speech_translate`.
@@ -192,21 +202,45 @@ pub async fn submit(
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let mut upload = read_audio_upload(multipart, &state.config).await?;
+        if let AudioSource::Url(url) = &mut upload.source {
+            *url = state
+                .config
+                .fetch
+                .guard()
+                .resolve(url)
+                .await
+                .map(|checked| checked.url.to_string())
+                .map_err(|e| ApiError::unprocessable("invalid_audio_url", e.to_string()))?;
+        }
         resolve_models(&state, upload.kind, &mut upload.params).await?;
         check_webhook(&state, &mut upload.params).await?;
-        let duration = upload.info.duration_seconds;
         let fingerprint = upload.fingerprint;
+        let (input, duration) = match &upload.source {
+            AudioSource::File { data, info } => (
+                NewJobInput::Audio(NewInput {
+                    content_type: info.container.mime(),
+                    codec: &info.codec,
+                    sample_rate: info.sample_rate,
+                    channels: info.channels,
+                    duration_seconds: info.duration_seconds,
+                    data,
+                }),
+                info.duration_seconds,
+            ),
+            // Its length is known once fetched: reserve the configured
+            // estimate; the worker settles what it really was.
+            AudioSource::Url(url) => (
+                NewJobInput::Url(url),
+                state
+                    .config
+                    .url_audio_estimate
+                    .min(state.config.max_audio_seconds),
+            ),
+        };
         let submission = Submission {
             kind: upload.kind,
             params: upload.params,
-            input: NewJobInput::Audio(NewInput {
-                content_type: upload.info.container.mime(),
-                codec: &upload.info.codec,
-                sample_rate: upload.info.sample_rate,
-                channels: upload.info.channels,
-                duration_seconds: duration,
-                data: &upload.data,
-            }),
+            input,
             amounts: Amounts {
                 audio_ms: quota::seconds_to_ms(duration),
                 text_chars: 0,
@@ -283,6 +317,7 @@ fn parse_granularities(value: &str) -> Result<bool> {
 
 async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Result<AudioUpload> {
     let mut data: Option<Vec<u8>> = None;
+    let mut url: Option<String> = None;
     let mut kind = JobKind::Transcribe;
     let mut params = JobParams::default();
     let mut fingerprint = Fingerprint::new("multipart");
@@ -309,11 +344,12 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
             | "target_languages"
             | "translation_model"
             | "webhook_url"
+            | "audio_url"
             | "timestamp_granularities"
             | "timestamp_granularities[]" => {
                 let value = field.text().await.map_err(part_error)?;
                 let value = value.trim();
-                let limit = if name == "webhook_url" {
+                let limit = if name == "webhook_url" || name == "audio_url" {
                     MAX_URL_CHARS
                 } else {
                     MAX_FIELD_CHARS
@@ -336,6 +372,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
                     "translation_model" => params.translation_model = Some(value.to_owned()),
                     "model" => params.model = Some(value.to_owned()),
                     "webhook_url" => params.webhook_url = Some(value.to_owned()),
+                    "audio_url" => url = Some(value.to_owned()),
                     _ => {
                         if parse_granularities(value)? {
                             params.word_timestamps = true;
@@ -371,8 +408,27 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
         }
         _ => {}
     }
-    let data =
-        Bytes::from(data.ok_or_else(|| ApiError::BadRequest("missing form field `file`".into()))?);
+    let data = match (data, url) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "send either `file` or `audio_url`, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "missing form field `file` (or `audio_url`)".into(),
+            ))
+        }
+        (None, Some(url)) => {
+            return Ok(AudioUpload {
+                kind,
+                params,
+                source: AudioSource::Url(url),
+                fingerprint: fingerprint.finish(),
+            })
+        }
+        (Some(data), None) => Bytes::from(data),
+    };
     if data.is_empty() {
         return Err(ApiError::unprocessable(
             "invalid_audio",
@@ -406,8 +462,7 @@ async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Resu
     Ok(AudioUpload {
         kind,
         params,
-        data,
-        info,
+        source: AudioSource::File { data, info },
         fingerprint: fingerprint.finish(),
     })
 }

@@ -24,6 +24,8 @@ pub enum StoredInput {
         duration_seconds: f64,
     },
     Text(String),
+    /// Audio the worker fetches.
+    Url(String),
 }
 
 /// What a worker learns when it claims a job.
@@ -78,6 +80,8 @@ const VIEW_COLUMNS: &str = "id, kind, status, params, result, error, attempts, c
 pub enum NewJobInput<'a> {
     Audio(NewInput<'a>),
     Text(&'a str),
+    /// An `audio_url`, already checked by the SSRF guard.
+    Url(&'a str),
 }
 
 /// Inserts a queued job, its input and its quota reservation in the
@@ -108,6 +112,12 @@ pub async fn insert(
                       values ($1, 'text/plain; charset=utf-8', $8, $9))
              select * from job"
         ),
+        NewJobInput::Url(_) => format!(
+            "with job as ({JOB} returning {VIEW_COLUMNS}),
+                  input as (insert into job_inputs (job_id, content_type, size_bytes, source_url)
+                      values ($1, 'text/uri-list', 0, $8))
+             select * from job"
+        ),
     };
     let query = sqlx::query_as::<_, JobRow>(&sql)
         .bind(reservation.job_id)
@@ -129,6 +139,7 @@ pub async fn insert(
         NewJobInput::Text(text) => query
             .bind(i64::try_from(text.len()).unwrap_or(i64::MAX))
             .bind(text),
+        NewJobInput::Url(url) => query.bind(url),
     };
     let row = query.fetch_one(&mut *tx).await?;
     row.into_view()
@@ -189,20 +200,25 @@ pub async fn load_input(db: &PgPool, id: Uuid) -> Result<Option<StoredInput>, sq
         data: Option<Vec<u8>>,
         duration_seconds: Option<f64>,
         text: Option<String>,
+        source_url: Option<String>,
     }
-    let row: Option<Row> =
-        sqlx::query_as("select data, duration_seconds, text from job_inputs where job_id = $1")
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    Ok(row.and_then(|row| match (row.data, row.text) {
-        (Some(data), _) => Some(StoredInput::Audio {
-            data,
-            duration_seconds: row.duration_seconds.unwrap_or(0.0),
+    let row: Option<Row> = sqlx::query_as(
+        "select data, duration_seconds, text, source_url from job_inputs where job_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(
+        row.and_then(|row| match (row.data, row.text, row.source_url) {
+            (Some(data), _, _) => Some(StoredInput::Audio {
+                data,
+                duration_seconds: row.duration_seconds.unwrap_or(0.0),
+            }),
+            (None, Some(text), _) => Some(StoredInput::Text(text)),
+            (None, None, Some(url)) => Some(StoredInput::Url(url)),
+            (None, None, None) => None,
         }),
-        (None, Some(text)) => Some(StoredInput::Text(text)),
-        (None, None) => None,
-    }))
+    )
 }
 
 /// A job that just ended, with the reservation to settle.

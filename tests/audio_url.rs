@@ -1,0 +1,104 @@
+//! Audio by URL: the worker fetches it under the SSRF guard, bills what it
+//! really lasted, and fails the job with a reason when the fetch cannot
+//! work; internal addresses are refused at submit.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::routing::get;
+use common::{error_code, speech, Options, TestApp};
+use reqwest::multipart::{Form, Part};
+
+/// Serves `bytes` at `/a.wav` (and 404 elsewhere) on a free local port.
+async fn serve(bytes: Vec<u8>) -> u16 {
+    let app = axum::Router::new().route("/a.wav", get(move || async move { bytes }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
+async fn submit_url(app: &TestApp, key: &str, url: &str) -> reqwest::Response {
+    app.submit_form(key, Form::new().text("audio_url", url.to_owned()))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audio_by_url_is_fetched_transcribed_and_billed_for_what_it_lasted() {
+    let allow = vec![
+        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
+        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
+    ];
+    let app = TestApp::spawn_with(Options {
+        api_env: allow.clone(),
+        worker_env: allow,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.new_account().await;
+    let port = serve(speech::wav_16k("I would like to order a cup of coffee.")).await;
+
+    let response = submit_url(&app, &key, &format!("http://127.0.0.1:{port}/a.wav")).await;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let job = app.wait_for_job(&key, &id, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let text = job["result"]["text"].as_str().expect("text").to_lowercase();
+    assert!(text.contains("coffee"), "{text}");
+    let usage = voxq_shared::db::usage::for_job(&app.db, id.parse().expect("uuid"))
+        .await
+        .expect("usage");
+    let audio = usage
+        .iter()
+        .find(|u| u.metric == "audio_seconds")
+        .expect("audio usage");
+    assert!((1.0..10.0).contains(&audio.quantity), "billed {usage:?}");
+    let quota = app.get_json("/v1/usage", &key).await;
+    assert_eq!(
+        quota["resources"]["audio_seconds"]["reserved"], 0.0,
+        "{quota}"
+    );
+
+    // Nothing there: the job fails with the reason, once.
+    let missing = submit_url(&app, &key, &format!("http://127.0.0.1:{port}/gone.wav")).await;
+    let id: serde_json::Value = missing.json().await.expect("json");
+    let job = app
+        .wait_for_job(
+            &key,
+            id["id"].as_str().expect("id"),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "fetch_failed", "{job}");
+    assert_eq!(job["attempts"], 1);
+
+    // Internal addresses outside the allow-list, refused at submit.
+    for url in [
+        "http://10.0.0.1/a.wav",
+        "http://169.254.169.254/",
+        "http://[::1]/a.wav",
+    ] {
+        let refused = submit_url(&app, &key, url).await;
+        assert_eq!(error_code(refused, 422).await, "invalid_audio_url", "{url}");
+    }
+    let both = app
+        .submit_form(
+            &key,
+            Form::new()
+                .part(
+                    "file",
+                    Part::bytes(speech::wav_16k("Hi.")).file_name("a.wav"),
+                )
+                .text("audio_url", format!("http://127.0.0.1:{port}/a.wav")),
+        )
+        .await;
+    assert_eq!(error_code(both, 400).await, "bad_request");
+}
