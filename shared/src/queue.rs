@@ -16,11 +16,11 @@ use lapin::options::{
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use rand::Rng;
 use tokio::sync::Mutex;
 
 use std::collections::HashSet;
 
-use crate::job::JobMessage;
 use crate::{Error, Result};
 
 /// How many times a message may be delivered before the broker dead-letters
@@ -292,22 +292,10 @@ impl Publisher {
         Ok(live.channel.clone())
     }
 
-    /// Returns once the broker has confirmed that the message is stored in
-    /// its queue. An unroutable message (returned under `mandatory`) or a
-    /// nack is an error, never a success.
-    pub async fn publish(&self, message: &JobMessage, lane: Lane) -> Result<()> {
-        let payload = serde_json::to_vec(message)?;
-        self.publish_raw(
-            &message.model,
-            &Topology::routing_key(&message.model, lane),
-            &payload,
-            message.job_id,
-        )
-        .await
-    }
-
-    /// [`Self::publish`] of an already serialised message (the outbox
-    /// relay's).
+    /// Publishes a serialised job message (the submit path's and the
+    /// outbox relay's) and returns once the broker has confirmed that it is
+    /// stored in its queue. An unroutable message (returned under
+    /// `mandatory`) or a nack is an error, never a success.
     pub async fn publish_raw(
         &self,
         model: &str,
@@ -320,22 +308,26 @@ impl Publisher {
             .await
     }
 
-    /// Publishes a job's message again after `delay_ms` (at most the
-    /// level's delay): through the level's retry queue, back into the
-    /// queue `routing_key` names.
-    pub async fn publish_delayed(
+    /// Publishes a job's message again for its next attempt, with
+    /// exponential backoff and jitter: after attempt `attempts` (from 1) it
+    /// waits between half and all of 2^(attempts-1) × the base delay in
+    /// that level's retry queue, then goes back into the queue
+    /// `routing_key` names. Returns the delay in milliseconds.
+    pub async fn publish_retry(
         &self,
-        level: usize,
-        delay_ms: u64,
+        attempts: i32,
         routing_key: &str,
         payload: &[u8],
         job_id: uuid::Uuid,
-    ) -> Result<()> {
-        let level = level.min(RETRY_LEVELS - 1);
+    ) -> Result<u64> {
+        let level = usize::try_from(attempts.max(1) - 1)
+            .unwrap_or(0)
+            .min(RETRY_LEVELS - 1);
+        let delay = (retry_delay_ms(level) as f64 * rand::thread_rng().gen_range(0.5..1.0)) as u64;
         let exchange = self.topology.retry_queue(level);
-        let delay = delay_ms.min(retry_delay_ms(level));
         self.send(None, &exchange, routing_key, payload, job_id, Some(delay))
-            .await
+            .await?;
+        Ok(delay)
     }
 
     /// Puts a message in the dead-letter queue directly (for a job whose

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use voxq_shared::db::jobs;
 use voxq_shared::job::JobMessage;
-use voxq_shared::queue::{self, retry_delay_ms, Lane, Topology};
+use voxq_shared::queue::{self, Lane, Topology};
 
 use crate::process::{process_batch, Context, Outcome};
 
@@ -366,12 +366,10 @@ async fn settle_detached(
             .map(|()| true),
         Outcome::Retry { error, attempts } => {
             tracing::warn!(%job_id, error = %error, attempts, "retrying a long job later");
-            let level = usize::try_from(attempts.max(1) - 1).unwrap_or(0);
-            let delay = retry_delay_ms(level) as f64 * rand::thread_rng().gen_range(0.5..1.0);
             ctx.retries
-                .publish_delayed(level, delay as u64, routing_key, &delivery.data, job_id)
+                .publish_retry(attempts, routing_key, &delivery.data, job_id)
                 .await
-                .map(|()| true)
+                .map(|_| true)
         }
     };
     let published = published.unwrap_or_else(|e| {
@@ -413,23 +411,18 @@ async fn settle_delivery(
                 .await?
         }
         Outcome::Retry { error, attempts } => {
-            // Exponential backoff with jitter: attempt n waits between half
-            // and all of 2^n × the base delay, in the retry queues.
-            let level = usize::try_from(attempts.max(1) - 1).unwrap_or(0);
-            let delay = retry_delay_ms(level) as f64 * rand::thread_rng().gen_range(0.5..1.0);
             let published = ctx
                 .retries
-                .publish_delayed(
-                    level,
-                    delay as u64,
+                .publish_retry(
+                    attempts,
                     delivery.routing_key.as_str(),
                     &delivery.data,
                     message.job_id,
                 )
                 .await;
             match published {
-                Ok(()) => {
-                    tracing::warn!(job_id = %message.job_id, error = %error, attempts, delay_ms = delay as u64, "retrying later");
+                Ok(delay_ms) => {
+                    tracing::warn!(job_id = %message.job_id, error = %error, attempts, delay_ms, "retrying later");
                     delivery.acker.ack(BasicAckOptions::default()).await?;
                 }
                 Err(e) => {

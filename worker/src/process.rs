@@ -795,17 +795,13 @@ async fn watch(
                 return;
             }
         }
-        if moved.elapsed() < stalled_after {
-            if let Err(e) = jobs::renew_leases(&db, &ids, lease_seconds).await {
-                tracing::warn!(error = %e, "renewing job leases");
-            }
-        }
-        match jobs::cancelled_among(&db, &ids).await {
+        let lease = (moved.elapsed() < stalled_after).then_some(lease_seconds);
+        match jobs::watch_tick(&db, &ids, lease).await {
             Ok(cancelled) => watched
                 .iter()
                 .filter(|j| cancelled.contains(&j.job_id))
                 .for_each(|j| j.control.stop()),
-            Err(e) => tracing::warn!(error = %e, "checking for cancelled jobs"),
+            Err(e) => tracing::warn!(error = %e, "renewing leases and checking for cancellations"),
         }
         for ((job, last), hooked) in watched.iter().zip(&mut reported).zip(&mut hooked) {
             let done = job.control.seconds_done();

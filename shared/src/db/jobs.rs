@@ -354,15 +354,6 @@ pub async fn cancel(
     row.into_ended().map(|e| Some(Cancelled::Now(e)))
 }
 
-/// Of `ids`, those cancelled meanwhile (workers poll this for the jobs
-/// they are running).
-pub async fn cancelled_among(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("select id from jobs where id = any($1) and status = 'cancelled'")
-        .bind(ids)
-        .fetch_all(db)
-        .await
-}
-
 /// Gives a claimed job back untouched (its worker is stopping): queued
 /// again, and the interrupted run does not count as an attempt.
 pub async fn release_claim(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
@@ -521,21 +512,25 @@ pub async fn detach(db: &PgPool, id: Uuid, lease_seconds: f64) -> Result<bool, s
     Ok(done.rows_affected() == 1)
 }
 
-/// Extends the leases of detached jobs that are still running here.
-pub async fn renew_leases(
+/// One tick of a running batch's watcher, in one round trip: renews the
+/// leases of its detached jobs (unless `lease_seconds` is `None`: the jobs
+/// look hung) and returns those of `ids` cancelled meanwhile.
+pub async fn watch_tick(
     db: &PgPool,
     ids: &[Uuid],
-    lease_seconds: f64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update jobs set lease_until = now() + make_interval(secs => $2)
-         where id = any($1) and detached and status in ('queued', 'running')",
+    lease_seconds: Option<f64>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "with renewed as (
+            update jobs set lease_until = now() + make_interval(secs => $2)
+            where $2 is not null and id = any($1) and detached
+              and status in ('queued', 'running'))
+         select id from jobs where id = any($1) and status = 'cancelled'",
     )
     .bind(ids)
     .bind(lease_seconds)
-    .execute(db)
-    .await?;
-    Ok(())
+    .fetch_all(db)
+    .await
 }
 
 /// Puts a detached job back in line: queued again, its message in the
