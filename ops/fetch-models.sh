@@ -7,7 +7,10 @@
 #   models/ggml-tiny.en.bin tiny.en converted for whisper.cpp
 #                           (ops/convert-ct2-to-ggml.py)
 #   models/translate-test   a generated CTranslate2 translation model for
-#                           the tests (ops/gen-translation-model.py)
+#                           the tests (ops/gen-translation-model.py):
+#                           NLLB-like, with a tokenizer.json
+#   models/translate-test-spm  the same, OPUS-MT-like: SentencePiece
+#                           source.spm and target.spm, >>deu<< tokens
 # The two scripts run in a virtual environment under ~/.cache/voxq/venv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -51,11 +54,12 @@ if [ ! -s "$models/whisper-base/model.bin" ]; then
   rm -rf "$models/whisper-base" && mv "$dest" "$models/whisper-base"
 fi
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/voxq/venv"
-if [ ! -s "$models/ggml-tiny.en.bin" ] || [ ! -s "$models/translate-test/model.bin" ]; then
-  if ! "$venv/bin/python" -c "import ctranslate2, tokenizers, numpy" 2>/dev/null; then
+if [ ! -s "$models/ggml-tiny.en.bin" ] || [ ! -s "$models/translate-test/model.bin" ] \
+  || [ ! -s "$models/translate-test-spm/model.bin" ]; then
+  if ! "$venv/bin/python" -c "import ctranslate2, tokenizers, sentencepiece, numpy" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-      "ctranslate2==4.8.*" "tokenizers>=0.20,<1" "numpy>=1.26,<3" >&2
+      "ctranslate2==4.8.*" "tokenizers>=0.20,<1" "sentencepiece>=0.2,<0.3" "numpy>=1.26,<3" >&2
   fi
 fi
 if [ ! -s "$models/ggml-tiny.en.bin" ]; then
@@ -65,5 +69,9 @@ fi
 if [ ! -s "$models/translate-test/model.bin" ]; then
   echo "generating the test translation model" >&2
   "$venv/bin/python" "$root/ops/gen-translation-model.py" "$models/translate-test" >&2
+fi
+if [ ! -s "$models/translate-test-spm/model.bin" ]; then
+  echo "generating the test translation model (SentencePiece)" >&2
+  "$venv/bin/python" "$root/ops/gen-translation-model.py" --sentencepiece "$models/translate-test-spm" >&2
 fi
 echo "models ready in $models" >&2

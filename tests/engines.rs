@@ -46,6 +46,14 @@ path = "{root}/translate-test"
 threads = 1
 batch_size = 4
 max_decoding_length = 12
+default = true
+
+[[models]]
+name = "translate-test-spm"
+engine = "ct2-translate"
+path = "{root}/translate-test-spm"
+threads = 1
+max_decoding_length = 12
 "#,
         root = root.display()
     )
@@ -446,6 +454,63 @@ async fn text_translation_maps_language_codes_keeps_paragraphs_batches_and_cache
         jobs > calls,
         "no call batched two jobs: {jobs} jobs in {calls} calls"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_opus_mt_style_model_translates_with_its_sentencepiece_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn(&dir).await;
+    let (_, key) = app.new_account().await;
+
+    // Its `>>deu<<` tokens are offered under the codes clients use.
+    let models = app.get_json("/v1/models", &key).await;
+    let model = models["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|m| m["name"] == "translate-test-spm")
+        .expect("the SentencePiece model is served")
+        .clone();
+    assert_eq!(model["kinds"], json!(["translate"]));
+    let languages = model["languages"].as_array().expect("languages");
+    for code in ["de", "deu_Latn", "es", "spa_Latn", "fr", "fra_Latn"] {
+        assert!(languages.contains(&json!(code)), "{model}");
+    }
+    assert!(!languages.contains(&json!("en")), "{model}");
+
+    let text = "The cat sees a dog. A new friend reads!\n\nThe river is quiet today.";
+    let translate = |target: &str| {
+        json!({"kind": "translate", "text": text, "target_language": target,
+               "model": "translate-test-spm"})
+    };
+    let iso = accepted_id(submit_json(&app, &key, translate("de")).await).await;
+    let nllb = accepted_id(submit_json(&app, &key, translate("deu_Latn")).await).await;
+    let spanish = accepted_id(submit_json(&app, &key, translate("es")).await).await;
+    let iso_job = succeeded(&app, &key, &iso).await;
+    let result = &iso_job["result"];
+    assert_eq!(result["sentences"], 3, "{result}");
+    let out = result["text"].as_str().expect("text");
+    assert_eq!(out.split("\n\n").count(), 2, "{out:?}");
+    assert!(out.split("\n\n").all(|p| !p.trim().is_empty()), "{out:?}");
+    // Joined by target.spm: text, not pieces, language tokens or unknowns.
+    for leak in ['\u{2581}', '\u{2047}', '>', '<'] {
+        assert!(!out.contains(leak), "{leak:?} in {out:?}");
+    }
+    // `de` and `deu_Latn` are one token to the model; `es` is another,
+    // and the language token steers the output.
+    let nllb_job = succeeded(&app, &key, &nllb).await;
+    assert_eq!(nllb_job["result"]["text"], result["text"]);
+    let spanish_job = succeeded(&app, &key, &spanish).await;
+    assert_ne!(spanish_job["result"]["text"], result["text"]);
+
+    // A language it has no token for is refused at submission.
+    for target in ["it", "en"] {
+        assert_eq!(
+            error_code(submit_json(&app, &key, translate(target)).await, 422).await,
+            "unsupported_language",
+            "{target}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

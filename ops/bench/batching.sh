@@ -12,31 +12,13 @@ cd "$VOXQ_ROOT"
 jobs="${1:-16}"
 batch="${2:-8}"
 
-ops/stack.sh >/dev/null
-ops/fetch-models.sh >/dev/null
-cargo build --release --workspace --bins
-
-ns="batchbench$(date +%s)"
-db="voxq_$ns"
-port="${VOXQ_BENCH_PORT:-18081}"
-work=$(mktemp -d)
-export VOXQ_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
-export VOXQ_NAMESPACE="$ns" VOXQ_API_BIND="127.0.0.1:$port" VOXQ_LOG=warn
-export VOXQ_API_URL="http://127.0.0.1:$port" VOXQ_WORKER_METRICS_BIND="127.0.0.1:0"
+# shellcheck source=ops/bench/scratch.sh
+source ops/bench/scratch.sh
+scratch_stack batchbench 18081
 # One account submits everything: keep every job on one lane, so both runs
 # use the same single model replica and only batching differs.
 export VOXQ_FAIR_SHARE=1000 VOXQ_LANES=interactive
-export VOXQ_IP_RATE_PER_MINUTE=100000 VOXQ_IP_BURST=10000
 export VOXQ_THREADS=2 VOXQ_BEAM_SIZE=5 VOXQ_COMPUTE_TYPE=int8
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  psql "${VOXQ_DATABASE_URL%/*}/postgres" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 sentences=(
   "I would like to order a cup of coffee and a slice of cake."
@@ -52,28 +34,16 @@ for speed in 120 140 160 180; do
   done
 done
 
-"$VOXQ_BIN/voxq" migrate >/dev/null
-account=$("$VOXQ_BIN/voxq" admin create-account --name bench --tier enterprise 2>/dev/null | tail -n1)
-key=$("$VOXQ_BIN/voxq" admin create-key --account "$account" 2>/dev/null | tail -n1)
 # Both runs send the same clips: the second must not be answered from the
-# result cache.
-psql "$VOXQ_DATABASE_URL" -qc "update accounts set result_cache = 'off' where id = '$account'"
-"$VOXQ_BIN/voxq-api" >"$work/api.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  curl -fsS "$VOXQ_API_URL/health/ready" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+# result cache (scratch_account turns it off).
+scratch_account
+scratch_api
 
 run() { # batch_size -> prints seconds for all jobs
   VOXQ_BATCH_SIZE="$1" "$VOXQ_BIN/voxq-worker" >"$work/worker$1.log" 2>&1 &
   local worker=$!
   # Ready when the model list shows the worker's heartbeat.
-  for _ in $(seq 300); do
-    curl -fsS -H "authorization: Bearer $key" "$VOXQ_API_URL/v1/models" 2>/dev/null \
-      | grep -q whisper && break
-    sleep 0.2
-  done
+  scratch_wait_model whisper
   # Warm-up job: first-call allocations are not what we measure.
   "$VOXQ_BIN/voxq" submit --api-key "$key" --language en --wait "$work/clip0.wav" >/dev/null
   local start end

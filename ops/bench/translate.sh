@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Translation benchmark: voxq's batched ct2-translate path (sentence
-# splitting, tokenizers, one CTranslate2 call, detokenising, paragraph
+# splitting, tokenizing, one CTranslate2 call, detokenising, paragraph
 # layout) against CTranslate2's Python translate_batch on the same
-# generated model (ops/gen-translation-model.py), the same sentences,
-# beam 4, at most 32 output tokens, at 1 and 2 threads. Prints sentences
-# per second and the ratios.
+# generated models (ops/gen-translation-model.py: tokenizer.json and
+# SentencePiece), the same sentences, beam 4, at most 32 output tokens, at
+# 1 and 2 threads. Prints sentences per second, the ratios, and how many
+# outputs are identical.
 #   ops/bench/translate.sh [SENTENCES] [RUNS]
 set -euo pipefail
 # shellcheck source=ops/env.sh
@@ -33,28 +34,32 @@ print("\n".join(lines[: int(sys.argv[1])]))
 PY
 # Both at 1 and at 2 threads per call: on a model this small CTranslate2's
 # intra-op threading costs more than it gives, and more so on ruy.
+for model in translate-test translate-test-spm; do
 for threads in 1 2; do
   cat >"$work/models.toml" <<TOML
 [[models]]
-name = "translate-test"
+name = "$model"
 engine = "ct2-translate"
-path = "$VOXQ_ROOT/models/translate-test"
+path = "$VOXQ_ROOT/models/$model"
 threads = $threads
 beam_size = $beam
 max_decoding_length = $max_len
 TOML
   ours=$(VOXQ_MODELS_FILE="$work/models.toml" "$VOXQ_BIN/voxq-worker" --log warn \
     translate "$work/sentences.txt" --to de --from en --runs "$runs")
-  theirs=$("$venv/bin/python" ops/bench/ct2_translate_bench.py "$VOXQ_ROOT/models/translate-test" \
+  theirs=$("$venv/bin/python" ops/bench/ct2_translate_bench.py "$VOXQ_ROOT/models/$model" \
     "$work/sentences.txt" "$threads" "$runs" "$beam" "$max_len")
-  python3 - "$ours" "$theirs" "$count" "$threads" <<'PY'
+  python3 - "$ours" "$theirs" "$count" "$threads" "$model" <<'PY'
 import json, statistics, sys
-ours, theirs, n, threads = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ours, theirs, n, threads, model = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 o, t = statistics.median(ours["seconds"]), statistics.median(theirs["seconds"])
 assert theirs["sentences"] == n
-print(f"{n} sentences, generated model, {threads} thread(s), beam 4, max 32 tokens, int8")
+same = sum(a.strip() == b.strip() for a, b in zip(ours["text"].split("\n"), theirs["text"]))
+print(f"{n} sentences, {model}, {threads} thread(s), beam 4, max 32 tokens, int8")
 print(f"  voxq ct2-translate          : {o:.3f} s  {n / o:8.1f} sentences/s")
 print(f"  ctranslate2 translate_batch : {t:.3f} s  {n / t:8.1f} sentences/s")
 print(f"  ratio voxq / python throughput: {t / o:.2f}  (above 1 means voxq is faster)")
+print(f"  identical outputs: {same} of {n}")
 PY
+done
 done

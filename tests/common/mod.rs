@@ -53,6 +53,7 @@ pub const TEST_MODELS: &[&str] = &[
     "whisper-base",
     "whisper-tiny.en-cpp",
     "translate-test",
+    "translate-test-spm",
 ];
 
 /// Standby models of every test API: translate jobs are accepted (and

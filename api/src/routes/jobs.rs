@@ -1,7 +1,5 @@
 //! `POST /v1/jobs` and `GET /v1/jobs/{id}`.
 
-use axum::body::Bytes;
-use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::StatusCode;
@@ -10,7 +8,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
-use voxq_shared::audio::{self, AudioInfo};
 use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::idempotency as idempotency_repo;
 use voxq_shared::db::jobs::{self as job_repo, NewInput, NewJobInput};
@@ -18,7 +15,7 @@ use voxq_shared::db::outbox;
 use voxq_shared::events;
 use voxq_shared::job::{
     JobKind, JobMessage, JobParams, JobStatus, JobView, QueuePlace, TranscriptResult,
-    TranslationResult, WHISPER_LANGUAGES,
+    TranslationResult,
 };
 use voxq_shared::models::{self, ServedModel};
 use voxq_shared::queue::{Lane, Topology};
@@ -27,6 +24,9 @@ use voxq_shared::subtitles;
 
 use super::extract::ApiQuery;
 use super::job_lifecycle;
+use super::job_request::{
+    read_audio_upload, validate_text_job, AudioSource, AudioUploadForm, TextJobRequest,
+};
 use crate::config::ApiConfig;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::idempotency::{self, Begin, Fingerprint, Held};
@@ -36,8 +36,6 @@ use crate::state::AppState;
 
 /// Headroom over the upload limit for multipart framing and text fields.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
-const MAX_FIELD_CHARS: usize = 64;
-const MAX_URL_CHARS: usize = 2000;
 
 pub fn router(config: &ApiConfig) -> Router<AppState> {
     Router::new()
@@ -57,79 +55,6 @@ pub fn router(config: &ApiConfig) -> Router<AppState> {
             "/v1/jobs/{id}/data",
             axum::routing::delete(job_lifecycle::delete_job_data),
         )
-}
-
-/// An audio upload that passed every check.
-struct AudioUpload {
-    kind: JobKind,
-    params: JobParams,
-    source: AudioSource,
-    /// For `Idempotency-Key`: the fields and file, not their framing.
-    fingerprint: [u8; 32],
-}
-
-/// Where an audio job's audio is.
-enum AudioSource {
-    /// Uploaded, and probed.
-    File { data: Bytes, info: AudioInfo },
-    /// To be fetched by the worker (`audio_url`).
-    Url(String),
-}
-
-/// A text job (JSON body of `POST /v1/jobs`).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TextJobRequest {
-    /// `translate`.
-    kind: String,
-    /// At most `VOXQ_MAX_TEXT_CHARS` characters.
-    #[serde(default)]
-    text: Option<String>,
-    /// ISO 639-1 (`de`) or NLLB (`deu_Latn`).
-    #[serde(default)]
-    target_language: Option<String>,
-    /// The text's language; the model's default (English) if absent.
-    #[serde(default)]
-    source_language: Option<String>,
-    /// A translation model from `GET /v1/models`.
-    #[serde(default)]
-    model: Option<String>,
-    /// Where to post this job's events (Standard Webhooks, signed with the
-    /// secret of `GET /v1/webhooks/job-secret`).
-    #[serde(default)]
-    webhook_url: Option<String>,
-}
-
-/// An audio job (`multipart/form-data` body of `POST /v1/jobs`).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documents the form; `read_audio_upload` parses it
-pub struct AudioUploadForm {
-    /// WAV, MP3, FLAC or Ogg Vorbis, recognised by its bytes.
-    #[schema(format = Binary, value_type = String)]
-    file: Option<Vec<u8>>,
-    /// Instead of `file`: where the worker fetches the audio (https and
-    /// public addresses only, no redirects, at most the upload limit).
-    audio_url: Option<String>,
-    /// ISO 639-1 code of the spoken language; detected when absent.
-    language: Option<String>,
-    /// `transcribe` (the default) or `speech_translate`.
-    kind: Option<String>,
-    /// A model from `GET /v1/models`; the default for the kind if absent.
-    model: Option<String>,
-    /// `speech_translate`: comma-separated target languages (ISO 639-1 or
-    /// NLLB codes), up to 8. English comes from Whisper itself, the others
-    /// from a translation model.
-    target_languages: Option<String>,
-    /// `speech_translate`: the translation model for non-English targets;
-    /// the default translation model if absent.
-    translation_model: Option<String>,
-    /// `word` adds word timestamps to every segment (`segment`, the
-    /// default, does not). May be repeated; also accepted as
-    /// `timestamp_granularities[]`, as OpenAI's API spells it.
-    timestamp_granularities: Option<String>,
-    /// Where to post this job's events (Standard Webhooks, signed with the
-    /// secret of `GET /v1/webhooks/job-secret`); https, public addresses.
-    webhook_url: Option<String>,
 }
 
 /// The answer to an accepted job.
@@ -203,14 +128,8 @@ pub async fn submit(
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let mut upload = read_audio_upload(multipart, &state.config).await?;
         if let AudioSource::Url(url) = &mut upload.source {
-            *url = state
-                .config
-                .fetch
-                .guard()
-                .resolve(url)
-                .await
-                .map(|checked| checked.url.to_string())
-                .map_err(|e| ApiError::unprocessable("invalid_audio_url", e.to_string()))?;
+            *url =
+                super::outbound_url(&state.config.fetch.guard(), url, "invalid_audio_url").await?;
         }
         resolve_models(&state, upload.kind, &mut upload.params).await?;
         check_webhook(&state, &mut upload.params).await?;
@@ -297,196 +216,6 @@ async fn check_webhook(state: &AppState, params: &mut JobParams) -> Result<()> {
     Ok(())
 }
 
-/// Whether `word` is among comma-separated timestamp granularities.
-fn parse_granularities(value: &str) -> Result<bool> {
-    let mut words = false;
-    for granularity in value.split(',').map(str::trim) {
-        match granularity {
-            "word" => words = true,
-            "segment" => {}
-            other => {
-                return Err(ApiError::unprocessable(
-                    "invalid_parameter",
-                    format!("unknown timestamp granularity {other:?} (use `word` or `segment`)"),
-                ))
-            }
-        }
-    }
-    Ok(words)
-}
-
-async fn read_audio_upload(mut multipart: Multipart, config: &ApiConfig) -> Result<AudioUpload> {
-    let mut data: Option<Vec<u8>> = None;
-    let mut url: Option<String> = None;
-    let mut kind = JobKind::Transcribe;
-    let mut params = JobParams::default();
-    let mut fingerprint = Fingerprint::new("multipart");
-    let part_error = |e: MultipartError| multipart_error(e, config.max_upload_bytes);
-    while let Some(mut field) = multipart.next_field().await.map_err(part_error)? {
-        let name = field.name().unwrap_or("").to_owned();
-        match name.as_str() {
-            "file" => {
-                let mut buf = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(part_error)? {
-                    if buf.len() + chunk.len() > config.max_upload_bytes {
-                        return Err(ApiError::PayloadTooLarge {
-                            limit: config.max_upload_bytes,
-                        });
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-                fingerprint.field("file", &buf);
-                data = Some(buf);
-            }
-            "kind"
-            | "language"
-            | "model"
-            | "target_languages"
-            | "translation_model"
-            | "webhook_url"
-            | "audio_url"
-            | "timestamp_granularities"
-            | "timestamp_granularities[]" => {
-                let value = field.text().await.map_err(part_error)?;
-                let value = value.trim();
-                let limit = if name == "webhook_url" || name == "audio_url" {
-                    MAX_URL_CHARS
-                } else {
-                    MAX_FIELD_CHARS
-                };
-                if value.chars().count() > limit {
-                    return Err(ApiError::BadRequest(format!("field `{name}` is too long")));
-                }
-                fingerprint.field(&name, value.as_bytes());
-                match name.as_str() {
-                    "kind" => {
-                        kind = JobKind::parse(value).ok_or_else(|| {
-                            ApiError::unprocessable(
-                                "invalid_kind",
-                                format!("unknown job kind {value:?}"),
-                            )
-                        })?
-                    }
-                    "language" => params.language = Some(validate_language(value)?),
-                    "target_languages" => params.target_languages = parse_targets(value)?,
-                    "translation_model" => params.translation_model = Some(value.to_owned()),
-                    "model" => params.model = Some(value.to_owned()),
-                    "webhook_url" => params.webhook_url = Some(value.to_owned()),
-                    "audio_url" => url = Some(value.to_owned()),
-                    _ => {
-                        if parse_granularities(value)? {
-                            params.word_timestamps = true;
-                        }
-                    }
-                }
-            }
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "unexpected form field {other:?}"
-                )));
-            }
-        }
-    }
-    if !kind.takes_audio() {
-        return Err(ApiError::unprocessable(
-            "invalid_kind",
-            format!("{} jobs take a JSON body, not an upload", kind.as_str()),
-        ));
-    }
-    match (kind, params.target_languages.is_empty()) {
-        (JobKind::SpeechTranslate, true) => {
-            return Err(ApiError::unprocessable(
-                "invalid_language",
-                "speech_translate jobs need `target_languages`",
-            ))
-        }
-        (JobKind::Transcribe, false) => {
-            return Err(ApiError::unprocessable(
-                "invalid_kind",
-                "`target_languages` is for speech_translate jobs",
-            ))
-        }
-        _ => {}
-    }
-    let data = match (data, url) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "send either `file` or `audio_url`, not both".into(),
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::BadRequest(
-                "missing form field `file` (or `audio_url`)".into(),
-            ))
-        }
-        (None, Some(url)) => {
-            return Ok(AudioUpload {
-                kind,
-                params,
-                source: AudioSource::Url(url),
-                fingerprint: fingerprint.finish(),
-            })
-        }
-        (Some(data), None) => Bytes::from(data),
-    };
-    if data.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_audio",
-            "the uploaded file is empty",
-        ));
-    }
-    // Parsing a container is CPU work; keep it off the async executor.
-    // `Bytes` clones share one buffer: the upload is held once.
-    let probe_input = data.clone();
-    let info = tokio::task::spawn_blocking(move || audio::probe(probe_input))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
-    if info.duration_seconds < config.min_audio_seconds {
-        return Err(ApiError::unprocessable(
-            "audio_too_short",
-            format!(
-                "audio lasts {:.3} s; the minimum is {} s",
-                info.duration_seconds, config.min_audio_seconds
-            ),
-        ));
-    }
-    if info.duration_seconds > config.max_audio_seconds {
-        return Err(ApiError::unprocessable(
-            "audio_too_long",
-            format!(
-                "audio lasts {:.0} s; the maximum is {} s",
-                info.duration_seconds, config.max_audio_seconds
-            ),
-        ));
-    }
-    Ok(AudioUpload {
-        kind,
-        params,
-        source: AudioSource::File { data, info },
-        fingerprint: fingerprint.finish(),
-    })
-}
-
-/// Most target languages one speech translation job may ask for.
-const MAX_TARGETS: usize = 8;
-
-fn parse_targets(value: &str) -> Result<Vec<String>> {
-    let mut targets: Vec<String> = Vec::new();
-    for code in value.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-        let code = validate_target_language(code)?;
-        if !targets.contains(&code) {
-            targets.push(code);
-        }
-    }
-    if targets.len() > MAX_TARGETS {
-        return Err(ApiError::unprocessable(
-            "invalid_language",
-            format!("at most {MAX_TARGETS} target languages per job"),
-        ));
-    }
-    Ok(targets)
-}
-
 /// Picks the job's model (the named one, or the default for its kind)
 /// among those served, and checks its languages; fills in `params.model`
 /// (and `translation_model` for speech translation into languages other
@@ -570,26 +299,6 @@ fn unsupported_language(model: &str, language: &str) -> ApiError {
         "unsupported_language",
         format!("model {model:?} does not handle the language {language:?}"),
     )
-}
-
-fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { limit }
-    } else {
-        ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
-    }
-}
-
-fn validate_language(value: &str) -> Result<String> {
-    let code = value.to_ascii_lowercase();
-    if WHISPER_LANGUAGES.contains(&code.as_str()) {
-        Ok(code)
-    } else {
-        Err(ApiError::unprocessable(
-            "unknown_language",
-            format!("unknown language {value:?}: use an ISO 639-1 code such as \"en\""),
-        ))
-    }
 }
 
 /// Runs `accept` under the request's idempotency key, if it has one:
@@ -730,81 +439,6 @@ async fn accept(
         body,
     )
         .into_response())
-}
-
-fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobParams, String)> {
-    match JobKind::parse(&job.kind) {
-        Some(JobKind::Translate) => {}
-        Some(kind @ (JobKind::Transcribe | JobKind::SpeechTranslate)) => {
-            return Err(ApiError::unprocessable(
-                "invalid_kind",
-                format!(
-                    "{} jobs take a multipart/form-data upload with a `file` field",
-                    kind.as_str()
-                ),
-            ))
-        }
-        None => {
-            return Err(ApiError::unprocessable(
-                "invalid_kind",
-                format!("unknown job kind {:?}", job.kind),
-            ))
-        }
-    }
-    let text = job.text.unwrap_or_default();
-    if text.trim().is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_text",
-            "`text` is required",
-        ));
-    }
-    let chars = text.chars().count();
-    if chars > config.max_text_chars {
-        return Err(ApiError::unprocessable(
-            "text_too_long",
-            format!(
-                "`text` has {chars} characters; the maximum is {}",
-                config.max_text_chars
-            ),
-        ));
-    }
-    let target = job.target_language.ok_or_else(|| {
-        ApiError::unprocessable("invalid_language", "`target_language` is required")
-    })?;
-    let target = validate_target_language(&target)?;
-    let source = job
-        .source_language
-        .as_deref()
-        .map(validate_target_language)
-        .transpose()?;
-    if job
-        .model
-        .as_ref()
-        .is_some_and(|m| m.chars().count() > MAX_FIELD_CHARS)
-    {
-        return Err(ApiError::BadRequest("`model` is too long".into()));
-    }
-    let params = JobParams {
-        target_language: Some(target),
-        language: source,
-        model: job.model,
-        webhook_url: job.webhook_url,
-        ..JobParams::default()
-    };
-    Ok((params, text))
-}
-
-/// ISO 639-1 (`de`) or NLLB/FLORES-200 (`deu_Latn`) codes.
-fn validate_target_language(value: &str) -> Result<String> {
-    let nllb = value.len() == 8
-        && value.as_bytes()[3] == b'_'
-        && value[..3].bytes().all(|b| b.is_ascii_lowercase())
-        && value.as_bytes()[4].is_ascii_uppercase()
-        && value[5..].bytes().all(|b| b.is_ascii_lowercase());
-    if nllb {
-        return Ok(value.to_owned());
-    }
-    validate_language(value)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -95,20 +95,7 @@ fn validate_types(types: &[String]) -> Result<Vec<String>> {
 /// Checks a webhook URL at registration: form, scheme, and every address
 /// its host resolves to (the dispatcher checks again at each send).
 pub async fn check_url(state: &AppState, url: &str) -> Result<String> {
-    if url.chars().count() > 2000 {
-        return Err(ApiError::unprocessable(
-            "invalid_webhook_url",
-            "webhook URLs are at most 2000 characters",
-        ));
-    }
-    state
-        .config
-        .webhooks
-        .guard()
-        .resolve(url)
-        .await
-        .map(|checked| checked.url.to_string())
-        .map_err(|e| ApiError::unprocessable("invalid_webhook_url", e.to_string()))
+    super::outbound_url(&state.config.webhooks.guard(), url, "invalid_webhook_url").await
 }
 
 /// Subscribe an endpoint to job events.

@@ -1,20 +1,23 @@
 //! Text translation on CTranslate2's `Translator` (NLLB, M2M100, OPUS-MT
-//! and other sequence-to-sequence conversions) with a Hugging Face
-//! `tokenizer.json`.
+//! and other sequence-to-sequence conversions), with the tokenizer the
+//! model comes with (see `text_tokenizer`).
 //!
-//! How a model names languages is read from its vocabulary: NLLB-style
-//! tokens (`deu_Latn`) go first on the source side and as the target
-//! prefix; M2M100-style tokens (`__de__`) likewise; a model without
-//! language tokens (one OPUS-MT pair) translates into the languages its
-//! configuration lists.
+//! How a model names languages is read from its CTranslate2 vocabulary:
+//! NLLB-style tokens (`deu_Latn`) go first on the source side and as the
+//! target prefix; M2M100-style tokens (`__de__`) likewise; OPUS-MT
+//! multi-target tokens (`>>deu<<`) go first on the source side only; a
+//! model without language tokens (one OPUS-MT pair) translates into the
+//! languages its configuration lists.
 
-use anyhow::{anyhow, bail, Context};
+use std::path::Path;
+
+use anyhow::{bail, Context};
 use ct2rs::sys::{TranslationOptions, Translator};
-use tokenizers::Tokenizer;
 use voxq_shared::job::JobKind;
 use voxq_shared::models::ModelInfo;
 
-use super::languages::{is_nllb_code, to_iso, to_nllb};
+use super::languages::{aliases, is_nllb_code};
+use super::text_tokenizer::TextTokenizer;
 use super::{ct2_config, sentences, Engine, TranslateRequest, Unsupported};
 use crate::config::ModelSpec;
 
@@ -25,18 +28,59 @@ const SENTENCES_PER_BATCH: usize = 32;
 /// How the model marks languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {
-    /// `eng_Latn`
+    /// `eng_Latn`, source and target prefix.
     Nllb,
-    /// `__en__`
+    /// `__en__`, source and target prefix.
     M2m100,
+    /// `>>deu<<`, before the source: the target language.
+    Opus,
     /// No language tokens.
     Plain,
+}
+
+impl Style {
+    fn of(vocabulary: &[String]) -> Self {
+        let has = |test: fn(&str) -> bool| vocabulary.iter().any(|t| test(t));
+        if has(is_nllb_code) {
+            Self::Nllb
+        } else if has(|t| Self::M2m100.code(t).is_some()) {
+            Self::M2m100
+        } else if has(|t| Self::Opus.code(t).is_some()) {
+            Self::Opus
+        } else {
+            Self::Plain
+        }
+    }
+
+    /// The language code inside a language token of this style.
+    fn code(self, token: &str) -> Option<&str> {
+        let inner = match self {
+            Self::Nllb => return is_nllb_code(token).then_some(token),
+            Self::M2m100 => token.strip_prefix("__")?.strip_suffix("__")?,
+            Self::Opus => token.strip_prefix(">>")?.strip_suffix("<<")?,
+            Self::Plain => return Some(token),
+        };
+        let valid = (2..=8).contains(&inner.len())
+            && inner.starts_with(|c: char| c.is_ascii_lowercase())
+            && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        valid.then_some(inner)
+    }
+
+    /// The token of this style for a language code.
+    fn token(self, code: &str) -> Option<String> {
+        match self {
+            Self::Nllb => is_nllb_code(code).then(|| code.to_owned()),
+            Self::M2m100 => Some(format!("__{code}__")),
+            Self::Opus => Some(format!(">>{code}<<")),
+            Self::Plain => Some(code.to_owned()),
+        }
+    }
 }
 
 pub struct Ct2Translate {
     info: ModelInfo,
     translator: Translator,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     style: Style,
     /// The model's own language tokens (or the configured targets).
     languages: Vec<String>,
@@ -49,53 +93,38 @@ pub struct Ct2Translate {
 impl Ct2Translate {
     /// `replicas` model copies, so that this many calls run at once.
     pub fn load(spec: &ModelSpec, replicas: usize) -> anyhow::Result<Self> {
-        let tokenizer_path = spec.path.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| anyhow!("loading {}: {e}", tokenizer_path.display()))?;
+        let tokenizer = TextTokenizer::load(&spec.path)?;
+        let vocabulary = vocabulary(&spec.path)?;
         let translator = Translator::new(&spec.path, &ct2_config(spec, replicas))
             .with_context(|| format!("loading translation model from {}", spec.path.display()))?;
-        let vocab = tokenizer.get_vocab(true);
-        let mut nllb: Vec<String> = vocab.keys().filter(|t| is_nllb_code(t)).cloned().collect();
-        let mut m2m: Vec<String> = vocab
-            .keys()
-            .filter(|t| t.len() >= 6 && t.starts_with("__") && t.ends_with("__"))
-            .cloned()
-            .collect();
-        let (style, mut languages) = if !nllb.is_empty() {
-            (Style::Nllb, std::mem::take(&mut nllb))
-        } else if !m2m.is_empty() {
-            (Style::M2m100, std::mem::take(&mut m2m))
-        } else {
-            if spec.target_languages.is_empty() {
-                bail!(
-                    "model {} has no language tokens: list the languages it translates into \
-                     (target_languages) in its configuration",
-                    spec.name
-                );
-            }
-            (Style::Plain, spec.target_languages.clone())
+        let style = Style::of(&vocabulary);
+        let mut languages: Vec<String> = match style {
+            Style::Plain if spec.target_languages.is_empty() => bail!(
+                "model {} has no language tokens: list the languages it translates into \
+                 (target_languages) in its configuration",
+                spec.name
+            ),
+            Style::Plain => spec.target_languages.clone(),
+            _ => vocabulary
+                .into_iter()
+                .filter(|t| style.code(t).is_some())
+                .collect(),
         };
         languages.sort();
-        // Clients may use ISO 639-1 codes too: list both where they map.
-        let mut advertised: Vec<String> = languages
-            .iter()
-            .flat_map(|code| {
-                let iso = match style {
-                    Style::Nllb => to_iso(code).map(str::to_owned),
-                    Style::M2m100 => Some(code.trim_matches('_').to_owned()),
-                    Style::Plain => None,
-                };
-                std::iter::once(code.clone()).chain(iso)
-            })
-            .collect();
-        advertised.sort();
-        advertised.dedup();
+        languages.dedup();
+        tracing::info!(
+            model = %spec.name,
+            tokenizer = tokenizer.kind(),
+            style = ?style,
+            languages = languages.len(),
+            "translation model loaded"
+        );
         Ok(Self {
             info: ModelInfo {
                 name: spec.name.clone(),
                 engine: "ct2-translate".into(),
                 kinds: vec![JobKind::Translate],
-                languages: advertised,
+                languages: advertised(style, &languages),
                 default: spec.default,
             },
             translator,
@@ -109,28 +138,14 @@ impl Ct2Translate {
         })
     }
 
-    /// The model's token for a client's language code.
-    fn language_token(&self, code: &str) -> anyhow::Result<Option<String>> {
-        let token = match self.style {
-            Style::Nllb => to_nllb(code)
-                .map(str::to_owned)
-                .or_else(|| is_nllb_code(code).then(|| code.to_owned())),
-            Style::M2m100 => {
-                let iso = to_nllb(code).and_then(to_iso).unwrap_or(code);
-                Some(format!("__{iso}__"))
-            }
-            Style::Plain => {
-                return if self.languages.iter().any(|l| l == code) {
-                    Ok(None)
-                } else {
-                    Err(self.unsupported(code))
-                }
-            }
-        };
-        match token {
-            Some(t) if self.languages.contains(&t) => Ok(Some(t)),
-            _ => Err(self.unsupported(code)),
-        }
+    /// The model's token for a client's language code, under any of the
+    /// language's names.
+    fn language_token(&self, code: &str) -> anyhow::Result<String> {
+        aliases(code)
+            .iter()
+            .filter_map(|name| self.style.token(name))
+            .find(|token| self.languages.contains(token))
+            .ok_or_else(|| self.unsupported(code))
     }
 
     fn unsupported(&self, code: &str) -> anyhow::Error {
@@ -140,22 +155,64 @@ impl Ct2Translate {
         }
         .into()
     }
+}
 
-    fn tokenize(&self, sentence: &str) -> anyhow::Result<Vec<String>> {
-        let encoding = self
-            .tokenizer
-            .encode(sentence, false)
-            .map_err(|e| anyhow!("tokenizing: {e}"))?;
-        Ok(encoding.get_tokens().to_vec())
-    }
+/// The codes clients may use for a model's languages: ISO 639-1 and NLLB
+/// codes where the language has them (what the API accepts), else the
+/// model's own code.
+fn advertised(style: Style, languages: &[String]) -> Vec<String> {
+    let mut codes: Vec<String> = languages
+        .iter()
+        .filter_map(|token| style.code(token))
+        .flat_map(|code| {
+            let names: Vec<String> = aliases(code)
+                .into_iter()
+                .filter(|a| a.len() == 2 || is_nllb_code(a))
+                .collect();
+            if names.is_empty() {
+                vec![code.to_owned()]
+            } else {
+                names
+            }
+        })
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}
 
-    fn detokenize(&self, tokens: &[String]) -> String {
-        let ids: Vec<u32> = tokens
-            .iter()
-            .filter_map(|t| self.tokenizer.token_to_id(t))
-            .collect();
-        self.tokenizer.decode(&ids, true).unwrap_or_default()
+/// The tokens CTranslate2 maps through (`shared_vocabulary`, or the
+/// `source_` and `target_` ones; `.json` from CTranslate2 3.0 on, `.txt`
+/// before): language tokens are read from here, whatever the tokenizer.
+fn vocabulary(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut tokens = Vec::new();
+    let mut found = false;
+    for side in ["shared", "source", "target"] {
+        for extension in ["json", "txt"] {
+            let path = dir.join(format!("{side}_vocabulary.{extension}"));
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            found = true;
+            if extension == "json" {
+                let list: Vec<String> = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                tokens.extend(list);
+            } else {
+                let text = String::from_utf8(bytes)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                tokens.extend(text.lines().map(str::to_owned));
+            }
+        }
     }
+    if !found {
+        bail!(
+            "{} has no CTranslate2 vocabulary (shared_vocabulary.json, or source_ and \
+             target_vocabulary.json): is it a CTranslate2 translation model?",
+            dir.display()
+        );
+    }
+    Ok(tokens)
 }
 
 impl Engine for Ct2Translate {
@@ -171,22 +228,28 @@ impl Engine for Ct2Translate {
         let mut layouts = Vec::with_capacity(requests.len());
         for request in requests {
             let source = request.source.as_deref().unwrap_or(&self.default_source);
-            let source_token = match self.style {
-                Style::Plain => None,
+            let target = self.language_token(&request.target)?;
+            // What goes before each sentence, and what the output starts with.
+            let (lead, prefix) = match self.style {
                 // An unknown source language falls back to the default: the
                 // encoder copes, and the text is still translated.
-                _ => self
-                    .language_token(source)
-                    .or_else(|_| self.language_token(&self.default_source))?,
+                Style::Nllb | Style::M2m100 => (
+                    Some(
+                        self.language_token(source)
+                            .or_else(|_| self.language_token(&self.default_source))?,
+                    ),
+                    vec![target],
+                ),
+                Style::Opus => (Some(target), Vec::new()),
+                Style::Plain => (None, Vec::new()),
             };
-            let target_token = self.language_token(&request.target)?;
             let (pieces, layout) = sentences::split(&request.text);
             for piece in &pieces {
-                let mut tokens: Vec<String> = source_token.iter().cloned().collect();
-                tokens.extend(self.tokenize(piece)?);
+                let mut tokens: Vec<String> = lead.iter().cloned().collect();
+                tokens.extend(self.tokenizer.encode(piece)?);
                 tokens.push("</s>".to_owned());
                 sources.push(tokens);
-                prefixes.push(target_token.iter().cloned().collect());
+                prefixes.push(prefix.clone());
             }
             layouts.push((layout, pieces.len()));
         }
@@ -210,12 +273,17 @@ impl Engine for Ct2Translate {
             results.len(),
             sources.len()
         );
-        let mut translated = results.into_iter().zip(prefixes).map(|(result, prefix)| {
-            let tokens = result.hypotheses.into_iter().next().unwrap_or_default();
-            // The output may repeat the target prefix; it is not text.
-            let text = tokens.strip_prefix(prefix.as_slice()).unwrap_or(&tokens);
-            self.detokenize(text)
-        });
+        let translated = results
+            .into_iter()
+            .zip(prefixes)
+            .map(|(result, prefix)| {
+                let tokens = result.hypotheses.into_iter().next().unwrap_or_default();
+                // The output may repeat the target prefix; it is not text.
+                let text = tokens.strip_prefix(prefix.as_slice()).unwrap_or(&tokens);
+                self.tokenizer.decode(text)
+            })
+            .collect::<anyhow::Result<Vec<String>>>()?;
+        let mut translated = translated.into_iter();
         Ok(layouts
             .into_iter()
             .map(|(layout, n)| {

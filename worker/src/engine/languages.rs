@@ -123,6 +123,33 @@ pub fn to_iso(nllb: &str) -> Option<&'static str> {
         .map(|(iso, _)| *iso)
 }
 
+/// Every name of a language that a model's tokens may use: the code
+/// itself, its ISO 639-1 code, its NLLB code and its ISO 639-3 code (the
+/// NLLB code's first part, as OPUS-MT's `>>deu<<` tokens use it).
+pub fn aliases(code: &str) -> Vec<String> {
+    let nllb = to_nllb(code).or_else(|| {
+        // A three-letter code: the NLLB code it starts.
+        let three = code.len() == 3 && code.bytes().all(|b| b.is_ascii_lowercase());
+        three
+            .then(|| {
+                ISO_TO_NLLB
+                    .iter()
+                    .map(|(_, nllb)| *nllb)
+                    .find(|nllb| nllb.starts_with(code) && nllb.as_bytes()[3] == b'_')
+            })
+            .flatten()
+    });
+    let mut names = vec![code.to_owned()];
+    if let Some(nllb) = nllb {
+        names.extend(to_iso(nllb).map(str::to_owned));
+        names.push(nllb.to_owned());
+        names.push(nllb[..3].to_owned());
+    }
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
 /// `xxx_Yyyy`: the shape of NLLB/FLORES-200 codes.
 pub fn is_nllb_code(code: &str) -> bool {
     let b = code.as_bytes();
@@ -146,6 +173,10 @@ mod tests {
         assert!(is_nllb_code("eng_Latn"));
         assert!(!is_nllb_code("en"));
         assert!(!is_nllb_code("ENG_latn"));
+        assert_eq!(aliases("de"), ["de", "deu_Latn", "deu"]);
+        assert_eq!(aliases("deu"), ["deu", "de", "deu_Latn"]);
+        assert_eq!(aliases("spa_Latn"), ["spa_Latn", "es", "spa"]);
+        assert_eq!(aliases("pt_BR"), ["pt_BR"]);
         for (iso, nllb) in ISO_TO_NLLB {
             assert_eq!(iso.len(), 2, "{iso}");
             assert!(is_nllb_code(nllb), "{nllb}");

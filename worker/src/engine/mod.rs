@@ -10,6 +10,7 @@ pub mod ct2_whisper;
 pub mod languages;
 pub mod mel;
 pub mod sentences;
+pub mod text_tokenizer;
 pub mod whisper_cpp;
 pub mod words;
 
