@@ -630,6 +630,116 @@ async fn speech_translation_detects_the_language_and_renders_each_target() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn speech_translation_runs_on_a_worker_with_both_models() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = models_root();
+    let model = |name: &str, engine: &str| {
+        format!(
+            "[[models]]\nname = \"{name}\"\nengine = \"{engine}\"\npath = \"{}\"\nthreads = 1\n",
+            root.join(name).display()
+        )
+    };
+    let whisper = model("whisper-base", "ct2-whisper");
+    let translator = model("translate-test", "ct2-translate");
+    let write = |file: &str, body: String| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, body).expect("models file");
+        path.display().to_string()
+    };
+    let whisper_only = write("whisper.toml", whisper.clone());
+    let translator_only = write("translator.toml", translator.clone());
+    let both = write("both.toml", format!("{whisper}\n{translator}"));
+    let mut app = TestApp::spawn_with(Options {
+        models_file: Some(whisper_only.into()),
+        ..Options::default()
+    })
+    .await;
+    app.start_extra_worker(&[("VOXQ_MODELS_FILE", &translator_only)]);
+    let (_, key) = app.new_account().await;
+    wait_for_workers(&app, &key, "translate-test", 1).await;
+
+    let wav = speech::wav_16k("I would like a cup of coffee, please.");
+    let form = |targets: &str| {
+        audio_form(
+            wav.clone(),
+            &[
+                ("kind", "speech_translate"),
+                ("model", "whisper-base"),
+                ("target_languages", targets),
+            ],
+        )
+    };
+    // Both models are served, but by different workers: no worker could
+    // finish the job, so it is refused rather than failed later.
+    let apart = app.submit_form(&key, form("de")).await;
+    assert_eq!(error_code(apart, 422).await, "models_apart");
+    // English comes from Whisper itself: no translation model needed.
+    let english = accepted_id(app.submit_form(&key, form("en")).await).await;
+    let job = succeeded(&app, &key, &english).await;
+    assert!(job["params"]["translation_model"].is_null(), "{job}");
+
+    // A worker with both: now accepted, and the whisper-only worker hands
+    // its share of the jobs to it instead of failing them.
+    let full = app.start_extra_worker(&[("VOXQ_MODELS_FILE", &both)]);
+    wait_for_workers(&app, &key, "whisper-base", 2).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(accepted_id(app.submit_form(&key, form("de")).await).await);
+    }
+    for id in &ids {
+        let job = succeeded(&app, &key, id).await;
+        let german = &job["result"]["translations"]["de"];
+        assert!(!german["text"].as_str().unwrap_or("").is_empty(), "{job}");
+        let attempts: i32 = sqlx::query_scalar("select attempts from jobs where id = $1::uuid")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .expect("attempts");
+        assert_eq!(attempts, 1, "a hand-back is not an attempt");
+    }
+    let handed = metric_value(
+        &app.worker_metrics().await,
+        "voxq_worker_jobs_handed_back_total",
+        "",
+    );
+    assert!(
+        handed >= 1.0,
+        "the whisper-only worker took none of the jobs"
+    );
+    let full_metrics = app
+        .http
+        .get(format!("{full}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let processed = metric_value(
+        &full_metrics,
+        "voxq_worker_jobs_processed_total",
+        "speech_translate",
+    );
+    assert_eq!(processed, 4.0, "{full_metrics}");
+}
+
+/// Waits until `GET /v1/models` shows `count` workers serving `name`.
+async fn wait_for_workers(app: &TestApp, key: &str, name: &str, count: u64) {
+    for _ in 0..100 {
+        let models = app.get_json("/v1/models", key).await;
+        let serving = models["data"]
+            .as_array()
+            .and_then(|list| list.iter().find(|m| m["name"] == name))
+            .map_or(0, |m| m["workers"].as_u64().unwrap_or(0));
+        if serving >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never had {count} workers");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_worker_that_cannot_load_a_model_runs_degraded_and_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let body = format!(

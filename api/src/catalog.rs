@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
-use voxq_shared::models::{self, ModelInfo, Registry, ServedModel};
+use voxq_shared::models::{self, ModelInfo, Registry, ServedModel, WorkerStatus};
 
 /// How long one read of the registry is reused.
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// A read of the registry and when it was made.
-type Snapshot = (Instant, Arc<Vec<ServedModel>>);
+struct Snapshot {
+    at: Instant,
+    served: Arc<Vec<ServedModel>>,
+    workers: Arc<Vec<WorkerStatus>>,
+}
 
 #[derive(Clone)]
 pub struct Catalog {
@@ -33,15 +37,38 @@ impl Catalog {
     /// The served models; `fresh` skips the reuse window (a lookup that
     /// missed must not be answered from a read older than the worker).
     pub async fn models(&self, fresh: bool) -> redis::RedisResult<Arc<Vec<ServedModel>>> {
+        Ok(self.read(fresh).await?.0)
+    }
+
+    /// Whether one live worker serves both models (speech translation
+    /// runs both on the worker that takes the job); `None` when no live
+    /// worker serves `first` (its jobs wait for one).
+    pub async fn served_together(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> redis::RedisResult<Option<bool>> {
+        let (_, workers) = self.read(false).await?;
+        Ok(models::served_together(&workers, first, second))
+    }
+
+    async fn read(
+        &self,
+        fresh: bool,
+    ) -> redis::RedisResult<(Arc<Vec<ServedModel>>, Arc<Vec<WorkerStatus>>)> {
         let mut last = self.last.lock().await;
-        if let Some((at, models)) = last.as_ref() {
-            if !fresh && at.elapsed() < FRESH_FOR {
-                return Ok(models.clone());
+        if let Some(snapshot) = last.as_ref() {
+            if !fresh && snapshot.at.elapsed() < FRESH_FOR {
+                return Ok((snapshot.served.clone(), snapshot.workers.clone()));
             }
         }
-        let workers = self.registry.workers().await?;
+        let workers = Arc::new(self.registry.workers().await?);
         let served = Arc::new(models::served(&workers, &self.standby));
-        *last = Some((Instant::now(), served.clone()));
-        Ok(served)
+        *last = Some(Snapshot {
+            at: Instant::now(),
+            served: served.clone(),
+            workers: workers.clone(),
+        });
+        Ok((served, workers))
     }
 }

@@ -143,6 +143,15 @@ pub fn served(workers: &[WorkerStatus], standby: &[ModelInfo]) -> Vec<ServedMode
     by_name.into_values().collect()
 }
 
+/// Whether some live worker serves both models; `None` when none serves
+/// `first` at all.
+pub fn served_together(workers: &[WorkerStatus], first: &str, second: &str) -> Option<bool> {
+    let serves = |w: &WorkerStatus, name: &str| w.models.iter().any(|m| m.name == name);
+    let mut with_first = workers.iter().filter(|w| serves(w, first)).peekable();
+    with_first.peek()?;
+    Some(with_first.any(|w| serves(w, second)))
+}
+
 /// The model a job of `kind` runs on: the named one if it serves `kind`,
 /// else the default for `kind` (one marked default, or the first by name).
 pub fn pick<'a>(
@@ -241,6 +250,19 @@ mod tests {
         );
         assert!(pick(&served, JobKind::Translate, Some("a")).is_none());
         assert!(pick(&served, JobKind::SpeechTranslate, None).is_none());
+    }
+
+    #[test]
+    fn models_are_served_together_only_by_one_worker() {
+        let a = model("a", &[JobKind::SpeechTranslate], false);
+        let b = model("b", &[JobKind::SpeechTranslate], false);
+        let t = model("t", &[JobKind::Translate], false);
+        let apart = [worker(vec![a.clone()]), worker(vec![t.clone()])];
+        assert_eq!(served_together(&apart, "a", "t"), Some(false));
+        let together = [worker(vec![a.clone()]), worker(vec![a, t])];
+        assert_eq!(served_together(&together, "a", "t"), Some(true));
+        assert_eq!(served_together(&together, "b", "t"), None);
+        assert_eq!(served_together(&[worker(vec![b])], "b", "t"), Some(false));
     }
 
     #[test]

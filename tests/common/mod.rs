@@ -268,6 +268,17 @@ impl TestApp {
         self.worker_url = Some(url);
     }
 
+    /// Starts one more worker, with `env` over the usual environment
+    /// (another models file, say); returns its metrics URL. The primary
+    /// worker stays the one `worker_metrics` reads.
+    pub fn start_extra_worker(&mut self, env: &[(&str, &str)]) -> String {
+        let mut worker_env = self.worker_env.clone();
+        worker_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let (child, url) = spawn("voxq-worker", &worker_env, &[]);
+        self.children.push(child);
+        url
+    }
+
     /// Waits for the running worker to exit by itself, at most `timeout`;
     /// returns whether it did.
     pub fn worker_exited(&mut self, timeout: Duration) -> bool {

@@ -156,6 +156,7 @@ pub async fn run(
         ),
         quotas: Quotas::new(redis.clone(), &config.common.namespace),
         models: models.served,
+        registry: registry.clone(),
         metrics,
         max_attempts: config.max_attempts.max(1),
         retries: Publisher::new(&config.common.amqp_url, topology.clone()),

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub batch_jobs: HistogramVec,
     pub reconnects: IntCounter,
     pub stopped: IntCounterVec,
+    pub handed_back: IntCounter,
 }
 
 impl Metrics {
@@ -94,6 +95,11 @@ impl Metrics {
             &["reason"],
         )?;
         registry.register(Box::new(stopped.clone()))?;
+        let handed_back = IntCounter::new(
+            "jobs_handed_back_total",
+            "Jobs given back for another worker, which has a model this one lacks",
+        )?;
+        registry.register(Box::new(handed_back.clone()))?;
         Ok(Self {
             registry,
             processed,
@@ -105,6 +111,7 @@ impl Metrics {
             batch_jobs,
             reconnects,
             stopped,
+            handed_back,
         })
     }
 

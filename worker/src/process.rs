@@ -20,6 +20,7 @@ use voxq_shared::job::{
     JobError, JobKind, JobMessage, JobStatus, JobView, Rendition, Segment, TranscriptResult,
     TranslationResult, UsageMetric,
 };
+use voxq_shared::models::{self, Registry};
 use voxq_shared::queue::Publisher;
 use voxq_shared::quota::{Amounts, Quotas, Reservation};
 
@@ -35,6 +36,8 @@ pub struct Context {
     pub cache: JobCache,
     pub quotas: Quotas,
     pub models: HashMap<String, Served>,
+    /// Live workers and their models (where else a job could run).
+    pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub max_attempts: i32,
     /// Publishes delayed retries.
@@ -78,6 +81,9 @@ enum Failure {
     Stopped,
     /// Retrying may help (a dependency hiccup, a crashed engine call).
     Transient(anyhow::Error),
+    /// Another worker can run the job and this one cannot: hand it back,
+    /// not counted as an attempt.
+    Elsewhere(String),
 }
 
 fn permanent(code: &str, message: impl Into<String>) -> Failure {
@@ -200,6 +206,7 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         return Err((attempts, Failure::Poison(error)));
     }
     let fail = |f: Failure| (attempts, f);
+    check_translator(ctx, message).await.map_err(fail)?;
     let started = Instant::now();
     let stored = jobs::load_input(&ctx.db, message.job_id)
         .await
@@ -283,6 +290,40 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         *samples = decode(data).await.map_err(fail)?;
     }
     Ok(Some(prepared))
+}
+
+/// Speech translation into a language Whisper does not produce runs the
+/// translation model on the worker that transcribes. Checked before any
+/// work: a worker without that model hands the job back for one that has
+/// both, or retries it later when no live worker has.
+async fn check_translator(ctx: &Context, message: &JobMessage) -> Result<(), Failure> {
+    let Some(translator) = message.params.translation_model.as_deref() else {
+        return Ok(());
+    };
+    if message.kind != JobKind::SpeechTranslate || ctx.models.contains_key(translator) {
+        return Ok(());
+    }
+    let workers = ctx
+        .registry
+        .workers()
+        .await
+        .map_err(|e| Failure::Transient(e.into()))?;
+    let both = format!(
+        "{:?} and the translation model {translator:?}",
+        message.model
+    );
+    if models::served_together(&workers, &message.model, translator) == Some(true) {
+        Err(Failure::Elsewhere(format!(
+            "this worker lacks {translator:?}; another serves {both}"
+        )))
+    } else {
+        // The API refuses such jobs now; this one was accepted while a
+        // worker had both, and one may be back (a rolling restart) before
+        // the attempts run out.
+        Err(Failure::Transient(anyhow::anyhow!(
+            "no live worker serves both {both}"
+        )))
+    }
 }
 
 /// An `audio_url` input, fetched and probed as the API probes uploads.
@@ -655,6 +696,19 @@ async fn handle_failure(
                 tracing::warn!(error = %e, "returning the job");
             }
             Outcome::Requeue
+        }
+        Failure::Elsewhere(reason) => {
+            tracing::info!(job_id = %message.job_id, %reason, "handing the job to another worker");
+            ctx.metrics.handed_back.inc();
+            if let Err(e) = jobs::release_claim(&ctx.db, message.job_id).await {
+                tracing::warn!(error = %e, "returning the job");
+            }
+            // Through the shortest retry delay: back in its queue within
+            // two seconds, where the next consumer may be the right worker.
+            Outcome::Retry {
+                error: anyhow::anyhow!(reason),
+                attempts: 0,
+            }
         }
         Failure::Stopped => {
             tracing::info!(job_id = %message.job_id, "job cancelled while running; stopped");

@@ -103,7 +103,10 @@ struct Submission<'a> {
         (status = 403, body = ErrorBody),
         (status = 409, description = "`idempotency_in_progress`", body = ErrorBody),
         (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, description = "Invalid field, `unknown_model`, `unsupported_language`, \
+            `models_apart` (speech translation into a language other than English needs one \
+            worker serving both the Whisper model and the translation model)", body = ErrorBody),
         (status = 429, description = "Rate limit, quota or concurrency limit", body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
@@ -263,6 +266,23 @@ async fn resolve_models(state: &AppState, kind: JobKind, params: &mut JobParams)
                 .ok_or_else(|| unknown_model(&served, JobKind::Translate, name))?;
             if let Some(target) = others.iter().find(|t| !speaks(&translator, t)) {
                 return Err(unsupported_language(&translator.info.name, target));
+            }
+            // The worker that transcribes also translates: a job no worker
+            // could finish is refused now rather than failed later.
+            let apart = state
+                .catalog
+                .served_together(&model.info.name, &translator.info.name)
+                .await?
+                == Some(false);
+            if apart {
+                return Err(ApiError::unprocessable(
+                    "models_apart",
+                    format!(
+                        "no worker serves both {:?} and the translation model {:?}: speech \
+                         translation runs both on one worker (see GET /v1/models)",
+                        model.info.name, translator.info.name
+                    ),
+                ));
             }
             params.translation_model = Some(translator.info.name.clone());
         }
