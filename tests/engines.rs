@@ -706,15 +706,7 @@ async fn speech_translation_runs_on_a_worker_with_both_models() {
         handed >= 1.0,
         "the whisper-only worker took none of the jobs"
     );
-    let full_metrics = app
-        .http
-        .get(format!("{full}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let full_metrics = app.metrics_at(&full).await;
     let processed = metric_value(
         &full_metrics,
         "voxq_worker_jobs_processed_total",

@@ -577,6 +577,11 @@ impl TestApp {
 
     pub async fn worker_metrics(&self) -> String {
         let url = self.worker_url.as_ref().expect("worker running");
+        self.metrics_at(url).await
+    }
+
+    /// The metrics of the worker whose metrics URL this is.
+    pub async fn metrics_at(&self, url: &str) -> String {
         self.http
             .get(format!("{url}/metrics"))
             .send()
