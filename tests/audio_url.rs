@@ -102,3 +102,76 @@ async fn audio_by_url_is_fetched_transcribed_and_billed_for_what_it_lasted() {
         .await;
     assert_eq!(error_code(both, 400).await, "bad_request");
 }
+
+/// A long job that fails for a while goes back to the broker through the
+/// retry delays; its lease must go with it, or the janitor, seeing the
+/// lease run out while the message waits, queues it a second time and two
+/// workers run it at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_long_job_is_not_queued_twice_when_its_lease_runs_out() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    const FAILURES: usize = 3;
+    let allow = vec![
+        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
+        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
+    ];
+    let mut worker_env = allow.clone();
+    worker_env.extend([
+        ("VOXQ_LEASE_SECONDS".to_owned(), "1".to_owned()),
+        ("VOXQ_MAX_ATTEMPTS".to_owned(), "5".to_owned()),
+    ]);
+    let mut api_env = allow;
+    api_env.push(("VOXQ_JANITOR_INTERVAL".to_owned(), "1".to_owned()));
+    let mut app = TestApp::spawn_with(Options {
+        api_env,
+        worker_env,
+        ..Options::default()
+    })
+    .await;
+    // A second worker that a second copy of the job would reach.
+    app.start_extra_worker(&[]);
+    let (_, key) = app.new_account().await;
+
+    // 503 three times, then the audio: the last wait in the retry delays
+    // (4 to 8 s) is well past the lease (1 s) and a janitor pass (1 s).
+    let requests = Arc::new(AtomicUsize::new(0));
+    let wav = speech::wav_16k("Thank you very much.");
+    let seen = requests.clone();
+    let flaky = axum::Router::new().route(
+        "/flaky.wav",
+        get(move || {
+            let (seen, wav) = (seen.clone(), wav.clone());
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) < FAILURES {
+                    Err(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                } else {
+                    Ok(wav)
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, flaky).await;
+    });
+
+    let response = submit_url(&app, &key, &format!("http://127.0.0.1:{port}/flaky.wav")).await;
+    let body: serde_json::Value = response.json().await.expect("json");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let job = app.wait_for_job(&key, &id, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    // Let a stray copy, if there were one, reach a worker and fetch.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(requests.load(Ordering::SeqCst), FAILURES + 1);
+    let attempts: i32 = sqlx::query_scalar("select attempts from jobs where id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts as usize, FAILURES + 1);
+}

@@ -186,10 +186,15 @@ pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<Claim>, sqlx::Error> 
 
 /// Puts a claimed job back in line after a transient failure.
 pub async fn requeue(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update jobs set status = 'queued' where id = $1 and status = 'running'")
-        .bind(id)
-        .execute(db)
-        .await?;
+    // Its message goes back to the broker: a lease left behind would run
+    // out while the message waits, and the janitor would queue it twice.
+    sqlx::query(
+        "update jobs set status = 'queued', detached = false, lease_until = null
+         where id = $1 and status = 'running'",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -358,7 +363,8 @@ pub async fn cancel(
 /// again, and the interrupted run does not count as an attempt.
 pub async fn release_claim(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update jobs set status = 'queued', attempts = greatest(attempts - 1, 0)
+        "update jobs set status = 'queued', attempts = greatest(attempts - 1, 0),
+                         detached = false, lease_until = null
          where id = $1 and status = 'running'",
     )
     .bind(id)
@@ -533,8 +539,10 @@ pub async fn watch_tick(
     .await
 }
 
-/// Puts a detached job back in line: queued again, its message in the
-/// outbox (the relay publishes it). Returns false if it had ended.
+/// Puts a long job whose delivery was already acknowledged back in line
+/// (its worker gave it back, or could not publish its retry): queued
+/// again, its message in the outbox (the relay publishes it). Returns
+/// false if it had ended.
 pub async fn requeue_detached(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let requeued = requeue_detached_in(&mut tx, Some(id)).await?;
@@ -563,8 +571,9 @@ async fn requeue_detached_in(tx: &mut PgConnection, id: Option<Uuid>) -> Result<
     let rows: Vec<Row> = sqlx::query_as(
         "update jobs set status = 'queued', detached = false, lease_until = null
          where id in (select id from jobs
-                      where detached and status in ('queued', 'running')
-                        and (($1::uuid is null and lease_until < now()) or id = $1)
+                      where status in ('queued', 'running')
+                        and (($1::uuid is null and detached and lease_until < now())
+                             or id = $1)
                       for update skip locked)
          returning id, account_id, kind, params, queue",
     )
