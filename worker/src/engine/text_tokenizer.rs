@@ -136,10 +136,7 @@ mod tests {
     /// The OPUS-MT-like model `ops/fetch-models.sh` generates
     /// (`ops/gen-translation-model.py --sentencepiece`).
     fn spm_model() -> PathBuf {
-        let dir = std::env::var_os("VOXQ_TEST_MODELS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"))
-            .join("translate-test-spm");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/translate-test-spm");
         assert!(
             dir.join("reference.json").is_file(),
             "{} is missing: run ops/fetch-models.sh",
