@@ -7,20 +7,12 @@ mod common;
 use std::time::Duration;
 
 use axum::routing::get;
-use common::{error_code, speech, Options, TestApp};
+use common::{error_code, serve_local, speech, Options, TestApp};
 use reqwest::multipart::{Form, Part};
 
 /// Serves `bytes` at `/a.wav` (and 404 elsewhere) on a free local port.
 async fn serve(bytes: Vec<u8>) -> u16 {
-    let app = axum::Router::new().route("/a.wav", get(move || async move { bytes }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    port
+    serve_local(axum::Router::new().route("/a.wav", get(move || async move { bytes }))).await
 }
 
 async fn submit_url(app: &TestApp, key: &str, url: &str) -> reqwest::Response {
@@ -152,13 +144,7 @@ async fn a_retried_long_job_is_not_queued_twice_when_its_lease_runs_out() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, flaky).await;
-    });
+    let port = serve_local(flaky).await;
 
     let response = submit_url(&app, &key, &format!("http://127.0.0.1:{port}/flaky.wav")).await;
     let body: serde_json::Value = response.json().await.expect("json");

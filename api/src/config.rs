@@ -303,8 +303,8 @@ pub struct WebhookConfig {
     /// Internal networks webhooks may reach anyway (comma-separated CIDRs
     /// or addresses, e.g. a receiver inside the cluster); everything
     /// private, loopback, link-local or otherwise internal is refused.
-    #[arg(id = "webhook_allow", long = "webhook-allow", env = "VOXQ_WEBHOOK_ALLOW", default_value = "", value_parser = parse_networks)]
-    pub allow: Networks,
+    #[arg(id = "webhook_allow", long = "webhook-allow", env = "VOXQ_WEBHOOK_ALLOW", default_value = "", value_parser = voxq_shared::net_guard::parse_allow_list)]
+    pub allow: voxq_shared::net_guard::AllowList,
 
     /// Accept plain-http webhook URLs (https only by default).
     #[arg(id = "webhook_allow_http", long = "webhook-allow-http", env = "VOXQ_WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
@@ -338,19 +338,8 @@ pub struct WebhookConfig {
     pub timeout: u64,
 }
 
-/// Networks from configuration.
-#[derive(Debug, Clone, Default)]
-pub struct Networks(pub Vec<ipnet::IpNet>);
-
-fn parse_networks(value: &str) -> Result<Networks, String> {
-    voxq_shared::net_guard::Guard::parse_allow(value).map(Networks)
-}
-
 impl WebhookConfig {
     pub fn guard(&self) -> voxq_shared::net_guard::Guard {
-        voxq_shared::net_guard::Guard {
-            allow: self.allow.0.clone(),
-            allow_http: self.allow_http,
-        }
+        self.allow.guard(self.allow_http)
     }
 }

@@ -134,6 +134,38 @@ fn next_packet(
     }
 }
 
+/// Audio whose length is outside the accepted range.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LengthError {
+    #[error("audio lasts {seconds:.3} s; the minimum is {min} s")]
+    TooShort { seconds: f64, min: f64 },
+    #[error("audio lasts {seconds:.0} s; the maximum is {max} s")]
+    TooLong { seconds: f64, max: f64 },
+}
+
+impl LengthError {
+    /// The error code clients see (`audio_too_short`, `audio_too_long`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooShort { .. } => "audio_too_short",
+            Self::TooLong { .. } => "audio_too_long",
+        }
+    }
+}
+
+/// Checks a probed duration against the accepted range, the same for
+/// uploads (at the API) and fetched audio (at the worker).
+pub fn check_length(info: &AudioInfo, min: f64, max: f64) -> Result<(), LengthError> {
+    let seconds = info.duration_seconds;
+    if seconds < min {
+        Err(LengthError::TooShort { seconds, min })
+    } else if seconds > max {
+        Err(LengthError::TooLong { seconds, max })
+    } else {
+        Ok(())
+    }
+}
+
 /// Identifies the container and codec and measures the duration. The first
 /// packets are decoded so that a file whose codec cannot be read is refused
 /// at the door instead of failing later in a worker.
@@ -278,6 +310,27 @@ fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_outside_the_range_are_refused_with_their_codes() {
+        let info = |seconds| AudioInfo {
+            container: Container::Wav,
+            codec: "pcm_s16le".into(),
+            sample_rate: 16_000,
+            channels: 1,
+            duration_seconds: seconds,
+        };
+        assert_eq!(check_length(&info(5.0), 0.1, 10.0), Ok(()));
+        let short = check_length(&info(0.05), 0.1, 10.0).expect_err("short");
+        assert_eq!(short.code(), "audio_too_short");
+        assert_eq!(
+            short.to_string(),
+            "audio lasts 0.050 s; the minimum is 0.1 s"
+        );
+        let long = check_length(&info(12.4), 0.1, 10.0).expect_err("long");
+        assert_eq!(long.code(), "audio_too_long");
+        assert_eq!(long.to_string(), "audio lasts 12 s; the maximum is 10 s");
+    }
 
     fn wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
         let data_len = (samples.len() * 2) as u32;

@@ -45,6 +45,16 @@ pub fn parse_allow_list(value: &str) -> Result<AllowList, String> {
     Guard::parse_allow(value).map(AllowList)
 }
 
+impl AllowList {
+    /// The guard for URLs checked against this list.
+    pub fn guard(&self, allow_http: bool) -> Guard {
+        Guard {
+            allow: self.0.clone(),
+            allow_http,
+        }
+    }
+}
+
 /// Where `audio_url` inputs may be fetched from; the API checks at submit,
 /// the worker again when it fetches.
 #[derive(Debug, Clone, clap::Args)]
@@ -61,10 +71,7 @@ pub struct FetchConfig {
 
 impl FetchConfig {
     pub fn guard(&self) -> Guard {
-        Guard {
-            allow: self.allow.0.clone(),
-            allow_http: self.allow_http,
-        }
+        self.allow.guard(self.allow_http)
     }
 }
 

@@ -47,6 +47,19 @@ pub fn model_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/whisper-tiny.en"))
 }
 
+/// Serves `app` on a free local port for the rest of the test; returns
+/// the port.
+pub async fn serve_local(app: axum::Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local server");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
 /// Model names the tests use, for cleaning up their queues.
 pub const TEST_MODELS: &[&str] = &[
     "whisper-tiny.en",

@@ -52,13 +52,7 @@ impl Receiver {
         let app = Router::new()
             .route("/{*path}", post(receive))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
-        let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let port = super::serve_local(app).await;
         Self { port, shared }
     }
 

@@ -349,15 +349,9 @@ async fn fetch_audio(ctx: &Context, url: &str) -> Result<StoredInput, Failure> {
         .map_err(|e| permanent("invalid_audio", format!("the probe crashed: {e}")))?
         .map_err(|e| permanent("invalid_audio", e.to_string()))?;
     let data = Vec::from(data);
-    if info.duration_seconds > ctx.max_audio_seconds {
-        return Err(permanent(
-            "audio_too_long",
-            format!(
-                "audio lasts {:.0} s; the maximum is {} s",
-                info.duration_seconds, ctx.max_audio_seconds
-            ),
-        ));
-    }
+    // Bounded above only: the worker has no minimum-length setting.
+    audio::check_length(&info, 0.0, ctx.max_audio_seconds)
+        .map_err(|e| permanent(e.code(), e.to_string()))?;
     Ok(StoredInput::Audio {
         data,
         duration_seconds: info.duration_seconds,

@@ -240,24 +240,8 @@ pub(super) async fn read_audio_upload(
     let info = tokio::task::spawn_blocking(move || audio::probe(probe_input))
         .await
         .map_err(|e| ApiError::Internal(e.into()))??;
-    if info.duration_seconds < config.min_audio_seconds {
-        return Err(ApiError::unprocessable(
-            "audio_too_short",
-            format!(
-                "audio lasts {:.3} s; the minimum is {} s",
-                info.duration_seconds, config.min_audio_seconds
-            ),
-        ));
-    }
-    if info.duration_seconds > config.max_audio_seconds {
-        return Err(ApiError::unprocessable(
-            "audio_too_long",
-            format!(
-                "audio lasts {:.0} s; the maximum is {} s",
-                info.duration_seconds, config.max_audio_seconds
-            ),
-        ));
-    }
+    audio::check_length(&info, config.min_audio_seconds, config.max_audio_seconds)
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     Ok(AudioUpload {
         kind,
         params,
