@@ -11,6 +11,9 @@
 #                           NLLB-like, with a tokenizer.json
 #   models/translate-test-spm  the same, OPUS-MT-like: SentencePiece
 #                           source.spm and target.spm, >>deu<< tokens
+#   models/spm-reference    small SentencePiece models and the library's
+#                           own cuts of awkward texts, for the worker's
+#                           SentencePiece reader (ops/gen-spm-reference.py)
 # The two scripts run in a virtual environment under ~/.cache/voxq/venv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -55,7 +58,7 @@ if [ ! -s "$models/whisper-base/model.bin" ]; then
 fi
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/voxq/venv"
 if [ ! -s "$models/ggml-tiny.en.bin" ] || [ ! -s "$models/translate-test/model.bin" ] \
-  || [ ! -s "$models/translate-test-spm/model.bin" ]; then
+  || [ ! -s "$models/translate-test-spm/model.bin" ] || [ ! -s "$models/spm-reference/reference.json" ]; then
   if ! "$venv/bin/python" -c "import ctranslate2, tokenizers, sentencepiece, numpy" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
@@ -73,5 +76,9 @@ fi
 if [ ! -s "$models/translate-test-spm/model.bin" ]; then
   echo "generating the test translation model (SentencePiece)" >&2
   "$venv/bin/python" "$root/ops/gen-translation-model.py" --sentencepiece "$models/translate-test-spm" >&2
+fi
+if [ ! -s "$models/spm-reference/reference.json" ]; then
+  echo "generating the SentencePiece references" >&2
+  "$venv/bin/python" "$root/ops/gen-spm-reference.py" "$models/spm-reference" >&2
 fi
 echo "models ready in $models" >&2

@@ -7,12 +7,24 @@
 set -euo pipefail
 # shellcheck source=ops/env.sh
 source "$(dirname "$0")/env.sh"
+# shellcheck source=ops/progress.sh
+source "$(dirname "$0")/progress.sh"
 cd "$VOXQ_ROOT"
 
+phase "1/5 services: Postgres, Redis, RabbitMQ and build tools (apt-get where missing)" "1-2 min fresh, seconds after"
 ops/stack.sh
+phase "2/5 models: Whisper tiny.en and base, test translation models" "1-2 min fresh, seconds after"
 ops/fetch-models.sh
-echo "building (the first build compiles CTranslate2, oneDNN and whisper.cpp: about half an hour on 2 cores)" >&2
-cargo build --release --workspace --bins
+if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
+  phase "3/5 CTranslate2: the PyPI wheel's library" "10 s fresh"
+  ops/fetch-ctranslate2.sh
+  phase "4/5 build: whisper.cpp and the Rust workspace" "about 8 min fresh on 2 cores, seconds after"
+else
+  phase "3/5 CTranslate2: built from source in the next step (VOXQ_CTRANSLATE2=source)" "0 s"
+  phase "4/5 build: CTranslate2, oneDNN, whisper.cpp and the Rust workspace" "about 60 min fresh on 2 cores"
+fi
+cargo build --release --workspace --bins "${VOXQ_CARGO_FEATURES[@]}"
+phase "5/5 start voxq-api and voxq-worker, transcribe a spoken sentence" "20 s"
 
 run_dir="$VOXQ_ROOT/.voxq"
 mkdir -p "$run_dir"
@@ -41,3 +53,4 @@ for _ in $(seq 1 60); do
 done
 echo "voxq-api on http://127.0.0.1:8080, voxq-worker metrics on :9091; logs in .voxq/" >&2
 "$VOXQ_BIN/voxq" demo
+phases_total

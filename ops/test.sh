@@ -5,11 +5,25 @@
 set -euo pipefail
 # shellcheck source=ops/env.sh
 source "$(dirname "$0")/env.sh"
+# shellcheck source=ops/progress.sh
+source "$(dirname "$0")/progress.sh"
 cd "$VOXQ_ROOT"
 
+phase "services" "1-2 min fresh, seconds after"
 ops/stack.sh
+phase "models" "1-2 min fresh, seconds after"
 ops/fetch-models.sh
-# The end-to-end tests start the real binaries from this build.
-cargo build --release --workspace --bins
+if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
+  phase "CTranslate2: the PyPI wheel's library" "10 s fresh"
+  ops/fetch-ctranslate2.sh
+fi
+# The end-to-end tests start the real binaries from this build; the tests
+# are built in the same cargo call, so whisper.cpp and every crate are
+# compiled once.
+phase "build: binaries and tests" "about 10 min fresh on 2 cores"
+cargo test --release --workspace --no-run "${VOXQ_CARGO_FEATURES[@]}"
+cargo build --release --workspace --bins "${VOXQ_CARGO_FEATURES[@]}"
+phase "tests" "about 10 min"
 VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \
-  cargo test --release --workspace --no-fail-fast "$@"
+  cargo test --release --workspace --no-fail-fast "${VOXQ_CARGO_FEATURES[@]}" "$@"
+phases_total

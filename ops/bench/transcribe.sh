@@ -5,7 +5,10 @@
 #   - voxq whisper-cpp   vs whisper.cpp's own CLI (the converted ggml file,
 #     f16), the CLI built from the whisper.cpp sources whisper-rs-sys ships.
 # Prints each one's median over RUNS timed runs (after a warm-up) and the
-# ratios; model loading is left out on every side.
+# ratios; model loading is left out on every side. When the worker built
+# with CTranslate2 from source is there too (ops/bench/source-worker.sh),
+# it is measured in the same run: the prebuilt wheel library against the
+# from-source build.
 #   ops/bench/transcribe.sh [RUNS] [SHORT_AUDIO]
 # Without a file the short audio is ../shared/data/audio/jfk.wav when it is
 # there, else 11 s of espeak-ng speech; the long audio is always generated.
@@ -20,7 +23,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 ops/fetch-models.sh >/dev/null
+ops/fetch-ctranslate2.sh
 cargo build --release -p voxq-worker --bins
+source_worker=$(ops/bench/source-worker.sh)
 venv="$HOME/.cache/voxq/venv"
 "$venv/bin/python" -c "import faster_whisper" 2>/dev/null || "$venv/bin/pip" install -q faster-whisper
 cli=$(ops/bench/build-whisper-cli.sh)
@@ -49,8 +54,8 @@ PY
 espeak-ng -v en-us -s 150 -w "$work/long-22k.wav" -f "$work/long.txt"
 ffmpeg -loglevel error -y -i "$work/long-22k.wav" -ar 16000 -ac 1 "$long"
 
-voxq() { # engine model_path audio
-  VOXQ_ENGINE="$1" "$VOXQ_BIN/voxq-worker" --model-dir "$2" --threads "$threads" --beam-size 5 \
+voxq() { # engine model_path audio [worker binary]
+  VOXQ_ENGINE="$1" "${4:-$VOXQ_BIN/voxq-worker}" --model-dir "$2" --threads "$threads" --beam-size 5 \
     --compute-type int8 --log warn transcribe "$3" --language en --runs "$runs"
 }
 whisper_cli() { # audio -> {"seconds": [...], "text": ...}
@@ -70,22 +75,30 @@ whisper_cli() { # audio -> {"seconds": [...], "text": ...}
 }
 
 report() { # label audio
-  local ct2 fw cpp cli_out
+  local ct2 src='null' fw cpp cli_out
   ct2=$(voxq ct2-whisper "$VOXQ_MODEL_DIR" "$2")
+  [ -z "$source_worker" ] || src=$(voxq ct2-whisper "$VOXQ_MODEL_DIR" "$2" "$source_worker")
   fw=$("$venv/bin/python" ops/bench/faster_whisper_bench.py "$VOXQ_MODEL_DIR" "$2" "$threads" "$runs")
   cpp=$(voxq whisper-cpp models/ggml-tiny.en.bin "$2")
   cli_out=$(whisper_cli "$2")
-  python3 - "$1" "$2" "$ct2" "$fw" "$cpp" "$cli_out" <<'PY'
+  python3 - "$1" "$2" "$ct2" "$fw" "$cpp" "$cli_out" "$src" <<'PY'
 import json, statistics, sys
 label, audio = sys.argv[1], sys.argv[2]
-ct2, fw, cpp, cli = (json.loads(a) for a in sys.argv[3:7])
+ct2, fw, cpp, cli, src = (json.loads(a) for a in sys.argv[3:8])
 med = lambda r: statistics.median(r["seconds"])
 text = lambda r: r["result"]["text"] if "result" in r else r["text"]
 print(f"== {label}: {audio}")
-for name, r in [("voxq ct2-whisper", ct2), ("faster-whisper", fw),
-                ("voxq whisper-cpp", cpp), ("whisper.cpp CLI", cli)]:
+rows = [("voxq ct2-whisper", ct2), ("faster-whisper", fw),
+        ("voxq whisper-cpp", cpp), ("whisper.cpp CLI", cli)]
+if src:
+    rows.insert(1, ("  ct2 from source", src))
+for name, r in rows:
     print(f"{name:18}: {med(r):7.3f} s  {text(r).strip()[:70]}")
 print(f"ratio voxq ct2-whisper / faster-whisper : {med(ct2) / med(fw):.2f}")
+if src:
+    same = text(ct2) == text(src)
+    print(f"ratio prebuilt CTranslate2 / from source: {med(ct2) / med(src):.2f}"
+          f"  (below 1: the wheel's library faster; same text: {same})")
 print(f"ratio voxq whisper-cpp / whisper.cpp CLI: {med(cpp) / med(cli):.2f}  (below 1: voxq faster)")
 PY
 }

@@ -5,7 +5,8 @@
 # generated models (ops/gen-translation-model.py: tokenizer.json and
 # SentencePiece), the same sentences, beam 4, at most 32 output tokens, at
 # 1 and 2 threads. Prints sentences per second, the ratios, and how many
-# outputs are identical.
+# outputs are identical. When the worker built with CTranslate2 from source
+# is there too (ops/bench/source-worker.sh), it is measured in the same run.
 #   ops/bench/translate.sh [SENTENCES] [RUNS]
 set -euo pipefail
 # shellcheck source=ops/env.sh
@@ -16,7 +17,9 @@ runs="${2:-5}"
 beam=4 max_len=32
 
 ops/fetch-models.sh >/dev/null
+ops/fetch-ctranslate2.sh
 cargo build --release -p voxq-worker --bins
+source_worker=$(ops/bench/source-worker.sh)
 venv="$HOME/.cache/voxq/venv"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -47,11 +50,15 @@ max_decoding_length = $max_len
 TOML
   ours=$(VOXQ_MODELS_FILE="$work/models.toml" "$VOXQ_BIN/voxq-worker" --log warn \
     translate "$work/sentences.txt" --to de --from en --runs "$runs")
+  src=null
+  [ -z "$source_worker" ] || src=$(VOXQ_MODELS_FILE="$work/models.toml" "$source_worker" --log warn \
+    translate "$work/sentences.txt" --to de --from en --runs "$runs")
   theirs=$("$venv/bin/python" ops/bench/ct2_translate_bench.py "$VOXQ_ROOT/models/$model" \
     "$work/sentences.txt" "$threads" "$runs" "$beam" "$max_len")
-  python3 - "$ours" "$theirs" "$count" "$threads" "$model" <<'PY'
+  python3 - "$ours" "$theirs" "$count" "$threads" "$model" "$src" <<'PY'
 import json, statistics, sys
 ours, theirs, n, threads, model = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+src = json.loads(sys.argv[6])
 o, t = statistics.median(ours["seconds"]), statistics.median(theirs["seconds"])
 assert theirs["sentences"] == n
 same = sum(a.strip() == b.strip() for a, b in zip(ours["text"].split("\n"), theirs["text"]))
@@ -60,6 +67,12 @@ print(f"  voxq ct2-translate          : {o:.3f} s  {n / o:8.1f} sentences/s")
 print(f"  ctranslate2 translate_batch : {t:.3f} s  {n / t:8.1f} sentences/s")
 print(f"  ratio voxq / python throughput: {t / o:.2f}  (above 1 means voxq is faster)")
 print(f"  identical outputs: {same} of {n}")
+if src:
+    s = statistics.median(src["seconds"])
+    same_src = sum(a.strip() == b.strip() for a, b in zip(ours["text"].split("\n"), src["text"].split("\n")))
+    print(f"  voxq, CTranslate2 from source: {s:.3f} s  {n / s:8.1f} sentences/s")
+    print(f"  ratio prebuilt / from-source throughput: {s / o:.2f}  (above 1: the wheel's library faster)")
+    print(f"  identical to the from-source build: {same_src} of {n}")
 PY
 done
 done

@@ -9,6 +9,7 @@ pub mod ct2_translate;
 pub mod ct2_whisper;
 pub mod languages;
 pub mod mel;
+pub mod sentencepiece;
 pub mod sentences;
 pub mod text_tokenizer;
 pub mod whisper_cpp;

@@ -14,9 +14,10 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context};
-use sentencepiece::SentencePieceProcessor;
+use anyhow::{anyhow, bail};
 use tokenizers::Tokenizer;
+
+use super::sentencepiece::SentencePiece;
 
 /// Single SentencePiece files, in the order they are looked for.
 const SHARED_SPM_FILES: &[&str] = &[
@@ -29,9 +30,9 @@ pub enum TextTokenizer {
     HuggingFace(Box<Tokenizer>),
     SentencePiece {
         /// Cuts the input.
-        source: SentencePieceProcessor,
+        source: Box<SentencePiece>,
         /// Joins the output.
-        target: SentencePieceProcessor,
+        target: Box<SentencePiece>,
     },
 }
 
@@ -55,8 +56,6 @@ impl TextTokenizer {
             .map(|name| dir.join(name))
             .find(|path| path.is_file())
         {
-            // The processor is not Clone; two handles on one file are
-            // cheaper than a lock on every call.
             return Ok(Self::SentencePiece {
                 source: open_spm(&shared)?,
                 target: open_spm(&shared)?,
@@ -86,14 +85,7 @@ impl TextTokenizer {
                     .map_err(|e| anyhow!("tokenizing: {e}"))?;
                 Ok(encoding.get_tokens().to_vec())
             }
-            // SentencePiece reports an empty text as a failure.
-            Self::SentencePiece { .. } if text.trim().is_empty() => Ok(Vec::new()),
-            Self::SentencePiece { source, .. } => Ok(source
-                .encode(text)
-                .context("tokenizing")?
-                .into_iter()
-                .map(|p| p.piece)
-                .collect()),
+            Self::SentencePiece { source, .. } => source.encode(text),
         }
     }
 
@@ -111,20 +103,13 @@ impl TextTokenizer {
                     .decode(&ids, true)
                     .map_err(|e| anyhow!("detokenizing: {e}"))
             }
-            Self::SentencePiece { target, .. } => {
-                let known: Vec<&str> = tokens
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|t| matches!(target.piece_to_id(t), Ok(Some(_))))
-                    .collect();
-                target.decode_pieces(&known).context("detokenizing")
-            }
+            Self::SentencePiece { target, .. } => target.decode(tokens),
         }
     }
 }
 
-fn open_spm(path: &Path) -> anyhow::Result<SentencePieceProcessor> {
-    SentencePieceProcessor::open(path).with_context(|| format!("loading {}", path.display()))
+fn open_spm(path: &Path) -> anyhow::Result<Box<SentencePiece>> {
+    SentencePiece::open(path).map(Box::new)
 }
 
 #[cfg(test)]

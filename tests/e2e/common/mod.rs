@@ -2,7 +2,6 @@
 //! Redis key prefix and RabbitMQ queue names (one namespace), and its own
 //! `voxq-api` and `voxq-worker` processes on free ports. Logs are silent
 //! unless `TEST_LOG` is set.
-#![allow(dead_code)]
 
 pub mod proxy;
 pub mod receiver;
@@ -28,8 +27,6 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const PEPPER: &str = "test-pepper-0123456789";
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
-pub const JWT_ISSUER: &str = "voxq";
-pub const JWT_AUDIENCE: &str = "voxq-api";
 
 /// Directory of the release binaries that `ops/test.sh` builds before the
 /// tests (this test binary lives in `<dir>/deps`).

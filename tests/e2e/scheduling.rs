@@ -3,7 +3,7 @@
 //! transcription: minutes of audio, no sentence dropped or repeated,
 //! timestamps in order.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Generated speech in every supported container, sample rate and channel
 //! layout goes through API, queue and worker and comes back as text.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

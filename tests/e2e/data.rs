@@ -2,7 +2,7 @@
 //! and its usage records stay, and no copy lingers in the result cache or
 //! the Redis cache.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! result cache), speech translation with language detection, the model
 //! list and the output formats.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! arrived under one webhook-id; nothing is both dead-lettered and
 //! succeeded.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! A redelivered message for a finished job is acknowledged without running
 //! or billing again.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! attempt and can be redelivered; the SSRF guard refuses internal
 //! addresses at registration and at send; 410 disables an endpoint.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

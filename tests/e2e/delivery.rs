@@ -4,7 +4,7 @@
 //! and event streams wake on events, and a stopping worker hands its job
 //! back.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Bad input of every kind gets a clear 4xx in the one error shape, nothing
 //! crashes, and the next good job still succeeds.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! really lasted, and fails the job with a reason when the fetch cannot
 //! work; internal addresses are refused at submit.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Hardening at the edge: security headers, CORS from configuration, size
 //! limits, and a production mode that refuses unsafe configuration.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

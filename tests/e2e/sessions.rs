@@ -2,7 +2,7 @@
 //! rotation and revocation, suspension — effective at once on every API
 //! instance — and the audit trail they leave.
 
-mod common;
+use crate::common;
 
 use common::{error_code, Options, TestApp};
 use reqwest::Method;

@@ -4,7 +4,7 @@
 //! while results are still read from Postgres, and all resumes once it is
 //! back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Health, readiness, metrics and request ids.
 
-mod common;
+use crate::common;
 
 use common::{error_code, speech, Options, TestApp};
 

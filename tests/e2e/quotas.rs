@@ -1,7 +1,7 @@
 //! Quotas hold at their edge under concurrency, survive a Redis flush, and
 //! agree with Postgres; rate limits answer 429 with the IETF headers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

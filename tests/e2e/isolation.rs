@@ -1,6 +1,6 @@
 //! One account can never read, or even detect, another's job.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

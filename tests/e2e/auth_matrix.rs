@@ -1,7 +1,7 @@
 //! Every route × every kind of bad credential gets the right refusal, and
 //! no route shows one account's objects to another.
 
-mod common;
+use crate::common;
 
 use common::{error_code, jwt_claims, sign_jwt, unsigned_jwt, TestApp, JWT_SECRET};
 use reqwest::Method;

@@ -1,0 +1,24 @@
+//! The end-to-end tests, one module per area, in one binary: every test
+//! starts the real `voxq-api` and `voxq-worker` processes, and one binary
+//! links the test harness once instead of once per file.
+
+mod common;
+
+mod api_surface;
+mod audio_url;
+mod auth_matrix;
+mod bad_input;
+mod chaos;
+mod data;
+mod delivery;
+mod edge;
+mod engines;
+mod install;
+mod isolation;
+mod outages;
+mod quotas;
+mod redelivery;
+mod scheduling;
+mod sessions;
+mod transcription;
+mod webhooks;
