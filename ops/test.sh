@@ -17,12 +17,11 @@ if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
   phase "CTranslate2: the PyPI wheel's library" "10 s fresh"
   ops/fetch-ctranslate2.sh
 fi
-# The end-to-end tests start the real binaries from this build; the tests
-# are built in the same cargo call, so whisper.cpp and every crate are
-# compiled once.
+# The end-to-end tests start the real binaries from this build. Binaries
+# and tests are built in one cargo call, with one set of features, so no
+# crate is compiled twice and `cargo test` below only runs them.
 phase "build: binaries and tests" "about 10 min fresh on 2 cores"
-cargo test --release --workspace --no-run "${VOXQ_CARGO_FEATURES[@]}"
-cargo build --release --workspace --bins "${VOXQ_CARGO_FEATURES[@]}"
+cargo build --release --workspace --bins --tests "${VOXQ_CARGO_FEATURES[@]}"
 phase "tests" "about 10 min"
 VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \
   cargo test --release --workspace --no-fail-fast "${VOXQ_CARGO_FEATURES[@]}" "$@"

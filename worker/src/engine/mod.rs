@@ -11,6 +11,8 @@ pub mod languages;
 pub mod mel;
 pub mod sentencepiece;
 pub mod sentences;
+#[cfg(test)]
+mod test_models;
 pub mod text_tokenizer;
 pub mod whisper_cpp;
 pub mod words;

@@ -435,36 +435,13 @@ impl<'a> Iterator for Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
-    use std::path::PathBuf;
-
-    /// `ops/gen-spm-reference.py`'s models and the SentencePiece library's
-    /// own cuts (`ops/fetch-models.sh` makes them).
-    fn reference_dir() -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/spm-reference");
-        assert!(
-            dir.join("reference.json").is_file(),
-            "{} is missing: run ops/fetch-models.sh",
-            dir.display()
-        );
-        dir
-    }
-
-    fn strings(value: &Value) -> Vec<String> {
-        value
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|v| v.as_str().expect("string").to_owned())
-            .collect()
-    }
+    use crate::engine::test_models::{strings, with_reference};
 
     #[test]
     fn every_model_kind_cuts_and_joins_as_the_library_does() {
-        let dir = reference_dir();
-        let reference: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("reference.json")).expect("read"))
-                .expect("json");
+        // `ops/gen-spm-reference.py`'s models and the SentencePiece
+        // library's own cuts.
+        let (dir, reference) = with_reference("spm-reference");
         let models = reference.as_object().expect("models");
         assert_eq!(models.len(), 4, "unigram, bpe, bpe-bytes, unigram-raw");
         for (name, cases) in models {
@@ -488,7 +465,7 @@ mod tests {
 
     #[test]
     fn a_truncated_or_foreign_file_is_an_error() {
-        let dir = reference_dir();
+        let (dir, _) = with_reference("spm-reference");
         let bytes = std::fs::read(dir.join("unigram.model")).expect("read");
         // Cut anywhere: a model of fewer pieces or an error, never a panic.
         for cut in (0..bytes.len()).step_by(97) {

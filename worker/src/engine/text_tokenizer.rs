@@ -115,36 +115,13 @@ fn open_spm(path: &Path) -> anyhow::Result<Box<SentencePiece>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
-    use std::path::PathBuf;
-
-    /// The OPUS-MT-like model `ops/fetch-models.sh` generates
-    /// (`ops/gen-translation-model.py --sentencepiece`).
-    fn spm_model() -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/translate-test-spm");
-        assert!(
-            dir.join("reference.json").is_file(),
-            "{} is missing: run ops/fetch-models.sh",
-            dir.display()
-        );
-        dir
-    }
-
-    fn strings(value: &Value) -> Vec<String> {
-        value
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|v| v.as_str().expect("string").to_owned())
-            .collect()
-    }
+    use crate::engine::test_models::{strings, with_reference};
 
     #[test]
     fn sentencepiece_cuts_and_joins_as_the_reference_library_does() {
-        let dir = spm_model();
-        let reference: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("reference.json")).expect("read"))
-                .expect("json");
+        // The OPUS-MT-like model (`ops/gen-translation-model.py
+        // --sentencepiece`).
+        let (dir, reference) = with_reference("translate-test-spm");
         let tokenizer = TextTokenizer::load(&dir).expect("load");
         assert_eq!(tokenizer.kind(), "sentencepiece");
         // The source side cuts with source.spm: the generator checked that
