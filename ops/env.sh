@@ -4,6 +4,7 @@ VOXQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export VOXQ_ROOT
 export VOXQ_DATABASE_URL="${VOXQ_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/voxq}"
 export VOXQ_MODEL_DIR="${VOXQ_MODEL_DIR:-$VOXQ_ROOT/models/whisper-tiny.en}"
+export VOXQ_VAD_MODEL="${VOXQ_VAD_MODEL:-$VOXQ_ROOT/models/silero-vad.bin}"
 export CMAKE_PARALLEL="${CMAKE_PARALLEL:-$(nproc)}"
 # CTranslate2: `prebuilt` links the PyPI wheel's library
 # (ops/fetch-ctranslate2.sh, seconds); `source` compiles it and oneDNN

@@ -11,14 +11,14 @@ source "$(dirname "$0")/env.sh"
 source "$(dirname "$0")/progress.sh"
 cd "$VOXQ_ROOT"
 
-phase "1/5 services: Postgres, Redis, RabbitMQ and build tools (apt-get where missing)" "1-2 min fresh, seconds after"
+phase "1/5 services: Postgres, Redis, RabbitMQ and build tools (apt-get where missing)" "about 30 s fresh, seconds after"
 ops/stack.sh
-phase "2/5 models: Whisper tiny.en and base, test translation models" "1-2 min fresh, seconds after"
+phase "2/5 models: Whisper tiny.en and base, Silero VAD, test translation models" "under 1 min fresh, seconds after"
 ops/fetch-models.sh
 if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
   phase "3/5 CTranslate2: the PyPI wheel's library" "10 s fresh"
   ops/fetch-ctranslate2.sh
-  phase "4/5 build: whisper.cpp and the Rust workspace" "about 8 min fresh on 2 cores, seconds after"
+  phase "4/5 build: whisper.cpp and the Rust workspace" "about 9 min fresh on 2 cores, seconds after"
 else
   phase "3/5 CTranslate2: built from source in the next step (VOXQ_CTRANSLATE2=source)" "0 s"
   phase "4/5 build: CTranslate2, oneDNN, whisper.cpp and the Rust workspace" "about 60 min fresh on 2 cores"

@@ -9,9 +9,9 @@ source "$(dirname "$0")/env.sh"
 source "$(dirname "$0")/progress.sh"
 cd "$VOXQ_ROOT"
 
-phase "services" "1-2 min fresh, seconds after"
+phase "services" "about 30 s fresh, seconds after"
 ops/stack.sh
-phase "models" "1-2 min fresh, seconds after"
+phase "models" "under 1 min fresh, seconds after"
 ops/fetch-models.sh
 if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
   phase "CTranslate2: the PyPI wheel's library" "10 s fresh"
@@ -20,7 +20,7 @@ fi
 # The end-to-end tests start the real binaries from this build. Binaries
 # and tests are built in one cargo call, with one set of features, so no
 # crate is compiled twice and `cargo test` below only runs them.
-phase "build: binaries and tests" "about 10 min fresh on 2 cores"
+phase "build: binaries and tests" "about 8 min fresh on 2 cores"
 cargo build --release --workspace --bins --tests "${VOXQ_CARGO_FEATURES[@]}"
 phase "tests" "about 10 min"
 VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \

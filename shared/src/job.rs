@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::vad::{SpeechSpan, VadParams};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
@@ -112,6 +114,9 @@ pub struct JobParams {
     /// the account's job webhook secret). Does not shape the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// Audio jobs: voice activity detection (`vad`, `vad_threshold`, …).
+    #[serde(flatten)]
+    pub vad: VadParams,
 }
 
 impl JobParams {
@@ -186,6 +191,10 @@ pub struct TranscriptResult {
     pub language_probability: Option<f64>,
     /// Seconds of audio in the input.
     pub duration: f64,
+    /// Where voice activity detection found speech, when it ran (an empty
+    /// list: none at all); Whisper heard only these spans, padded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech: Option<Vec<SpeechSpan>>,
     /// Speech translation: one rendition per target language.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub translations: BTreeMap<String, Rendition>,

@@ -18,6 +18,7 @@ pub mod quota;
 pub mod shutdown;
 pub mod subtitles;
 pub mod telemetry;
+pub mod vad;
 pub mod webhooks;
 
 pub use error::{Error, Result};

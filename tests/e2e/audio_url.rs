@@ -44,14 +44,8 @@ async fn audio_by_url_is_fetched_transcribed_and_billed_for_what_it_lasted() {
     assert_eq!(job["status"], "succeeded", "{job}");
     let text = job["result"]["text"].as_str().expect("text").to_lowercase();
     assert!(text.contains("coffee"), "{text}");
-    let usage = voxq_shared::db::usage::for_job(&app.db, id.parse().expect("uuid"))
-        .await
-        .expect("usage");
-    let audio = usage
-        .iter()
-        .find(|u| u.metric == "audio_seconds")
-        .expect("audio usage");
-    assert!((1.0..10.0).contains(&audio.quantity), "billed {usage:?}");
+    let billed = app.billed_audio_seconds(&id).await;
+    assert!((1.0..10.0).contains(&billed), "billed {billed}");
     let quota = app.get_json("/v1/usage", &key).await;
     assert_eq!(
         quota["resources"]["audio_seconds"]["reserved"], 0.0,

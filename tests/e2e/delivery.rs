@@ -9,7 +9,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::{error_code, metric_value, speech, Options, TestApp};
+use common::{error_code, long_speech, metric_value, speech, Options, TestApp};
 use futures::future::join_all;
 use futures::StreamExt;
 use reqwest::Method;
@@ -347,12 +347,17 @@ async fn a_long_poll_answers_when_the_job_ends_and_an_event_stream_follows_it() 
     assert!(statuses.iter().any(|s| s == "running"), "{body}");
 }
 
-/// About three minutes of speech: several windows, each a safe point.
+/// Decoded window by window, every 30 s window a safe point; with voice
+/// activity detection the safe points are between batches of chunks
+/// (tests/e2e/long_form.rs).
+const SEQUENTIAL: &[(&str, &str)] = &[("vad", "false")];
+
+/// Over two minutes of varied sentences with pauses: several windows,
+/// each a safe point, none of them slow to decode (text that repeats
+/// itself sends Whisper through every fallback temperature, tens of
+/// seconds per window on two cores).
 fn long_speech() -> Vec<u8> {
-    let sentences: Vec<String> = (0..40)
-        .map(|i| format!("This is sentence number {i} of a long recording about the weather."))
-        .collect();
-    speech::wav_16k(&sentences.join(" "))
+    long_speech::recording(5.0).wav
 }
 
 /// Waits until the job is running with some progress; returns its view.
@@ -374,7 +379,7 @@ async fn wait_for_progress(app: &TestApp, key: &str, id: &str) -> Value {
 async fn a_running_job_reports_progress_and_stops_when_cancelled() {
     let app = TestApp::spawn().await;
     let (_, key) = app.new_account().await;
-    let id = app.submit_ok(&key, long_speech(), "long.wav").await;
+    let id = app.submit_wav_with(&key, long_speech(), SEQUENTIAL).await;
     let running = wait_for_progress(&app, &key, &id).await;
     let total = running["progress"]["seconds_total"]
         .as_f64()
@@ -418,7 +423,7 @@ async fn sigterm_during_a_long_job_hands_it_back_and_another_worker_finishes_it(
     })
     .await;
     let (_, key) = app.new_account().await;
-    let id = app.submit_ok(&key, long_speech(), "long.wav").await;
+    let id = app.submit_wav_with(&key, long_speech(), SEQUENTIAL).await;
     wait_for_progress(&app, &key, &id).await;
     assert!(
         app.signal_worker("TERM", Duration::from_secs(30)),
@@ -484,7 +489,7 @@ async fn a_long_job_leaves_the_broker_and_its_lease_brings_it_back_when_its_work
     })
     .await;
     let (_, key) = app.new_account().await;
-    let id = app.submit_ok(&key, long_speech(), "long.wav").await;
+    let id = app.submit_wav_with(&key, long_speech(), SEQUENTIAL).await;
     wait_for_progress(&app, &key, &id).await;
     let uuid: uuid::Uuid = id.parse().expect("uuid");
     // Acknowledged at claim: RabbitMQ's consumer timeout cannot cut it.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(300);
 
-fn models_toml() -> String {
+pub(crate) fn models_toml() -> String {
     let root = models_root();
     format!(
         r#"

@@ -15,6 +15,7 @@ mod edge;
 mod engines;
 mod install;
 mod isolation;
+mod long_form;
 mod outages;
 mod quotas;
 mod redelivery;

@@ -90,6 +90,18 @@ pub struct WorkerConfig {
     #[arg(long, env = "VOXQ_MAX_AUDIO_SECONDS", default_value_t = 4.0 * 3600.0)]
     pub max_audio_seconds: f64,
 
+    /// Silero VAD model (ggml; `ops/fetch-models.sh` makes
+    /// models/silero-vad.bin) for voice activity detection. Unset: jobs
+    /// run without it, and jobs that ask for `vad` fail.
+    #[arg(long, env = "VOXQ_VAD_MODEL")]
+    pub vad_model: Option<PathBuf>,
+
+    /// Jobs that do not say `vad` get voice activity detection when their
+    /// audio is longer than this, in seconds: shorter clips are one
+    /// Whisper window, where it saves nothing.
+    #[arg(long, env = "VOXQ_VAD_AUTO_SECONDS", default_value_t = 30.0)]
+    pub vad_auto_seconds: f64,
+
     /// Chaos testing only: the worker aborts (as a crashing decoder would)
     /// when a job's input contains these bytes. Unset in production.
     #[arg(long, env = "VOXQ_CHAOS_ABORT_ON")]
@@ -126,6 +138,10 @@ pub enum Command {
         /// Copies of the file run as one batch per timed run.
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// Voice activity detection on (`true`) or off (`false`); omitted,
+        /// as for jobs (on above `--vad-auto-seconds`).
+        #[arg(long)]
+        vad: Option<bool>,
     },
     /// Translate a local text file with the first configured translation
     /// model and print the result and timings as JSON; for benchmarks.

@@ -24,6 +24,7 @@ use voxq_shared::quota::Quotas;
 use crate::config::{EngineKind, ModelSpec, WorkerConfig};
 use crate::engine::ct2_translate::Ct2Translate;
 use crate::engine::ct2_whisper::Ct2Whisper;
+use crate::engine::vad::Vad;
 use crate::engine::whisper_cpp::WhisperCpp;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -39,6 +40,8 @@ pub struct Served {
 pub struct Models {
     pub served: HashMap<String, Served>,
     pub failed: Vec<ModelFailure>,
+    /// Voice activity detection, when `VOXQ_VAD_MODEL` is set.
+    pub vad: Option<Arc<Vad>>,
 }
 
 pub fn load_engine(spec: &ModelSpec, replicas: usize) -> anyhow::Result<Arc<dyn Engine>> {
@@ -56,9 +59,23 @@ pub async fn load_models(config: &WorkerConfig) -> anyhow::Result<Models> {
     let specs = config.model_specs()?;
     // One model copy per lane, so the lanes run side by side.
     let replicas = config.lanes.len().max(1);
+    let vad = match config.vad_model.clone() {
+        Some(path) => {
+            let vad = tokio::task::spawn_blocking(move || Vad::load(&path))
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the VAD model crashed: {e}"))??;
+            tracing::info!("voice activity detection model loaded");
+            Some(Arc::new(vad))
+        }
+        None => {
+            tracing::warn!("no VOXQ_VAD_MODEL: jobs run without voice activity detection");
+            None
+        }
+    };
     let mut models = Models {
         served: HashMap::new(),
         failed: Vec::new(),
+        vad,
     };
     for spec in specs {
         let mut attempt = 0;
@@ -156,6 +173,8 @@ pub async fn run(
         ),
         quotas: Quotas::new(redis.clone(), &config.common.namespace),
         models: models.served,
+        vad: models.vad,
+        vad_auto_seconds: config.vad_auto_seconds,
         registry: registry.clone(),
         metrics,
         max_attempts: config.max_attempts.max(1),

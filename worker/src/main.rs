@@ -3,9 +3,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Parser;
-use voxq_shared::job::JobKind;
+use voxq_shared::job::{JobKind, VadParams};
 use voxq_worker::config::{Command, WorkerConfig};
-use voxq_worker::engine::{Engine, Task, TranscribeOptions, TranslateRequest};
+use voxq_worker::engine::{vad, Engine, Task, TranscribeOptions, TranslateRequest};
 use voxq_worker::Models;
 
 /// The first model of the configuration that loaded and that `wanted`
@@ -44,7 +44,15 @@ fn timed<T>(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = WorkerConfig::parse();
-    voxq_shared::telemetry::init(&config.common.log);
+    // whisper.cpp logs every model load and VAD call at info level: only
+    // its warnings, unless the filter names it.
+    let log = &config.common.log;
+    if log.contains("whisper_rs") {
+        voxq_shared::telemetry::init(log);
+    } else {
+        voxq_shared::telemetry::init(&format!("{log},whisper_rs=warn"));
+    }
+    whisper_rs::install_logging_hooks();
     let models = voxq_worker::load_models(&config).await?;
     match config.command.clone() {
         None | Some(Command::Run) => {
@@ -57,12 +65,19 @@ async fn main() -> anyhow::Result<()> {
             words,
             runs,
             batch,
+            vad,
         }) => {
             // The first model (of the file, or the flags' one).
             let (name, engine) = first_model(&config, &models, |_| true)?;
+            let vad_model = models.vad.clone();
+            let auto_above = config.vad_auto_seconds;
             tokio::task::spawn_blocking(move || {
                 let bytes = std::fs::read(&file)?;
                 let audio = voxq_shared::audio::decode_to_mono_16k(bytes.into())?;
+                let vad_params = VadParams {
+                    enabled: vad,
+                    ..VadParams::default()
+                };
                 let options = TranscribeOptions {
                     language,
                     task: if translate {
@@ -71,11 +86,19 @@ async fn main() -> anyhow::Result<()> {
                         Task::Transcribe
                     },
                     word_timestamps: words,
+                    speech: None,
                     control: None,
                 };
                 let clips = vec![audio.as_slice(); batch.max(1)];
-                let all_options = vec![options; clips.len()];
                 let (result, times) = timed(runs, || {
+                    // Detection is part of the job's time, as in a worker.
+                    let speech =
+                        vad::detect(vad_model.as_deref(), &audio, &vad_params, auto_above)?;
+                    let options = TranscribeOptions {
+                        speech,
+                        ..options.clone()
+                    };
+                    let all_options = vec![options; clips.len()];
                     let mut results = engine.transcribe_batch(&clips, &all_options);
                     results.truncate(1);
                     results.pop().context("no result")?

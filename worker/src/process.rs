@@ -18,12 +18,13 @@ use voxq_shared::db::webhooks;
 use voxq_shared::events::{Events, JobEvent, Progress};
 use voxq_shared::job::{
     JobError, JobKind, JobMessage, JobStatus, JobView, Rendition, Segment, TranscriptResult,
-    TranslationResult, UsageMetric,
+    TranslationResult, UsageMetric, VadParams,
 };
 use voxq_shared::models::{self, Registry};
 use voxq_shared::queue::Publisher;
 use voxq_shared::quota::{Amounts, Quotas, Reservation};
 
+use crate::engine::vad::{self, NoVadModel, Vad};
 use crate::engine::{
     Engine, JobControl, Stopped, Task, TranscribeOptions, TranslateRequest, Unsupported,
 };
@@ -55,6 +56,10 @@ pub struct Context {
     pub max_audio_seconds: f64,
     /// Chaos testing: abort when an input contains these bytes.
     pub chaos_abort_on: Option<Vec<u8>>,
+    /// Voice activity detection, when the worker has the model.
+    pub vad: Option<Arc<Vad>>,
+    /// Jobs that do not say `vad` get it above this many seconds.
+    pub vad_auto_seconds: f64,
 }
 
 /// What the consumer should do with the delivery.
@@ -98,6 +103,9 @@ fn permanent(code: &str, message: impl Into<String>) -> Failure {
 fn engine_failure(e: anyhow::Error) -> Failure {
     if e.is::<Stopped>() {
         return Failure::Stopped;
+    }
+    if e.is::<NoVadModel>() {
+        return permanent("vad_unavailable", e.to_string());
     }
     match e.downcast_ref::<Unsupported>() {
         Some(unsupported) => permanent("unsupported", unsupported.to_string()),
@@ -400,19 +408,24 @@ async fn infer(
         .collect();
     let started = Instant::now();
     let n = work.len();
+    let speech = Detection {
+        vad: ctx.vad.clone(),
+        auto_above: ctx.vad_auto_seconds,
+    };
     // A panic inside an engine fails this call's attempt, not the worker.
-    let results =
-        tokio::task::spawn_blocking(move || run_engine(engine.as_ref(), &translators, work))
-            .await
-            .unwrap_or_else(|e| {
-                (0..n)
-                    .map(|_| {
-                        Err(Failure::Transient(anyhow::anyhow!(
-                            "inference crashed: {e}"
-                        )))
-                    })
-                    .collect()
-            });
+    let results = tokio::task::spawn_blocking(move || {
+        run_engine(engine.as_ref(), &translators, &speech, work)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        (0..n)
+            .map(|_| {
+                Err(Failure::Transient(anyhow::anyhow!(
+                    "inference crashed: {e}"
+                )))
+            })
+            .collect()
+    });
     let inference = started.elapsed().as_secs_f64();
     ctx.metrics
         .inference_seconds
@@ -447,6 +460,13 @@ struct Work {
     target_language: String,
     target_languages: Vec<String>,
     translation_model: Option<String>,
+    vad: VadParams,
+}
+
+/// How a worker finds speech before Whisper runs.
+struct Detection {
+    vad: Option<Arc<Vad>>,
+    auto_above: f64,
 }
 
 impl Work {
@@ -464,11 +484,13 @@ impl Work {
                 language: params.language.clone(),
                 task: Task::Transcribe,
                 word_timestamps: params.word_timestamps,
+                speech: None,
                 control: Some(job.control.clone()),
             },
             target_language: params.target_language.clone().unwrap_or_default(),
             target_languages: params.target_languages.clone(),
             translation_model: params.translation_model.clone(),
+            vad: params.vad.clone(),
         }
     }
 }
@@ -476,7 +498,8 @@ impl Work {
 fn run_engine(
     engine: &dyn Engine,
     models: &HashMap<String, Arc<dyn Engine>>,
-    work: Vec<Work>,
+    detection: &Detection,
+    mut work: Vec<Work>,
 ) -> Vec<Result<serde_json::Value, Failure>> {
     let to_json = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Failure::Transient(e.into()))
@@ -517,23 +540,49 @@ fn run_engine(
             })
             .collect();
     }
-    let clips: Vec<&[f32]> = work.iter().map(|w| w.samples.as_slice()).collect();
-    let options: Vec<TranscribeOptions> = work.iter().map(|w| w.options.clone()).collect();
-    engine
-        .transcribe_batch(&clips, &options)
+    // Speech detection first; a job it fails for sits out the batch.
+    let mut results: Vec<Option<Result<serde_json::Value, Failure>>> =
+        work.iter().map(|_| None).collect();
+    for (w, result) in work.iter_mut().zip(&mut results) {
+        let vad = detection.vad.as_deref();
+        match vad::detect(vad, &w.samples, &w.vad, detection.auto_above) {
+            Ok(speech) => w.options.speech = speech,
+            Err(e) => *result = Some(Err(engine_failure(e))),
+        }
+    }
+    let ready: Vec<usize> = (0..work.len()).filter(|&i| results[i].is_none()).collect();
+    let clips: Vec<&[f32]> = ready.iter().map(|&i| work[i].samples.as_slice()).collect();
+    let options: Vec<TranscribeOptions> = ready.iter().map(|&i| work[i].options.clone()).collect();
+    let transcripts = if ready.is_empty() {
+        Vec::new()
+    } else {
+        engine.transcribe_batch(&clips, &options)
+    };
+    for (&i, transcript) in ready.iter().zip(transcripts) {
+        results[i] = Some(finish_transcript(engine, models, &work[i], transcript));
+    }
+    results
         .into_iter()
-        .zip(&work)
-        .map(|(transcript, w)| {
-            let mut transcript = transcript.map_err(engine_failure)?;
-            if w.kind == JobKind::SpeechTranslate {
-                for target in &w.target_languages {
-                    let rendition = render(engine, models, w, &transcript, target)?;
-                    transcript.translations.insert(target.clone(), rendition);
-                }
-            }
-            to_json(serde_json::to_value(transcript))
-        })
+        .map(|r| r.unwrap_or_else(|| Err(Failure::Transient(anyhow::anyhow!("no result")))))
         .collect()
+}
+
+/// A transcript as the job's result: with its renditions for speech
+/// translation.
+fn finish_transcript(
+    engine: &dyn Engine,
+    models: &HashMap<String, Arc<dyn Engine>>,
+    w: &Work,
+    transcript: anyhow::Result<TranscriptResult>,
+) -> Result<serde_json::Value, Failure> {
+    let mut transcript = transcript.map_err(engine_failure)?;
+    if w.kind == JobKind::SpeechTranslate {
+        for target in &w.target_languages {
+            let rendition = render(engine, models, w, &transcript, target)?;
+            transcript.translations.insert(target.clone(), rendition);
+        }
+    }
+    serde_json::to_value(transcript).map_err(|e| Failure::Transient(e.into()))
 }
 
 /// The transcript in `target`: itself if already in it, Whisper's own
@@ -557,6 +606,7 @@ fn render(
             language: Some(transcript.language.clone()),
             task: Task::Translate,
             word_timestamps: false,
+            speech: work.options.speech.clone(),
             control: work.options.control.clone(),
         };
         let english = whisper

@@ -89,6 +89,29 @@ pub struct AudioUploadForm {
     /// Where to post this job's events (Standard Webhooks, signed with the
     /// secret of `GET /v1/webhooks/job-secret`); https, public addresses.
     webhook_url: Option<String>,
+    /// `true`: Whisper hears only the speech that voice activity detection
+    /// (Silero VAD) finds; segments keep the original times and the result
+    /// lists the speech spans. `false`: the whole audio. Absent: on for
+    /// audio longer than the worker's threshold (30 s by default).
+    vad: Option<bool>,
+    /// Speech probability from which a frame is speech, 0.05–0.95 (0.5).
+    vad_threshold: Option<f32>,
+    /// Shorter sounds are not speech, in ms (250; at most 10000).
+    vad_min_speech_ms: Option<u32>,
+    /// Shorter pauses do not end a speech span, in ms (160; at most 10000).
+    vad_min_silence_ms: Option<u32>,
+    /// Audio kept around each speech span, in ms (400; at most 10000).
+    vad_speech_pad_ms: Option<u32>,
+}
+
+/// A typed form field (`true`, `0.6`, `500`).
+fn parse_form_value<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value.parse().map_err(|_| {
+        ApiError::unprocessable(
+            "invalid_parameter",
+            format!("form field `{name}` has an invalid value {value:?}"),
+        )
+    })
 }
 
 /// Whether `word` is among comma-separated timestamp granularities.
@@ -145,7 +168,12 @@ pub(super) async fn read_audio_upload(
             | "webhook_url"
             | "audio_url"
             | "timestamp_granularities"
-            | "timestamp_granularities[]" => {
+            | "timestamp_granularities[]"
+            | "vad"
+            | "vad_threshold"
+            | "vad_min_speech_ms"
+            | "vad_min_silence_ms"
+            | "vad_speech_pad_ms" => {
                 let value = field.text().await.map_err(part_error)?;
                 let value = value.trim();
                 let limit = if name == "webhook_url" || name == "audio_url" {
@@ -172,6 +200,17 @@ pub(super) async fn read_audio_upload(
                     "model" => params.model = Some(value.to_owned()),
                     "webhook_url" => params.webhook_url = Some(value.to_owned()),
                     "audio_url" => url = Some(value.to_owned()),
+                    "vad" => params.vad.enabled = Some(parse_form_value(&name, value)?),
+                    "vad_threshold" => params.vad.threshold = Some(parse_form_value(&name, value)?),
+                    "vad_min_speech_ms" => {
+                        params.vad.min_speech_ms = Some(parse_form_value(&name, value)?)
+                    }
+                    "vad_min_silence_ms" => {
+                        params.vad.min_silence_ms = Some(parse_form_value(&name, value)?)
+                    }
+                    "vad_speech_pad_ms" => {
+                        params.vad.speech_pad_ms = Some(parse_form_value(&name, value)?)
+                    }
                     _ => {
                         if parse_granularities(value)? {
                             params.word_timestamps = true;
@@ -185,6 +224,9 @@ pub(super) async fn read_audio_upload(
                 )));
             }
         }
+    }
+    if let Some(problem) = params.vad.problem() {
+        return Err(ApiError::unprocessable("invalid_parameter", problem));
     }
     if !kind.takes_audio() {
         return Err(ApiError::unprocessable(

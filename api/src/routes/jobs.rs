@@ -465,7 +465,8 @@ async fn accept(
 pub struct GetJobQuery {
     /// `json` (default: the job), `verbose_json` (the result alone: text,
     /// segments with timings and decoding statistics, language and its
-    /// probability, duration, translations), `text`, `srt` or `vtt`.
+    /// probability, duration, the speech spans when voice activity
+    /// detection ran, translations), `text`, `srt` or `vtt`.
     format: Option<String>,
     /// Speech translation: the target language whose text or subtitles to
     /// render (the transcript if absent).

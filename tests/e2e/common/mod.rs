@@ -3,6 +3,7 @@
 //! `voxq-api` and `voxq-worker` processes on free ports. Logs are silent
 //! unless `TEST_LOG` is set.
 
+pub mod long_speech;
 pub mod proxy;
 pub mod receiver;
 pub mod speech;
@@ -248,6 +249,10 @@ impl TestApp {
             None => env.push(("VOXQ_MODEL_DIR".into(), model_dir().display().to_string())),
         }
         env.push(("VOXQ_THREADS".into(), "2".into()));
+        env.push((
+            "VOXQ_VAD_MODEL".into(),
+            models_root().join("silero-vad.bin").display().to_string(),
+        ));
         env.extend(options.worker_env.iter().cloned());
         if options.worker {
             let (child, url) = spawn("voxq-worker", &env, &[]);
@@ -559,6 +564,30 @@ impl TestApp {
     }
 
     /// Submits and returns the job id, asserting the 202.
+    /// Submits a WAV upload with form `fields`; expects `202`, returns the id.
+    pub async fn submit_wav_with(
+        &self,
+        key: &str,
+        wav: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> String {
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(wav)
+                .file_name("audio.wav")
+                .mime_str("audio/wav")
+                .expect("mime"),
+        );
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        let response = self.submit_form(key, form).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 202, "{fields:?}: {body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
     pub async fn submit_ok(&self, key: &str, bytes: Vec<u8>, file_name: &str) -> String {
         let response = self.submit_audio(key, bytes, file_name).await;
         let status = response.status();
@@ -583,6 +612,18 @@ impl TestApp {
             assert!(Instant::now() < deadline, "job {id} still {status}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The audio seconds a job was billed for.
+    pub async fn billed_audio_seconds(&self, id: &str) -> f64 {
+        let usage = voxq_shared::db::usage::for_job(&self.db, id.parse().expect("uuid"))
+            .await
+            .expect("usage");
+        usage
+            .iter()
+            .find(|u| u.metric == "audio_seconds")
+            .unwrap_or_else(|| panic!("no audio usage in {usage:?}"))
+            .quantity
     }
 
     pub async fn worker_metrics(&self) -> String {
@@ -679,10 +720,21 @@ impl Drop for TestApp {
 /// A mono 16-bit WAV of a 440 Hz tone lasting exactly `seconds`.
 pub fn tone_wav(seconds: f64) -> Vec<u8> {
     let rate: u32 = 16_000;
-    let samples = (seconds * f64::from(rate)) as u32;
-    let mut wav = Vec::with_capacity(44 + 2 * samples as usize);
+    let samples: Vec<i16> = (0..(seconds * f64::from(rate)) as u32)
+        .map(|i| {
+            let t = f64::from(i) / f64::from(rate);
+            (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * 32767.0) as i16
+        })
+        .collect();
+    pcm16_wav(&samples, rate)
+}
+
+/// Mono 16-bit samples at `rate` Hz as a WAV file.
+pub fn pcm16_wav(samples: &[i16], rate: u32) -> Vec<u8> {
+    let bytes = 2 * samples.len() as u32;
+    let mut wav = Vec::with_capacity(44 + bytes as usize);
     wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * samples).to_le_bytes());
+    wav.extend_from_slice(&(36 + bytes).to_le_bytes());
     wav.extend_from_slice(b"WAVEfmt ");
     wav.extend_from_slice(&16u32.to_le_bytes());
     wav.extend_from_slice(&1u16.to_le_bytes());
@@ -692,11 +744,9 @@ pub fn tone_wav(seconds: f64) -> Vec<u8> {
     wav.extend_from_slice(&2u16.to_le_bytes());
     wav.extend_from_slice(&16u16.to_le_bytes());
     wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * samples).to_le_bytes());
-    for i in 0..samples {
-        let t = f64::from(i) / f64::from(rate);
-        let v = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * 32767.0) as i16;
-        wav.extend_from_slice(&v.to_le_bytes());
+    wav.extend_from_slice(&bytes.to_le_bytes());
+    for sample in samples {
+        wav.extend_from_slice(&sample.to_le_bytes());
     }
     wav
 }

@@ -1,7 +1,7 @@
 //! Word error rate: word-level edit distance over the reference length,
 //! after lower-casing and stripping punctuation.
 
-fn words(text: &str) -> Vec<String> {
+pub fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .replace('-', " ")
         .chars()

@@ -18,7 +18,7 @@ use voxq_shared::models::ModelInfo;
 
 use super::languages::{aliases, is_nllb_code};
 use super::text_tokenizer::TextTokenizer;
-use super::{ct2_config, sentences, Engine, TranslateRequest, Unsupported};
+use super::{ct2_config, sentences, vocabulary, Engine, TranslateRequest, Unsupported};
 use crate::config::ModelSpec;
 
 /// Sentences per batch inside one CTranslate2 call (jobs are batched by
@@ -182,27 +182,15 @@ fn advertised(style: Style, languages: &[String]) -> Vec<String> {
 }
 
 /// The tokens CTranslate2 maps through (`shared_vocabulary`, or the
-/// `source_` and `target_` ones; `.json` from CTranslate2 3.0 on, `.txt`
-/// before): language tokens are read from here, whatever the tokenizer.
+/// `source_` and `target_` ones): language tokens are read from here,
+/// whatever the tokenizer.
 fn vocabulary(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut tokens = Vec::new();
     let mut found = false;
     for side in ["shared", "source", "target"] {
-        for extension in ["json", "txt"] {
-            let path = dir.join(format!("{side}_vocabulary.{extension}"));
-            let Ok(bytes) = std::fs::read(&path) else {
-                continue;
-            };
+        if let Some(list) = vocabulary::read(dir, &format!("{side}_vocabulary"))? {
             found = true;
-            if extension == "json" {
-                let list: Vec<String> = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                tokens.extend(list);
-            } else {
-                let text = String::from_utf8(bytes)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                tokens.extend(text.lines().map(str::to_owned));
-            }
+            tokens.extend(list);
         }
     }
     if !found {

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use ct2rs::sys::{Device, StorageView, Whisper, WhisperOptions};
@@ -18,9 +17,10 @@ use voxq_shared::job::{Segment, TranscriptResult};
 use voxq_shared::models::ModelInfo;
 
 use super::mel::{Features, MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
+use super::vad::{self, Chunk};
 use super::words::{self, Timed};
 use super::{
-    ct2_config, join_text, round_ms, whisper_info, Engine, JobControl, Stopped, Task,
+    ct2_config, join_text, round_ms, vocabulary, whisper_info, Engine, Stopped, Task,
     TranscribeOptions,
 };
 use crate::config::ModelSpec;
@@ -40,13 +40,23 @@ const INPUT_STRIDE: usize = 2;
 const BEST_OF: usize = 5;
 /// Smoothing of the cross-attention weights before word alignment.
 const MEDIAN_FILTER_WIDTH: i64 = 7;
+/// Windows decoded in one call at least (more when the model's
+/// `batch_size` says so): a long job's speech chunks fill the batch, as in
+/// faster-whisper's batched pipeline, and one call's memory stays bounded
+/// however long the job.
+const MIN_WINDOWS_PER_CALL: usize = 8;
 
 pub struct Ct2Whisper {
     info: ModelInfo,
     model: Whisper,
     tokenizer: Tokenizer,
+    /// The model's token strings by id, timestamps included (Hugging Face
+    /// tokenizers of Whisper lack them), for prompts: CTranslate2 takes
+    /// prompts as strings.
+    vocabulary: Vec<String>,
     mel: MelExtractor,
     beam_size: usize,
+    windows_per_call: usize,
     multilingual: bool,
     eot: u32,
     timestamp_begin: u32,
@@ -58,6 +68,9 @@ struct Decoded {
     no_speech_prob: f32,
     temperature: f32,
     compression_ratio: f64,
+    /// Every temperature failed the checks: this is the least bad output,
+    /// and the text before it should not condition the next window.
+    exhausted: bool,
 }
 
 impl Ct2Whisper {
@@ -74,6 +87,17 @@ impl Ct2Whisper {
         };
         let eot = id("<|endoftext|>")?;
         let timestamp_begin = id("<|notimestamps|>")? + 1;
+        let vocabulary = vocabulary::read(&spec.path, "vocabulary")?.ok_or_else(|| {
+            anyhow!(
+                "{} has no vocabulary.json or vocabulary.txt: is it a CTranslate2 Whisper model?",
+                spec.path.display()
+            )
+        })?;
+        anyhow::ensure!(
+            vocabulary.get(timestamp_begin as usize).map(String::as_str) == Some("<|0.00|>"),
+            "the vocabulary of {} does not put <|0.00|> after <|notimestamps|>",
+            spec.path.display()
+        );
         let multilingual = model.is_multilingual();
         Ok(Self {
             info: whisper_info(&spec.name, "ct2-whisper", multilingual, spec.default),
@@ -81,7 +105,9 @@ impl Ct2Whisper {
             multilingual,
             model,
             tokenizer,
+            vocabulary,
             beam_size: spec.beam_size.max(1),
+            windows_per_call: spec.batch_size.max(MIN_WINDOWS_PER_CALL),
             eot,
             timestamp_begin,
         })
@@ -92,9 +118,14 @@ impl Ct2Whisper {
         self.tokenizer.decode(&text, true).unwrap_or_default()
     }
 
-    fn token_strings(&self, ids: &[u32]) -> Vec<String> {
+    fn token_strings(&self, ids: &[u32]) -> anyhow::Result<Vec<String>> {
         ids.iter()
-            .filter_map(|&id| self.tokenizer.id_to_token(id))
+            .map(|&id| {
+                self.vocabulary
+                    .get(id as usize)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("token {id} is outside the model's vocabulary"))
+            })
             .collect()
     }
 
@@ -150,15 +181,21 @@ impl Ct2Whisper {
         } else {
             // Resume at the last complete timestamp: the text after it was
             // cut by the window's end and is decoded again in the next one.
+            // In whole timestamp steps: 0.58 / 0.02 in floating point is
+            // 28.999…, which would seek one step early.
             let last_ts = tokens[last - 1];
-            seek + (self.timestamp(last_ts) / TIME_PRECISION) as usize * INPUT_STRIDE
+            seek + (last_ts - self.timestamp_begin) as usize * INPUT_STRIDE
         };
         (segments, next_seek)
     }
 }
 
-/// One clip's long-form decoding state.
+/// One chunk's long-form decoding state (a chunk is a clip's speech, or
+/// the whole clip).
 struct Stream {
+    /// The input clip the chunk belongs to.
+    clip: usize,
+    chunk: Chunk,
     features: Features,
     content_frames: usize,
     duration: f64,
@@ -173,7 +210,6 @@ struct Stream {
     word_timestamps: bool,
     /// Where the last timed word ended, for the next window's first word.
     last_speech: f64,
-    control: Option<Arc<JobControl>>,
 }
 
 /// What one window added to a stream, for word alignment.
@@ -205,12 +241,12 @@ impl Stream {
 }
 
 impl Ct2Whisper {
-    fn prompt(&self, stream: &Stream, language: &str) -> Vec<String> {
+    fn prompt(&self, stream: &Stream, language: &str) -> anyhow::Result<Vec<String>> {
         let previous = stream.previous();
         let mut prompt = Vec::with_capacity(previous.len() + 4);
         if !previous.is_empty() {
             prompt.push("<|startofprev|>".to_owned());
-            prompt.extend(self.token_strings(previous));
+            prompt.extend(self.token_strings(previous)?);
         }
         prompt.push("<|startoftranscript|>".to_owned());
         if self.multilingual {
@@ -223,7 +259,7 @@ impl Ct2Whisper {
                 .to_owned(),
             );
         }
-        prompt
+        Ok(prompt)
     }
 
     /// Decodes the current window of every stream in `group` (streams whose
@@ -244,22 +280,32 @@ impl Ct2Whisper {
         )?;
         let encoded = self.model.encode(&view, false)?;
         if group.iter().any(|&i| streams[i].language.is_none()) {
+            // One language per clip: the most certain of its chunks'.
             let detected = self.model.detect_language(&encoded)?;
+            let mut best: BTreeMap<usize, (String, f64)> = BTreeMap::new();
             for (&i, results) in group.iter().zip(detected) {
                 if streams[i].language.is_none() {
                     let (language, probability) = detection(&results)?;
-                    streams[i].language = Some(language);
-                    streams[i].language_probability = Some(probability);
+                    let clip = streams[i].clip;
+                    if best.get(&clip).is_none_or(|b| probability > b.1) {
+                        best.insert(clip, (language, probability));
+                    }
+                }
+            }
+            for stream in streams.iter_mut().filter(|s| s.language.is_none()) {
+                if let Some((language, probability)) = best.get(&stream.clip) {
+                    stream.language = Some(language.clone());
+                    stream.language_probability = Some(*probability);
                 }
             }
         }
-        let prompts: Vec<Vec<String>> = group
+        let prompts = group
             .iter()
             .map(|&i| {
                 let s = &streams[i];
                 self.prompt(s, s.language.as_deref().unwrap_or("en"))
             })
-            .collect();
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let first = self.run_generate(&encoded, &prompts, 0.0)?;
         let mut windows = Vec::new();
         for ((&i, prompt), decoded) in group.iter().zip(&prompts).zip(first) {
@@ -453,13 +499,14 @@ impl Ct2Whisper {
                 // Scores are length-normalised; recover the sum, then average
                 // over the tokens plus the end-of-text token.
                 let avg_logprob = score * tokens.len() as f64 / (tokens.len() + 1) as f64;
-                let compression_ratio = compression_ratio(&self.decode_text(&tokens));
+                let compression_ratio = compression_ratio(self.decode_text(&tokens).trim());
                 Decoded {
                     tokens,
                     avg_logprob,
                     no_speech_prob: result.no_speech_prob,
                     temperature,
                     compression_ratio,
+                    exhausted: false,
                 }
             })
             .collect())
@@ -497,7 +544,10 @@ impl Ct2Whisper {
         let index = best_index(false)
             .or_else(|| best_index(true))
             .ok_or_else(|| anyhow!("no decoding candidate"))?;
-        Ok(candidates.swap_remove(index))
+        Ok(Decoded {
+            exhausted: true,
+            ..candidates.swap_remove(index)
+        })
     }
 
     /// Turns one window's decoding into segments and moves the stream on.
@@ -524,10 +574,17 @@ impl Ct2Whisper {
             if start >= end || text.trim().is_empty() {
                 continue;
             }
-            let text_tokens: Vec<u32> = tokens.iter().copied().filter(|&t| t < self.eot).collect();
-            window.segment_tokens.push(text_tokens.len());
-            window.tokens.extend(&text_tokens);
-            stream.all_tokens.extend(text_tokens);
+            window
+                .segment_tokens
+                .push(tokens.iter().filter(|&&t| t < self.eot).count());
+            window
+                .tokens
+                .extend(tokens.iter().filter(|&&t| t < self.eot));
+            // The next window is conditioned on this text with its
+            // timestamps, as in the reference: without them the model
+            // learns from its own prompt to stop predicting timestamps,
+            // and every later segment becomes one bare 30 s window.
+            stream.all_tokens.extend(tokens);
             stream.segments.push(Segment {
                 start: round_ms(start),
                 end: round_ms(end.min(stream.duration)),
@@ -539,7 +596,7 @@ impl Ct2Whisper {
                 words: Vec::new(),
             });
         }
-        if decoded.temperature > PROMPT_RESET_TEMPERATURE {
+        if decoded.exhausted || decoded.temperature > PROMPT_RESET_TEMPERATURE {
             stream.prompt_reset_since = stream.all_tokens.len();
         }
         // Always move forward, even if the model predicted no progress.
@@ -597,16 +654,17 @@ impl Engine for Ct2Whisper {
         audio: &[&[f32]],
         options: &[TranscribeOptions],
     ) -> Vec<anyhow::Result<TranscriptResult>> {
-        let mut streams: Vec<Stream> = audio
-            .iter()
-            .zip(options)
-            .map(|(clip, options)| {
-                let features = self.mel.compute(clip);
-                let english_only = !self.multilingual;
-                Stream {
+        let english_only = !self.multilingual;
+        let mut streams: Vec<Stream> = Vec::new();
+        for (clip, (samples, options)) in audio.iter().zip(options).enumerate() {
+            for chunk in vad::plan(options.speech.as_ref(), samples.len()) {
+                let features = self.mel.compute(&chunk.audio(samples));
+                streams.push(Stream {
+                    clip,
                     content_frames: features.frames.saturating_sub(1),
                     features,
-                    duration: clip.len() as f64 / SAMPLE_RATE as f64,
+                    duration: chunk.samples() as f64 / SAMPLE_RATE as f64,
+                    chunk,
                     task: if english_only {
                         Task::Transcribe
                     } else {
@@ -625,20 +683,10 @@ impl Engine for Ct2Whisper {
                     error: None,
                     word_timestamps: options.word_timestamps,
                     last_speech: 0.0,
-                    control: options.control.clone(),
-                }
-            })
-            .collect();
-        loop {
-            // Between windows: report progress, honour stop requests.
-            for stream in streams.iter_mut().filter(|s| s.active()) {
-                if let Some(control) = &stream.control {
-                    control.report((stream.seek * HOP) as f64 / SAMPLE_RATE as f64);
-                    if control.stopped() {
-                        stream.error = Some(Stopped.into());
-                    }
-                }
+                });
             }
+        }
+        loop {
             // Windows whose prompts share a layout go through one batch.
             let mut groups: BTreeMap<(usize, Task), Vec<usize>> = BTreeMap::new();
             for (i, stream) in streams.iter().enumerate().filter(|(_, s)| s.active()) {
@@ -650,15 +698,28 @@ impl Engine for Ct2Whisper {
             if groups.is_empty() {
                 break;
             }
-            for group in groups.values() {
-                if let Err(e) = self.decode_group(&mut streams, group) {
+            for batch in groups
+                .values()
+                .flat_map(|g| g.chunks(self.windows_per_call))
+            {
+                // Between batches: progress, and stop requests honoured.
+                report_and_stop(&mut streams, options);
+                let group: Vec<usize> = batch
+                    .iter()
+                    .copied()
+                    .filter(|&i| streams[i].active())
+                    .collect();
+                if group.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.decode_group(&mut streams, &group) {
                     // Retry the windows alone, so one clip's failure stays
                     // its own.
                     if group.len() == 1 {
                         streams[group[0]].error = Some(e);
                         continue;
                     }
-                    for &i in group {
+                    for &i in &group {
                         if let Err(e) = self.decode_group(&mut streams, &[i]) {
                             streams[i].error = Some(e);
                         }
@@ -666,24 +727,86 @@ impl Engine for Ct2Whisper {
                 }
             }
         }
-        streams
-            .into_iter()
-            .map(|stream| {
-                if let Some(e) = stream.error {
-                    return Err(e);
-                }
-                let text = join_text(&stream.segments);
-                Ok(TranscriptResult {
-                    text,
-                    segments: stream.segments,
-                    language: stream.language.unwrap_or_else(|| "en".to_owned()),
-                    language_probability: stream.language_probability,
-                    duration: round_ms(stream.duration),
-                    translations: BTreeMap::new(),
-                })
-            })
-            .collect()
+        assemble(audio, options, streams)
     }
+}
+
+/// Between windows: reports each clip's progress (where its least
+/// advanced chunk is, in the original audio) and stops the clips whose
+/// jobs asked to stop.
+fn report_and_stop(streams: &mut [Stream], options: &[TranscribeOptions]) {
+    for (clip, options) in options.iter().enumerate() {
+        let Some(control) = &options.control else {
+            continue;
+        };
+        let mut active = streams
+            .iter_mut()
+            .filter(|s| s.clip == clip && s.active())
+            .peekable();
+        if active.peek().is_none() {
+            continue;
+        }
+        if control.stopped() {
+            for stream in active {
+                stream.error = Some(Stopped.into());
+            }
+            continue;
+        }
+        let done = active
+            .map(|s| {
+                s.chunk
+                    .original_time((s.seek * HOP) as f64 / SAMPLE_RATE as f64)
+            })
+            .fold(f64::INFINITY, f64::min);
+        control.report(done);
+    }
+}
+
+/// Each clip's transcript from its chunks' segments, on the original
+/// timeline; a clip with a failed chunk fails.
+fn assemble(
+    audio: &[&[f32]],
+    options: &[TranscribeOptions],
+    streams: Vec<Stream>,
+) -> Vec<anyhow::Result<TranscriptResult>> {
+    let mut results: Vec<anyhow::Result<TranscriptResult>> = audio
+        .iter()
+        .zip(options)
+        .map(|(samples, options)| {
+            Ok(TranscriptResult {
+                text: String::new(),
+                segments: Vec::new(),
+                language: options.language.clone().unwrap_or_else(|| "en".to_owned()),
+                language_probability: None,
+                duration: round_ms(samples.len() as f64 / SAMPLE_RATE as f64),
+                speech: options.speech.as_ref().map(|s| s.spans.clone()),
+                translations: BTreeMap::new(),
+            })
+        })
+        .collect();
+    for stream in streams {
+        let result = &mut results[stream.clip];
+        let Ok(transcript) = result else {
+            continue;
+        };
+        if let Some(e) = stream.error {
+            *result = Err(e);
+            continue;
+        }
+        if let Some(language) = stream.language {
+            transcript.language = language;
+            transcript.language_probability = stream.language_probability;
+        }
+        let speech = options[stream.clip].speech.as_ref();
+        for mut segment in stream.segments {
+            vad::place(&mut segment, &stream.chunk, speech);
+            transcript.segments.push(segment);
+        }
+    }
+    for transcript in results.iter_mut().flatten() {
+        transcript.text = join_text(&transcript.segments);
+    }
+    results
 }
 
 /// zlib compression ratio of the text: high values mean repetition loops.

@@ -14,6 +14,8 @@ pub mod sentences;
 #[cfg(test)]
 mod test_models;
 pub mod text_tokenizer;
+pub mod vad;
+pub mod vocabulary;
 pub mod whisper_cpp;
 pub mod words;
 
@@ -42,6 +44,9 @@ pub struct TranscribeOptions {
     pub task: Task,
     /// Time each word (an extra alignment pass per window).
     pub word_timestamps: bool,
+    /// Where voice activity detection found speech; `None`: it did not
+    /// run, and Whisper hears the whole clip.
+    pub speech: Option<vad::Speech>,
     /// The running job's controls; `None` outside jobs (benchmarks).
     pub control: Option<Arc<JobControl>>,
 }

@@ -16,8 +16,9 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+use super::vad;
 use super::words::{self, Timed};
-use super::{join_text, round_ms, whisper_info, Engine, Task, TranscribeOptions};
+use super::{join_text, round_ms, whisper_info, Engine, Stopped, Task, TranscribeOptions};
 use crate::config::{DeviceArg, ModelSpec};
 
 const SAMPLE_RATE: f64 = 16_000.0;
@@ -66,11 +67,74 @@ impl WhisperCpp {
 
     fn run(&self, audio: &[f32], options: &TranscribeOptions) -> anyhow::Result<TranscriptResult> {
         let mut state = self.state()?;
-        let language = if self.multilingual {
-            options.language.as_deref()
+        let outcome = self.run_chunks(&mut state, audio, options);
+        if let Ok(mut pool) = self.states.lock() {
+            pool.push(state);
+        }
+        let (segments, language) = outcome?;
+        let text = join_text(&segments);
+        Ok(TranscriptResult {
+            text,
+            segments,
+            language,
+            language_probability: None,
+            duration: round_ms(audio.len() as f64 / SAMPLE_RATE),
+            speech: options.speech.as_ref().map(|s| s.spans.clone()),
+            translations: BTreeMap::new(),
+        })
+    }
+
+    /// Decodes the clip's speech chunks (or the whole clip) one after
+    /// another, on the original timeline, each conditioned on the text
+    /// before it; the language of the first chunk holds for the rest.
+    /// Stops between chunks when the job asks.
+    fn run_chunks(
+        &self,
+        state: &mut WhisperState,
+        audio: &[f32],
+        options: &TranscribeOptions,
+    ) -> anyhow::Result<(Vec<Segment>, String)> {
+        let mut language = if self.multilingual {
+            options.language.clone()
         } else {
-            Some("en")
+            Some("en".to_owned())
         };
+        let speech = options.speech.as_ref();
+        let mut segments = Vec::new();
+        for chunk in vad::plan(speech, audio.len()) {
+            if let Some(control) = &options.control {
+                if control.stopped() {
+                    return Err(Stopped.into());
+                }
+                control.report(chunk.start());
+            }
+            let first = segments.is_empty();
+            let (decoded, detected) = self.decode(
+                state,
+                &chunk.audio(audio),
+                options,
+                language.as_deref(),
+                first,
+            )?;
+            language.get_or_insert(detected);
+            for mut segment in decoded {
+                vad::place(&mut segment, &chunk, speech);
+                segments.push(segment);
+            }
+        }
+        Ok((segments, language.unwrap_or_else(|| "en".to_owned())))
+    }
+
+    /// One whisper.cpp call over `audio`: its segments (times from the
+    /// start of `audio`) and its language.
+    fn decode(
+        &self,
+        state: &mut WhisperState,
+        audio: &[f32],
+        options: &TranscribeOptions,
+        language: Option<&str>,
+        first: bool,
+    ) -> anyhow::Result<(Vec<Segment>, String)> {
         let mut params = FullParams::new(SamplingStrategy::BeamSearch {
             beam_size: self.beam_size as i32,
             patience: -1.0,
@@ -79,6 +143,13 @@ impl WhisperCpp {
         // `None` makes whisper.cpp detect the language.
         params.set_language(language);
         params.set_translate(self.multilingual && options.task == Task::Translate);
+        // A state keeps its last call's text as the next call's prompt
+        // unless told not to: a job's later chunks read on from its
+        // earlier ones (chunks decoded alone read worse on this engine),
+        // and a pooled state's text never reaches another job.
+        params.set_no_context(first);
+        // As the reference does: no sound-effect or speaker-label tokens.
+        params.set_suppress_nst(true);
         params.set_print_special(false);
         params.set_print_progress(false);
         params.set_print_realtime(false);
@@ -146,18 +217,7 @@ impl WhisperCpp {
             }
             segments.push(segment);
         }
-        if let Ok(mut pool) = self.states.lock() {
-            pool.push(state);
-        }
-        let text = join_text(&segments);
-        Ok(TranscriptResult {
-            text,
-            segments,
-            language,
-            language_probability: None,
-            duration: round_ms(duration),
-            translations: BTreeMap::new(),
-        })
+        Ok((segments, language))
     }
 }
 

@@ -1,0 +1,269 @@
+//! Long recordings with pauses and a long near-silent stretch, through API,
+//! queue and worker on both Whisper engines: real timestamps after the
+//! first 30 s window, nothing invented over the silence, nothing said
+//! twice, and the text as good as on short clips.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use crate::engines::models_toml;
+use common::long_speech::{self, LongRecording};
+use common::{metric_value, models_file, wer, Options, TestApp};
+use reqwest::multipart::{Form, Part};
+use reqwest::Method;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(600);
+/// How far a segment may start from the sentence it starts with.
+const START_TOLERANCE: f64 = 0.5;
+/// tiny.en on espeak-ng's voice: the short-clip tests allow 0.25.
+const MAX_WER: f64 = 0.12;
+
+/// What is wrong with one transcript of `recording`; `timed`: its
+/// segments must also sit on the speech.
+fn problems(recording: &LongRecording, verbose: &Value, max_wer: f64, timed: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let text = verbose["text"].as_str().unwrap_or_default();
+    let error = wer::wer(&recording.text(), text);
+    if error > max_wer {
+        problems.push(format!("WER {error:.3} above {max_wer}"));
+    }
+    let repeated = long_speech::repeated_runs(text);
+    if !repeated.is_empty() {
+        problems.push(format!("said twice: {repeated:?}"));
+    }
+    let segments = verbose["segments"].as_array().cloned().unwrap_or_default();
+    let (quiet_from, quiet_to) = recording.silence;
+    for segment in &segments {
+        let start = segment["start"].as_f64().unwrap_or(-1.0);
+        let end = segment["end"].as_f64().unwrap_or(-1.0);
+        let said = segment["text"].as_str().unwrap_or_default();
+        if end - start >= 29.0 {
+            problems.push(format!("a bare 30 s window: {start}-{end} {said}"));
+        }
+        if !timed {
+            continue;
+        }
+        if start < quiet_to - START_TOLERANCE && end > quiet_from + START_TOLERANCE {
+            problems.push(format!("text over the silence: {start}-{end} {said}"));
+        }
+        let nearest = recording
+            .sentences
+            .iter()
+            .map(|s| (s.0 - start).abs())
+            .fold(f64::INFINITY, f64::min);
+        if nearest > START_TOLERANCE {
+            problems.push(format!(
+                "starts {nearest:.2} s from any sentence: {start}-{end} {said}"
+            ));
+        }
+    }
+    problems
+}
+
+/// One finished job of the long recording.
+struct Run {
+    model: &'static str,
+    vad: bool,
+    verbose: Value,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_recordings_with_pauses_and_silence_get_true_timestamps_on_both_engines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = TestApp::spawn_with(Options {
+        models_file: Some(models_file(dir.path(), &models_toml())),
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.new_account().await;
+    let recording = long_speech::recording(40.0);
+    assert!(recording.duration > 120.0, "{}", recording.duration);
+
+    // Detection is on by default for audio this long; `vad=false` decodes
+    // the whole recording window by window.
+    let mut jobs = Vec::new();
+    for model in ["whisper-tiny.en", "whisper-tiny.en-cpp"] {
+        for vad in [true, false] {
+            let mut fields = vec![("model", model)];
+            if !vad {
+                fields.push(("vad", "false"));
+            }
+            let id = app
+                .submit_wav_with(&key, recording.wav.clone(), &fields)
+                .await;
+            jobs.push((model, vad, id));
+        }
+    }
+    let mut runs = Vec::new();
+    for (model, vad, id) in jobs {
+        let job = app.wait_for_job(&key, &id, WAIT).await;
+        assert_eq!(job["status"], "succeeded", "{model} vad={vad}: {job}");
+        let verbose: Value =
+            serde_json::from_str(&app.get_job_as(&key, &id, "verbose_json").await).expect("json");
+        let segments = verbose["segments"].as_array().expect("segments").len();
+        let srt = app.get_job_as(&key, &id, "srt").await;
+        assert_eq!(
+            srt.trim().split("\n\n").count(),
+            segments,
+            "{model}: a cue per segment"
+        );
+        runs.push(Run {
+            model,
+            vad,
+            verbose,
+        });
+    }
+
+    let mut report = Vec::new();
+    for run in &runs {
+        let mut found = problems(&recording, &run.verbose, MAX_WER, run.vad);
+        if run.vad {
+            found.extend(speech_problems(&recording, &run.verbose));
+            // Chunks decoded apart read as well as the whole recording.
+            let sequential = runs
+                .iter()
+                .find(|r| r.model == run.model && !r.vad)
+                .map(|r| wer::wer(&recording.text(), text(&r.verbose)))
+                .unwrap_or(0.0);
+            let chunked = wer::wer(&recording.text(), text(&run.verbose));
+            if chunked > sequential + 0.02 {
+                found.push(format!(
+                    "WER {chunked:.3} with VAD, {sequential:.3} without"
+                ));
+            }
+        } else if !run.verbose["speech"].is_null() {
+            found.push("speech spans listed with vad=false".into());
+        }
+        if !found.is_empty() {
+            report.push(format!(
+                "{} vad={}: {}\n{}",
+                run.model,
+                run.vad,
+                found.join("\n"),
+                serde_json::to_string_pretty(&run.verbose["segments"]).unwrap_or_default()
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n\n"));
+}
+
+fn text(verbose: &Value) -> &str {
+    verbose["text"].as_str().unwrap_or_default()
+}
+
+/// With detection on: speech spans listed, none inside the silent stretch.
+fn speech_problems(recording: &LongRecording, verbose: &Value) -> Vec<String> {
+    let Some(spans) = verbose["speech"].as_array() else {
+        return vec!["no speech spans in the result".into()];
+    };
+    let (quiet_from, quiet_to) = recording.silence;
+    let mut problems = Vec::new();
+    if spans.len() < recording.sentences.len() / 2 {
+        problems.push(format!("only {} speech spans", spans.len()));
+    }
+    for span in spans {
+        let (start, end) = (
+            span["start"].as_f64().unwrap_or(-1.0),
+            span["end"].as_f64().unwrap_or(-1.0),
+        );
+        if start < quiet_to - START_TOLERANCE && end > quiet_from + START_TOLERANCE {
+            problems.push(format!("speech found in the silence: {start}-{end}"));
+        }
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audio_without_speech_gives_an_empty_transcript_billed_for_its_length() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.new_account().await;
+    // Longer than the automatic threshold, and a short clip that asks.
+    let long = app
+        .submit_wav_with(&key, long_speech::silence_wav(45.0), &[])
+        .await;
+    let short = app
+        .submit_wav_with(&key, long_speech::silence_wav(8.0), &[("vad", "true")])
+        .await;
+    for (id, seconds) in [(long, 45.0), (short, 8.0)] {
+        let job = app.wait_for_job(&key, &id, WAIT).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let result = &job["result"];
+        assert_eq!(result["text"], "", "{result}");
+        assert_eq!(result["segments"], serde_json::json!([]), "{result}");
+        assert_eq!(result["speech"], serde_json::json!([]), "{result}");
+        assert_eq!(result["duration"], seconds, "{result}");
+        let billed = app.billed_audio_seconds(&id).await;
+        assert!((billed - seconds).abs() < 0.1, "billed {billed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_of_many_chunks_reports_progress_and_stops_between_batches() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.new_account().await;
+    // Three times the long recording: some twenty chunks, three batches.
+    let recording = long_speech::recording(40.0);
+    let wav = long_speech::repeated(&recording.wav, 3);
+    let id = app.submit_wav_with(&key, wav, &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = app.get_json(&format!("/v1/jobs/{id}"), &key).await;
+        if job["status"] == "running" && job["progress"]["seconds_done"].as_f64() > Some(0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let path = format!("/v1/jobs/{id}");
+    let cancelled = app.call(Method::DELETE, &path, Some(&key), None).await;
+    assert_eq!(cancelled.status(), 200);
+    // Stopped after the batch in progress, not at the end of the job.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let metrics = app.worker_metrics().await;
+        if metric_value(&metrics, "voxq_worker_jobs_stopped_total", "cancelled") >= 1.0 {
+            assert_eq!(
+                metric_value(&metrics, "voxq_worker_jobs_processed_total", ""),
+                0.0,
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not stopped:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let job = app.get_json(&path, &key).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_vad_settings_are_refused_with_the_field_named() {
+    let app = TestApp::spawn_without_worker().await;
+    let (_, key) = app.new_account().await;
+    let wav = common::speech::wav_16k("Hello there.");
+    for (field, value) in [
+        ("vad", "sometimes"),
+        ("vad_threshold", "1.5"),
+        ("vad_threshold", "NaN"),
+        ("vad_min_silence_ms", "-5"),
+        ("vad_speech_pad_ms", "99999999"),
+    ] {
+        let form = Form::new()
+            .part(
+                "file",
+                Part::bytes(wav.clone())
+                    .file_name("a.wav")
+                    .mime_str("audio/wav")
+                    .expect("mime"),
+            )
+            .text(field, value);
+        let response = app.submit_form(&key, form).await;
+        assert_eq!(response.status(), 422, "{field}={value}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "{field}: {message}");
+    }
+}
