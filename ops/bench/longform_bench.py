@@ -9,7 +9,6 @@ script, and the words emitted inside the stretch without speech.
 
     longform_bench.py WORKER_BIN CT2_MODEL GGML_MODEL RUNS WORKDIR
 """
-import itertools
 import json
 import os
 import re
@@ -21,15 +20,19 @@ import wave
 
 import numpy as np
 
-# 56 distinct sentences that espeak-ng says clearly, from a small grammar
-# so that the script stays short: over four minutes with the pauses.
-SUBJECTS = ["The train", "My neighbour", "The new library", "Our team", "The old bridge",
-            "A small cafe", "The museum", "Her brother", "The city council", "This recipe",
-            "The school bus", "My grandmother"]
-VERBS = ["opens", "closes", "changes", "improves", "surprises", "needs", "welcomes"]
-OBJECTS = ["every morning at eight", "after the long winter", "before the holidays",
-           "without any warning", "for the first time", "despite the heavy rain"]
-SENTENCES = [f"{s} {v} {o}." for s, v, o in itertools.product(SUBJECTS, VERBS, OBJECTS)][::9][:56]
+
+def test_sentences():
+    """The sentences of the test suite's long recording
+    (tests/e2e/common/long_speech.rs): varied, as speech is. Text that
+    repeats itself compresses well, and Whisper's compression-ratio check
+    would send every window through the temperature fallback."""
+    path = os.path.join(os.path.dirname(__file__), "../../tests/e2e/common/long_speech.rs")
+    source = open(path, encoding="utf-8").read()
+    body = source.split("pub const SENTENCES: &[&str] = &[", 1)[1].split("];", 1)[0]
+    return re.findall(r'"([^"]+)"', body)
+
+
+SENTENCES = test_sentences()
 PAUSES = [0.5, 1.2, 2.0, 3.0, 0.8, 1.6, 2.5]
 RATE = 16000
 SILENCE = 40.0

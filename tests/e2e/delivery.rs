@@ -387,23 +387,9 @@ async fn a_running_job_reports_progress_and_stops_when_cancelled() {
     assert!(total > 30.0, "{running}");
 
     let path = format!("/v1/jobs/{id}");
-    let cancelled = app.call(Method::DELETE, &path, Some(&key), None).await;
-    assert_eq!(cancelled.status(), 200);
     // The worker stops at its next window instead of running to the end.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let metrics = app.worker_metrics().await;
-        if metric_value(&metrics, "voxq_worker_jobs_stopped_total", "cancelled") >= 1.0 {
-            assert_eq!(
-                metric_value(&metrics, "voxq_worker_jobs_processed_total", ""),
-                0.0,
-                "{metrics}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "not stopped:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.cancel_and_wait_for_stop(&key, &id, Duration::from_secs(60))
+        .await;
     let job = app.get_json(&path, &key).await;
     assert_eq!(job["status"], "cancelled");
     assert!(job.get("result").is_none(), "{job}");

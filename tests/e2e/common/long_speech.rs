@@ -9,7 +9,9 @@ use super::speech;
 
 /// Sentences that espeak-ng says clearly enough for tiny.en; no five
 /// words follow each other twice in them, so a repeated five-word run in
-/// a transcript is a repetition the decoder invented.
+/// a transcript is a repetition the decoder invented. With the pauses and
+/// a 40 s silence they last over four minutes; `ops/bench/longform.sh`
+/// speaks them too.
 pub const SENTENCES: &[&str] = &[
     "The weather was warm and sunny all week.",
     "My brother works at a small bakery downtown.",
@@ -39,6 +41,25 @@ pub const SENTENCES: &[&str] = &[
     "The bus was late because of heavy traffic.",
     "We planted flowers along the front path.",
     "Dinner will be ready in about half an hour.",
+    "The old bridge was repaired last summer.",
+    "He reads the newspaper every morning with his tea.",
+    "Our neighbors adopted a black cat.",
+    "My phone battery died during the concert.",
+    "The nurse gave the patient a glass of water.",
+    "We drove along the coast for three hours.",
+    "The farmer sold eggs and honey at the fair.",
+    "Please send me the report by the end of the day.",
+    "The lights went out during the storm.",
+    "They celebrated their anniversary in Paris.",
+    "The kitten slept on the warm windowsill.",
+    "Our flight was delayed by two hours.",
+    "A strong wind knocked over the fence.",
+    "My uncle repairs old clocks in his workshop.",
+    "The soup needs a little more salt.",
+    "She painted the kitchen a bright yellow.",
+    "The mechanic fixed the brakes on my bicycle.",
+    "Fresh snow covered the mountains this morning.",
+    "The orchestra played a symphony by Mozart.",
 ];
 
 /// Pauses between sentences, in seconds, used in turn.

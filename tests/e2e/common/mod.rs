@@ -614,6 +614,33 @@ impl TestApp {
         }
     }
 
+    /// Cancels a running job and waits until its worker has stopped it
+    /// (counted as stopped, not processed).
+    pub async fn cancel_and_wait_for_stop(&self, key: &str, id: &str, timeout: Duration) {
+        let path = format!("/v1/jobs/{id}");
+        let cancelled = self
+            .call(reqwest::Method::DELETE, &path, Some(key), None)
+            .await;
+        assert_eq!(cancelled.status(), 200);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let metrics = self.worker_metrics().await;
+            if metric_value(&metrics, "voxq_worker_jobs_stopped_total", "cancelled") >= 1.0 {
+                assert_eq!(
+                    metric_value(&metrics, "voxq_worker_jobs_processed_total", ""),
+                    0.0,
+                    "{metrics}"
+                );
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not stopped:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The audio seconds a job was billed for.
     pub async fn billed_audio_seconds(&self, id: &str) -> f64 {
         let usage = voxq_shared::db::usage::for_job(&self.db, id.parse().expect("uuid"))

@@ -562,6 +562,16 @@ impl Ct2Whisper {
             segment_tokens: Vec::new(),
             tokens: Vec::new(),
         };
+        tracing::debug!(
+            seek,
+            tokens = decoded.tokens.len(),
+            no_speech_prob = decoded.no_speech_prob,
+            avg_logprob = decoded.avg_logprob,
+            temperature = decoded.temperature,
+            compression_ratio = decoded.compression_ratio,
+            silence = decoded.is_silence(),
+            "window decoded"
+        );
         if decoded.is_silence() {
             stream.seek += segment_size;
             return window;

@@ -20,6 +20,9 @@ const CHUNK_SECONDS: f64 = 30.0;
 /// Seconds of a speech span a segment must hold for its edges to move
 /// onto that span.
 const MIN_OVERLAP: f64 = 0.25;
+/// Seconds of a segment on one side of a join below which that side is
+/// taken for padding.
+const MAX_PAD_ACROSS_JOIN: f64 = 1.0;
 
 /// Silero VAD, with a pool of contexts so that lanes detect in parallel.
 pub struct Vad {
@@ -158,6 +161,37 @@ impl Chunk {
         last_end
     }
 
+    /// A stretch of the clip on the original timeline. A stretch across a
+    /// join whose part on one side is short starts (or ends) on the other
+    /// side: that part is padding, and keeping it would stretch the
+    /// segment over the silence that was left out.
+    pub fn original_span(&self, start: f64, end: f64) -> (f64, f64) {
+        let rate = SAMPLE_RATE as f64;
+        let mut clip_start = 0.0;
+        let mut joins = Vec::new();
+        for piece in &self.pieces {
+            clip_start += (piece.end - piece.start) as f64 / rate;
+            joins.push(clip_start);
+        }
+        joins.pop();
+        let (mut start, mut end) = (start, end.max(start));
+        if let Some(&join) = joins.iter().find(|&&j| start < j && end > j) {
+            if join - start < MAX_PAD_ACROSS_JOIN {
+                start = join;
+            }
+        }
+        if let Some(&join) = joins.iter().rev().find(|&&j| start < j && end > j) {
+            if end - join < MAX_PAD_ACROSS_JOIN {
+                end = join;
+            }
+        }
+        // Exactly at a join means the start of the next piece.
+        let end_time = self
+            .original_time(end - 1e-6)
+            .max(self.original_time(start));
+        (self.original_time(start), end_time)
+    }
+
     /// Start of the chunk in the original recording, in seconds.
     pub fn start(&self) -> f64 {
         self.pieces
@@ -221,10 +255,13 @@ pub fn chunks(speech: &[SpeechSpan], pad: f64, samples: usize) -> Vec<Chunk> {
 /// Moves a segment's edges in from the silence around it onto the speech
 /// it holds: Whisper's timestamps tend to start a segment where the
 /// previous one ended, pause included. Spans the segment only grazes (the
-/// tail of the previous sentence) do not count.
+/// tail of the previous sentence, under a third of it) do not count.
 pub fn fit_to_speech(start: f64, end: f64, speech: &[SpeechSpan]) -> (f64, f64) {
     let overlap = |s: &SpeechSpan| s.end.min(end) - s.start.max(start);
-    let held = |s: &&SpeechSpan| overlap(s) >= MIN_OVERLAP.min((s.end - s.start) / 2.0);
+    let held = |s: &&SpeechSpan| {
+        let length = s.end - s.start;
+        overlap(s) >= MIN_OVERLAP.max(length / 3.0).min(length)
+    };
     match (speech.iter().find(held), speech.iter().rev().find(held)) {
         (Some(first), Some(last)) => {
             let fitted = (start.max(first.start), end.min(last.end));
@@ -285,8 +322,7 @@ pub fn plan(speech: Option<&Speech>, samples: usize) -> Vec<Chunk> {
 /// Moves a segment decoded from `chunk` to the original timeline, words
 /// included, and fits its edges to the speech found inside it.
 pub fn place(segment: &mut Segment, chunk: &Chunk, speech: Option<&Speech>) {
-    let start = chunk.original_time(segment.start);
-    let end = chunk.original_time(segment.end).max(start);
+    let (start, end) = chunk.original_span(segment.start, segment.end);
     let (start, end) = match speech {
         Some(speech) => fit_to_speech(start, end, &speech.spans),
         None => (start, end),
@@ -325,6 +361,17 @@ mod tests {
         assert!((chunks[0].original_time(1.0) - 1.6).abs() < 1e-9);
         assert!((chunks[0].original_time(4.8) - 49.6).abs() < 1e-9);
         assert!((chunks[0].original_time(1000.0) - 52.4).abs() < 1e-9);
+        // Across the join: a short head (0.5 s) is padding, a long one not.
+        let (start, end) = chunks[0].original_span(4.3, 6.0);
+        assert!(
+            (start - 49.6).abs() < 1e-9 && (end - 50.8).abs() < 1e-6,
+            "{start} {end}"
+        );
+        let (start, end) = chunks[0].original_span(2.0, 6.0);
+        assert!(
+            (start - 2.6).abs() < 1e-9 && (end - 50.8).abs() < 1e-6,
+            "{start} {end}"
+        );
     }
 
     #[test]
