@@ -408,13 +408,13 @@ async fn infer(
         .collect();
     let started = Instant::now();
     let n = work.len();
-    let speech = Detection {
+    let detection = Detection {
         vad: ctx.vad.clone(),
         auto_above: ctx.vad_auto_seconds,
     };
     // A panic inside an engine fails this call's attempt, not the worker.
     let results = tokio::task::spawn_blocking(move || {
-        run_engine(engine.as_ref(), &translators, &speech, work)
+        run_engine(engine.as_ref(), &translators, &detection, work)
     })
     .await
     .unwrap_or_else(|e| {
