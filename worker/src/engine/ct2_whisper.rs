@@ -198,7 +198,6 @@ struct Stream {
     chunk: Chunk,
     features: Features,
     content_frames: usize,
-    duration: f64,
     task: Task,
     language: Option<String>,
     language_probability: Option<f64>,
@@ -597,7 +596,7 @@ impl Ct2Whisper {
             stream.all_tokens.extend(tokens);
             stream.segments.push(Segment {
                 start: round_ms(start),
-                end: round_ms(end.min(stream.duration)),
+                end: round_ms(end.min(stream.chunk.seconds())),
                 text: text.trim().to_owned(),
                 avg_logprob: Some(round_ms(decoded.avg_logprob)),
                 no_speech_prob: Some(round_ms(f64::from(decoded.no_speech_prob))),
@@ -673,7 +672,6 @@ impl Engine for Ct2Whisper {
                     clip,
                     content_frames: features.frames.saturating_sub(1),
                     features,
-                    duration: chunk.samples() as f64 / SAMPLE_RATE as f64,
                     chunk,
                     task: if english_only {
                         Task::Transcribe

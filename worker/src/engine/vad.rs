@@ -135,6 +135,10 @@ impl Chunk {
         self.pieces.iter().map(|p| p.end - p.start).sum()
     }
 
+    pub fn seconds(&self) -> f64 {
+        self.samples() as f64 / SAMPLE_RATE as f64
+    }
+
     /// The chunk's audio: its pieces one after another (a single piece,
     /// such as the whole clip, is not copied).
     pub fn audio<'a>(&self, audio: &'a [f32]) -> Cow<'a, [f32]> {
