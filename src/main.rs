@@ -269,22 +269,40 @@ impl Client {
         format!("{}{path}", self.api.api_url.trim_end_matches('/'))
     }
 
+    /// Sends the request; a 429 is waited out (its `Retry-After`, a few
+    /// times) when the request can be sent again.
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let response = request
-            .bearer_auth(self.api.api_key.expose_secret())
-            .send()
-            .await
-            .context("calling voxq-api")?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
+        let mut request = request.bearer_auth(self.api.api_key.expose_secret());
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let again = request.try_clone();
+            let response = request.send().await.context("calling voxq-api")?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return Ok(body);
+            }
+            if let (reqwest::StatusCode::TOO_MANY_REQUESTS, Some(seconds), Some(next)) =
+                (status, retry_after, again)
+            {
+                if tries < 5 && seconds <= 60 {
+                    tokio::time::sleep(Duration::from_secs(seconds.max(1))).await;
+                    request = next;
+                    continue;
+                }
+            }
             let message = body
                 .pointer("/error/message")
                 .and_then(Value::as_str)
                 .unwrap_or("no details");
             bail!("voxq-api answered {status}: {message}");
         }
-        Ok(body)
     }
 
     async fn submit(
@@ -317,6 +335,7 @@ impl Client {
 
     async fn wait(&self, id: Uuid, timeout: Duration) -> anyhow::Result<Value> {
         let started = Instant::now();
+        let mut pause = Duration::from_millis(250);
         loop {
             let job = self.get(id).await?;
             let status = job.get("status").and_then(Value::as_str).unwrap_or("");
@@ -326,7 +345,10 @@ impl Client {
             if started.elapsed() > timeout {
                 bail!("job {id} still {status} after {} s", timeout.as_secs());
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            // Quick at first, for short jobs; then no faster than a key's
+            // rate limit allows over a long job.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 3 / 2).min(Duration::from_secs(2));
         }
     }
 }

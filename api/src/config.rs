@@ -138,6 +138,27 @@ pub struct ApiConfig {
     #[arg(long, env = "VOXQ_LOGIN_LOCKOUT", default_value_t = 900)]
     pub login_lockout: u64,
 
+    /// Days a login's device token stays valid; logins that present one are
+    /// not locked out by other clients' failures.
+    #[arg(
+        long,
+        env = "VOXQ_LOGIN_DEVICE_TOKEN_DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=3650)
+    )]
+    pub login_device_token_days: u32,
+
+    /// IPv6 clients share per-address limits by network of this prefix
+    /// length (one /64 is what one subscriber usually gets); IPv4 by
+    /// address.
+    #[arg(
+        long,
+        env = "VOXQ_IPV6_PREFIX",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u8).range(32..=128)
+    )]
+    pub ipv6_prefix: u8,
+
     /// Shortest accepted password (NIST SP 800-63B asks 15 for passwords
     /// used alone).
     #[arg(long, env = "VOXQ_PASSWORD_MIN_LENGTH", default_value_t = 15)]
@@ -204,6 +225,18 @@ fn parse_standby(value: &str) -> Result<StandbyModels, String> {
 impl ApiConfig {
     /// Start-up validation of what clap cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        // The built-in secrets are in this repository for anyone to read:
+        // with them, anyone could sign tokens or test guessed keys. They
+        // are for a machine's own loopback only.
+        let development_secret = self.jwt_secret.expose_secret() == DEV_JWT_SECRET
+            || self.common.key_pepper.expose_secret() == DEV_KEY_PEPPER;
+        anyhow::ensure!(
+            !development_secret || self.bind.ip().is_loopback(),
+            "VOXQ_JWT_SECRET and VOXQ_KEY_PEPPER are the built-in development values, which \
+             are public: they are accepted on a loopback VOXQ_API_BIND only (not {}); set both \
+             to random values (openssl rand -base64 48)",
+            self.bind
+        );
         anyhow::ensure!(
             self.webhooks
                 .retry_seconds
@@ -269,12 +302,12 @@ impl ApiConfig {
     fn validate_production(&self) -> anyhow::Result<()> {
         let secret = self.jwt_secret.expose_secret();
         anyhow::ensure!(
-            secret != DEV_JWT_SECRET && secret.len() >= 32,
+            secret != DEV_JWT_SECRET && !is_example_secret(secret) && secret.len() >= 32,
             "production: set VOXQ_JWT_SECRET to a random value of at least 32 bytes"
         );
+        let pepper = self.common.key_pepper.expose_secret();
         anyhow::ensure!(
-            self.common.key_pepper.expose_secret() != DEV_KEY_PEPPER
-                && self.common.key_pepper.expose_secret().len() >= 16,
+            pepper != DEV_KEY_PEPPER && !is_example_secret(pepper) && pepper.len() >= 16,
             "production: set VOXQ_KEY_PEPPER to a random value of at least 16 bytes"
         );
         anyhow::ensure!(
@@ -290,6 +323,22 @@ impl ApiConfig {
         );
         Ok(())
     }
+}
+
+/// Whether a secret is one of the placeholders that documentation and
+/// examples show (`.env.example`'s included), which people copy as they are.
+pub fn is_example_secret(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    [
+        "change-me",
+        "changeme",
+        "change_me",
+        "replace-me",
+        "example",
+        "secret-here",
+    ]
+    .iter()
+    .any(|placeholder| lower.contains(placeholder))
 }
 
 /// Webhook delivery (Standard Webhooks) and the SSRF guard on its URLs.
@@ -336,10 +385,113 @@ pub struct WebhookConfig {
         default_value_t = 10
     )]
     pub timeout: u64,
+
+    /// Deliveries one dispatcher sends at once.
+    #[arg(
+        long = "webhook-concurrency",
+        env = "VOXQ_WEBHOOK_CONCURRENCY",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub concurrency: u32,
+
+    /// Deliveries in flight to one endpoint (or one job `webhook_url`) at
+    /// once, over all dispatchers: a slow receiver holds this many sends.
+    #[arg(
+        long = "webhook-endpoint-concurrency",
+        env = "VOXQ_WEBHOOK_ENDPOINT_CONCURRENCY",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub endpoint_concurrency: u32,
+
+    /// Deliveries in flight for one account at once, over all its
+    /// endpoints and dispatchers.
+    #[arg(
+        long = "webhook-account-concurrency",
+        env = "VOXQ_WEBHOOK_ACCOUNT_CONCURRENCY",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub account_concurrency: u32,
+
+    /// Webhook endpoints one account may register.
+    #[arg(
+        long = "webhook-max-endpoints",
+        env = "VOXQ_WEBHOOK_MAX_ENDPOINTS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub max_endpoints: u32,
 }
 
 impl WebhookConfig {
     pub fn guard(&self) -> voxq_shared::net_guard::Guard {
         self.allow.guard(self.allow_http)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> ApiConfig {
+        ApiConfig::parse_from(std::iter::once("voxq-api").chain(args.iter().copied()))
+    }
+
+    /// A value of `.env.example`, the file people copy.
+    fn example(name: &str) -> String {
+        include_str!("../../.env.example")
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} is in .env.example"))
+            .to_owned()
+    }
+
+    const OWN_SECRET: &str = "Zq3v9Yx1Lm8Rt2Wc7Kp5Hd0Ns4Fb6Gj1Ae9Uo3Iy";
+
+    #[test]
+    fn built_in_secrets_work_on_loopback_only() {
+        assert!(config(&["--bind", "127.0.0.1:8080"]).validate().is_ok());
+        assert!(config(&["--bind", "[::1]:8080"]).validate().is_ok());
+        let exposed = config(&["--bind", "0.0.0.0:8080"]).validate();
+        assert!(
+            exposed.is_err_and(|e| e.to_string().contains("loopback")),
+            "the development secrets were accepted on 0.0.0.0"
+        );
+        let pepper_only = config(&["--bind", "0.0.0.0:8080", "--jwt-secret", OWN_SECRET]);
+        assert!(pepper_only.validate().is_err());
+        let own = config(&[
+            "--bind",
+            "0.0.0.0:8080",
+            "--jwt-secret",
+            OWN_SECRET,
+            "--key-pepper",
+            OWN_SECRET,
+        ]);
+        assert!(own.validate().is_ok());
+    }
+
+    #[test]
+    fn production_refuses_the_examples_secrets() {
+        let database = "postgres://voxq:Yt5pQ2xW8rLz@db:5432/voxq";
+        let with = |jwt: &str, pepper: &str| {
+            config(&[
+                "--env",
+                "production",
+                "--jwt-secret",
+                jwt,
+                "--key-pepper",
+                pepper,
+                "--database-url",
+                database,
+            ])
+            .validate()
+        };
+        assert!(with(OWN_SECRET, OWN_SECRET).is_ok());
+        assert!(with(&example("VOXQ_JWT_SECRET"), OWN_SECRET).is_err());
+        assert!(with(OWN_SECRET, &example("VOXQ_KEY_PEPPER")).is_err());
+        assert!(with(DEV_JWT_SECRET, OWN_SECRET).is_err());
+        assert!(with(OWN_SECRET, DEV_KEY_PEPPER).is_err());
     }
 }

@@ -3,21 +3,25 @@
 //! worker. A delivery is leased, not locked in a transaction: a dispatcher
 //! that dies mid-send leaves it to another once the lease ends, and the
 //! retry carries the same `webhook-id`, so receivers can deduplicate.
+//!
+//! Every send is a task of its own: a pass leases what is due and moves on,
+//! so a receiver that takes its full timeout delays nobody else. The lease
+//! query caps deliveries in flight per endpoint and per account.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use voxq_shared::db::webhooks::{self as repo, Attempt, Due, Next};
+use voxq_shared::db::webhooks::{self as repo, Attempt, Concurrency, Due, Next};
 use voxq_shared::net_guard::Guard;
 use voxq_shared::webhooks as signing;
 
 use crate::config::WebhookConfig;
 
-/// Deliveries sent at once by one dispatcher.
-const BATCH: i64 = 16;
 /// How long the answer's excerpt in the log may be.
 const EXCERPT_BYTES: usize = 1024;
 /// Longest wait a `Retry-After` can ask for.
@@ -31,6 +35,9 @@ pub struct Dispatcher {
     retry_seconds: Vec<f64>,
     disable_after: chrono::Duration,
     timeout: Duration,
+    /// Sends in flight in this dispatcher at most.
+    capacity: usize,
+    concurrency: Concurrency,
 }
 
 impl Dispatcher {
@@ -41,14 +48,22 @@ impl Dispatcher {
             retry_seconds: config.retry_seconds.clone(),
             disable_after: chrono::Duration::seconds((config.disable_after_hours * 3600.0) as i64),
             timeout: Duration::from_secs(config.timeout),
+            capacity: config.concurrency as usize,
+            concurrency: Concurrency {
+                per_endpoint: i64::from(config.endpoint_concurrency),
+                per_account: i64::from(config.account_concurrency),
+            },
         }
     }
 
     /// Sends until `stop`; woken by `pg_notify('voxq_webhooks')` from the
-    /// transactions that create deliveries, and once a second anyway (for
-    /// retries that come due).
+    /// transactions that create deliveries, by a send that ends (its
+    /// endpoint may take another), and once a second anyway (for retries
+    /// that come due). Sends in flight when it stops are dropped with the
+    /// task; their leases run out and another dispatcher retries them.
     pub async fn run(self, stop: CancellationToken) {
-        let mut listener = match PgListener::connect_with(&self.db).await {
+        let this = Arc::new(self);
+        let mut listener = match PgListener::connect_with(&this.db).await {
             Ok(mut l) => match l.listen("voxq_webhooks").await {
                 Ok(()) => Some(l),
                 Err(e) => {
@@ -61,11 +76,27 @@ impl Dispatcher {
                 None
             }
         };
+        let mut sending = JoinSet::new();
         loop {
-            match self.pass().await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "webhook dispatch pass failed"),
+            while let Some(ended) = sending.try_join_next() {
+                log_ended(ended);
+            }
+            let room = this.capacity.saturating_sub(sending.len());
+            if room > 0 {
+                match this.lease(room).await {
+                    Ok(due) => {
+                        let full = due.len() == room;
+                        for due in due {
+                            let this = Arc::clone(&this);
+                            sending.spawn(async move { this.deliver(&due).await });
+                        }
+                        // More may be due than there was room for.
+                        if full {
+                            continue;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "leasing webhook deliveries failed"),
+                }
             }
             let woken = async {
                 match listener.as_mut() {
@@ -78,20 +109,16 @@ impl Dispatcher {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = woken => {}
+                Some(ended) = sending.join_next() => log_ended(ended),
                 () = tokio::time::sleep(IDLE) => {}
             }
         }
     }
 
-    async fn pass(&self) -> Result<usize, sqlx::Error> {
+    async fn lease(&self, room: usize) -> Result<Vec<Due>, sqlx::Error> {
         let lease = self.timeout.as_secs_f64() * 3.0 + 5.0;
-        let due = repo::lease_due(&self.db, BATCH, lease).await?;
-        let n = due.len();
-        let sent = futures::future::join_all(due.iter().map(|d| self.deliver(d))).await;
-        for result in sent {
-            result?;
-        }
-        Ok(n)
+        let room = i64::try_from(room).unwrap_or(i64::MAX);
+        repo::lease_due(&self.db, room, lease, self.concurrency).await
     }
 
     async fn deliver(&self, due: &Due) -> Result<(), sqlx::Error> {
@@ -134,18 +161,16 @@ impl Dispatcher {
                 Err(e) => return (failed(e.to_string()), None),
             }
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .resolve_to_addrs(&checked.host, &checked.addrs)
-            .user_agent(concat!("voxq-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let client = checked.client(
+            self.timeout,
+            concat!("voxq-webhooks/", env!("CARGO_PKG_VERSION")),
+        );
         let client = match client {
             Ok(client) => client,
             Err(e) => return (failed(e.to_string()), None),
         };
         let response = client
-            .post(checked.url)
+            .post(checked.url.clone())
             .header("content-type", "application/json")
             .header("webhook-id", &due.event_id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -211,6 +236,16 @@ impl Dispatcher {
             delay = delay.max(asked.min(MAX_RETRY_AFTER));
         }
         Next::RetryIn(delay)
+    }
+}
+
+/// A send whose outcome could not be recorded stays leased; its lease runs
+/// out and it is tried again.
+fn log_ended(ended: Result<Result<(), sqlx::Error>, tokio::task::JoinError>) {
+    match ended {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "recording a webhook attempt failed"),
+        Err(e) => tracing::error!(error = %e, "a webhook send panicked"),
     }
 }
 

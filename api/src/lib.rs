@@ -7,6 +7,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod idempotency;
 pub mod janitor;
+pub mod login_throttle;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;

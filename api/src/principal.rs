@@ -29,6 +29,8 @@ use crate::state::AppState;
 pub enum Actor {
     Key {
         key_id: Uuid,
+        /// The user whose authority the key carries, if a user made it.
+        created_by_user: Option<Uuid>,
     },
     User {
         user_id: Uuid,
@@ -64,7 +66,7 @@ impl Principal {
     /// `key:<id>` or `user:<id>`, as the audit log records actors.
     pub fn actor_label(&self) -> String {
         match self.actor {
-            Actor::Key { key_id } => format!("key:{key_id}"),
+            Actor::Key { key_id, .. } => format!("key:{key_id}"),
             Actor::User { user_id, .. } => format!("user:{user_id}"),
         }
     }
@@ -76,9 +78,22 @@ impl Principal {
         }
     }
 
+    /// The user whose authority this credential carries: the signed-in user,
+    /// or the user who made the key (through any chain of keys). Keys this
+    /// credential makes are bound to the same user, so they lose what that
+    /// user loses.
+    pub fn authority_user(&self) -> Option<Uuid> {
+        match self.actor {
+            Actor::User { user_id, .. } => Some(user_id),
+            Actor::Key {
+                created_by_user, ..
+            } => created_by_user,
+        }
+    }
+
     fn rate_policy(&self) -> (Policy, String) {
         let (name, subject) = match self.actor {
-            Actor::Key { key_id } => ("key", key_id),
+            Actor::Key { key_id, .. } => ("key", key_id),
             Actor::User { user_id, .. } => ("user", user_id),
         };
         let policy = Policy {
@@ -157,7 +172,8 @@ pub async fn authenticate(
         per_minute: state.config.ip_rate_per_minute,
         burst: state.config.ip_burst,
     };
-    let mut decision = match limit(&state, &ip.to_string(), ip_policy).await {
+    let address = address_group(ip, state.config.ipv6_prefix);
+    let mut decision = match limit(&state, &address, ip_policy).await {
         Ok(d) => d,
         Err(response) => return response,
     };
@@ -223,7 +239,10 @@ async fn resolve(state: &AppState, token: &str) -> Result<Principal> {
         return principal(
             state,
             key.account_id,
-            Actor::Key { key_id: key.key_id },
+            Actor::Key {
+                key_id: key.key_id,
+                created_by_user: key.created_by_user,
+            },
             key.scopes,
             key.tier,
             &key.limits_override,
@@ -294,7 +313,26 @@ pub fn revoked_jti_key(namespace: &str, jti: Uuid) -> String {
     format!("{namespace}:revoked-jti:{jti}")
 }
 
+/// What per-address limits key on: an IPv4 address, or the IPv6 network
+/// of `v6_prefix` bits around the address (a client picks freely within
+/// its /64, so keying on the full address would let it rotate past every
+/// limit). IPv4-mapped IPv6 addresses count as the IPv4 address.
+pub fn address_group(ip: IpAddr, v6_prefix: u8) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, v6_prefix) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
+    }
+}
+
 impl RequestMeta {
+    /// The caller's address group for per-address limits.
+    pub fn address_group(&self, state: &AppState) -> String {
+        address_group(self.ip, state.config.ipv6_prefix)
+    }
+
     /// An audit entry for an action `principal` took in this request.
     pub fn audit(
         &self,
@@ -312,5 +350,27 @@ impl RequestMeta {
             request_id: self.request_id.clone(),
             details,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_network_and_ipv4_by_address() {
+        let group = |ip: &str| address_group(ip.parse().expect("address"), 64);
+        assert_eq!(group("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            group("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(group("2001:db8:1:3::1"), group("2001:db8:1:2::1"));
+        assert_eq!(group("192.0.2.7"), "192.0.2.7");
+        assert_eq!(group("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(
+            address_group("2001:db8::1".parse().expect("address"), 128),
+            "2001:db8::1/128"
+        );
     }
 }

@@ -32,10 +32,18 @@ pub struct NewKey {
 }
 
 /// A syntactically valid key whose checksum matches.
-#[derive(Debug)]
 pub struct ParsedKey<'a> {
     pub public_id: &'a str,
     full: &'a str,
+}
+
+/// The public id only: the whole key is a credential.
+impl std::fmt::Debug for ParsedKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedKey")
+            .field("public_id", &self.public_id)
+            .finish_non_exhaustive()
+    }
 }
 
 pub fn generate(pepper: &SecretString) -> NewKey {
@@ -110,6 +118,17 @@ mod tests {
 
     fn pepper() -> SecretString {
         SecretString::from("test-pepper")
+    }
+
+    #[test]
+    fn debug_output_shows_the_public_id_not_the_key() {
+        let key = generate(&pepper());
+        let plaintext = key.plaintext.expose_secret();
+        let parsed = parse(plaintext).expect("valid key");
+        let shown = format!("{parsed:?}");
+        assert!(shown.contains(&key.public_id), "{shown}");
+        let secret = &plaintext[PREFIX.len() + ID_LEN + 1..];
+        assert!(!shown.contains(secret), "{shown}");
     }
 
     #[test]

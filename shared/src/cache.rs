@@ -1,11 +1,13 @@
 //! Redis cache of finished jobs, read before Postgres on every poll.
 //!
-//! Only terminal states are cached: they never change again, so a cached
-//! entry can never be stale and no ordering between writers matters. Each
-//! entry carries its owner's account id and is only returned to that owner.
+//! Only terminal states are cached: they change once more at most, when the
+//! job's data is deleted. Deletion leaves a tombstone that refuses every
+//! later write of the entry, so a reader that fetched the job from Postgres
+//! just before the deletion cannot put the deleted data back. Each entry
+//! carries its owner's account id and is only returned to that owner.
 
 use redis::aio::ConnectionManager;
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -37,6 +39,10 @@ impl JobCache {
         format!("{}{id}", self.prefix)
     }
 
+    fn tombstone_key(&self, id: Uuid) -> String {
+        format!("{}{id}:deleted", self.prefix)
+    }
+
     pub async fn get(&self, account_id: Uuid, id: Uuid) -> redis::RedisResult<Option<JobView>> {
         let raw: Option<String> = self.redis.clone().get(self.key(id)).await?;
         Ok(raw
@@ -45,9 +51,15 @@ impl JobCache {
             .map(|entry| entry.job))
     }
 
-    /// Drops a finished job's entry (its data was deleted).
+    /// Drops a finished job's entry (its data was deleted) and keeps it out
+    /// for as long as an entry could live: Postgres answers from now on.
     pub async fn forget(&self, id: Uuid) -> redis::RedisResult<()> {
-        self.redis.clone().del(self.key(id)).await
+        redis::pipe()
+            .atomic()
+            .set_ex(self.tombstone_key(id), 1, self.ttl_seconds)
+            .del(self.key(id))
+            .query_async(&mut self.redis.clone())
+            .await
     }
 
     /// Stores a finished job; other states are ignored (see module docs).
@@ -62,10 +74,19 @@ impl JobCache {
         let raw = serde_json::to_string(&entry).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::TypeError, "serialise", e.to_string()))
         })?;
-        self.redis
-            .clone()
-            .set_ex(self.key(job.id), raw, self.ttl_seconds)
-            .await
+        // Set only while no tombstone exists, in one step with the check.
+        let _: i32 = Script::new(
+            "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+             redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+             return 1",
+        )
+        .key(self.key(job.id))
+        .key(self.tombstone_key(job.id))
+        .arg(raw)
+        .arg(self.ttl_seconds)
+        .invoke_async(&mut self.redis.clone())
+        .await?;
+        Ok(())
     }
 }
 

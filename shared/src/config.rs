@@ -14,7 +14,7 @@ pub const DEV_KEY_PEPPER: &str = "voxq-development-pepper-change-me";
 
 /// Where the stores are, and the namespace that keeps deployments (and tests)
 /// apart on shared Redis and RabbitMQ servers.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct CommonConfig {
     /// Postgres connection string.
     #[arg(
@@ -60,6 +60,35 @@ pub struct CommonConfig {
     pub log: String,
 }
 
+/// Connection strings carry passwords: `Debug` shows them without.
+impl std::fmt::Debug for CommonConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommonConfig")
+            .field("database_url", &without_password(&self.database_url))
+            .field("redis_url", &without_password(&self.redis_url))
+            .field("amqp_url", &without_password(&self.amqp_url))
+            .field("namespace", &self.namespace)
+            .field("key_pepper", &self.key_pepper)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// The URL with its password replaced by `***`; text that is not a URL is
+/// not shown at all, since it may be a secret in another form.
+pub fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have a password.
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<not a URL>".to_owned(),
+    }
+}
+
 fn parse_namespace(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
         && value.len() <= 48
@@ -76,6 +105,33 @@ fn parse_namespace(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_namespace;
+
+    #[test]
+    fn debug_output_holds_no_password_or_pepper() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            common: super::CommonConfig,
+        }
+        let cli = Cli::parse_from([
+            "voxq",
+            "--database-url",
+            "postgres://voxq:pg-s3cret@db:5432/voxq",
+            "--redis-url",
+            "redis://:redis-s3cret@cache:6379/0",
+            "--amqp-url",
+            "amqp://voxq:mq-s3cret@broker:5672/%2f",
+            "--key-pepper",
+            "pepper-s3cret",
+        ]);
+        let shown = format!("{:?}", cli.common);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://voxq:***@db:5432/voxq"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn namespace_rejects_separators_and_empty_values() {

@@ -4,8 +4,13 @@
 //! resolving again, so a DNS answer that changes between the check and the
 //! connection (rebinding) cannot reach an internal address. Operators can
 //! allow internal receivers by network.
+//!
+//! [`Checked::client`] is the only way to build a client for such a URL: it
+//! never uses a proxy (a proxy would resolve the name again, out of our
+//! sight), so `HTTP(S)_PROXY`, `ALL_PROXY` and the like are ignored here.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use url::{Host, Url};
@@ -25,6 +30,10 @@ pub enum Refused {
     )]
     Internal(IpAddr),
 }
+
+/// How long a name may take to resolve; a resolver that never answers must
+/// not hold a request (or a worker's job) open.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the operator allows beyond public https.
 #[derive(Debug, Clone, Default)]
@@ -145,10 +154,14 @@ impl Guard {
         let addrs: Vec<SocketAddr> = match url.host() {
             Some(Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
             Some(Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
-            _ => tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|e| Refused::Unresolved(e.to_string()))?
-                .collect(),
+            _ => tokio::time::timeout(
+                LOOKUP_TIMEOUT,
+                tokio::net::lookup_host((host.as_str(), port)),
+            )
+            .await
+            .map_err(|_| Refused::Unresolved("the lookup timed out".into()))?
+            .map_err(|e| Refused::Unresolved(e.to_string()))?
+            .collect(),
         };
         if addrs.is_empty() {
             return Err(Refused::Unresolved("no addresses".into()));
@@ -158,6 +171,20 @@ impl Guard {
             return Err(Refused::Internal(bad.ip()));
         }
         Ok(Checked { url, host, addrs })
+    }
+}
+
+impl Checked {
+    /// A client that connects only to the checked addresses: no proxy, no
+    /// redirects, `timeout` for the whole exchange.
+    pub fn client(&self, timeout: Duration, user_agent: &str) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .resolve_to_addrs(&self.host, &self.addrs)
+            .user_agent(user_agent)
+            .build()
     }
 }
 
@@ -199,16 +226,24 @@ fn internal_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || (first == 0x2001 && ip.segments()[1] == 0) // Teredo 2001::/32: embeds an obfuscated IPv4
+        || (first == 0x0064 && ip.segments()[1] == 0xff9b && ip.segments()[2] == 1) // local NAT64 64:ff9b:1::/48
         || (first == 0x0100 && ip.segments()[1..4] == [0, 0, 0]) // discard 100::/64
 }
 
-/// The IPv4 address inside IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
-/// (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`) addresses.
+/// The IPv4 address inside IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
+/// (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64
+/// (`64:ff9b::/96`) and 6to4 (`2002::/16`) addresses. (Local-use NAT64,
+/// `64:ff9b:1::/48`, may place the IPv4 address anywhere; it is refused
+/// whole.)
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let tail = || Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
+    }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some(tail());
     }
     if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
         return Some(tail());
@@ -258,6 +293,11 @@ mod tests {
             "http://[fd00:ec2::254]/",
             "http://[fe80::1]/",
             "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b:1::0808:0808]/",
+            "http://[64:ff9b:1:7f00:1::]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[::ffff:0:a00:1]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
             "http://[2002:7f00:1::]/",
             "http://224.0.0.1/",
         ] {

@@ -44,7 +44,11 @@ pub const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub struct Topology {
     pub exchange: String,
     pub dead_letter_exchange: String,
+    /// Every dead-lettered message, kept for operators to inspect.
     pub dead_letter_queue: String,
+    /// A copy of every dead-lettered message, for workers to end the jobs
+    /// the messages carried (see `voxq_worker::dead_letters`).
+    pub dead_letter_sweep_queue: String,
     namespace: String,
 }
 
@@ -54,6 +58,7 @@ impl Topology {
             exchange: format!("{namespace}.jobs"),
             dead_letter_exchange: format!("{namespace}.jobs.dlx"),
             dead_letter_queue: format!("{namespace}.jobs.dead"),
+            dead_letter_sweep_queue: format!("{namespace}.jobs.dead.sweep"),
             namespace: namespace.to_owned(),
         }
     }
@@ -109,18 +114,21 @@ impl Topology {
             "x-queue-type".into(),
             AMQPValue::LongString("quorum".into()),
         );
-        channel
-            .queue_declare(&self.dead_letter_queue, durable_queue, dead_args)
-            .await?;
-        channel
-            .queue_bind(
-                &self.dead_letter_queue,
-                &self.dead_letter_exchange,
-                "",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        // The exchange is a fanout: each queue gets every message.
+        for queue in [&self.dead_letter_queue, &self.dead_letter_sweep_queue] {
+            channel
+                .queue_declare(queue, durable_queue, dead_args.clone())
+                .await?;
+            channel
+                .queue_bind(
+                    queue,
+                    &self.dead_letter_exchange,
+                    "",
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         // Delayed requeue without a broker plugin: a retry waits in the
         // queue of its level until its TTL, then is dead-lettered back to
         // the jobs exchange under its own routing key, into its own queue.

@@ -180,13 +180,28 @@ async fn every_accepted_job_ends_once_billed_once_and_announced_through_kill_9s(
     assert_eq!(billed, succeeded, "usage rows must match succeeded jobs");
     assert!(usage.iter().any(|(_, m, _)| m == "text_chars"));
 
-    // 3. Redis quota counters equal Postgres usage, after reconciliation.
+    // 3. Redis quota counters equal Postgres, compared as the chaos left
+    // them: any drift fails here, before reconciliation could hide it.
     let redis = voxq_shared::cache::connect(common::REDIS_URL)
         .await
         .expect("redis");
     let quotas = Quotas::new(redis, &app.namespace);
     let day = voxq_shared::quota::today();
     let before = app.get_json("/v1/usage", &key).await;
+    let mut held = quotas
+        .read(account, day)
+        .await
+        .expect("read Redis")
+        .expect("Redis holds the account's counters");
+    let mut conn = app.db.acquire().await.expect("connection");
+    let mut recorded = voxq_shared::db::quotas::snapshot(&mut conn, account, day)
+        .await
+        .expect("Postgres counters");
+    drop(conn);
+    held.inflight.sort_by_key(|r| r.job_id);
+    recorded.inflight.sort_by_key(|r| r.job_id);
+    assert_eq!(held, recorded, "Redis drifted from Postgres");
+    // Reconciliation then changes nothing.
     let truth = voxq_shared::db::quotas::rebuild(&app.db, &quotas, account, day, false)
         .await
         .expect("reconcile");

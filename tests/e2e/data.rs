@@ -22,13 +22,14 @@ async fn input_rows(app: &TestApp, id: Uuid) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_jobs_data_keeps_the_job_and_its_usage() {
     let app = TestApp::spawn().await;
-    let (_, key) = app.new_account().await;
+    let (account, key) = app.new_account().await;
     let wav = speech::wav_16k("Please forget what I said.");
     let id = app.submit_ok(&key, wav.clone(), "a.wav").await;
     let job = app.wait_for_job(&key, &id, Duration::from_secs(120)).await;
     assert_eq!(job["status"], "succeeded");
     assert!(!app.get_job_as(&key, &id, "text").await.trim().is_empty());
     let uuid: Uuid = id.parse().expect("uuid");
+    let job_before_deletion = app.get_json(&format!("/v1/jobs/{id}"), &key).await;
 
     let path = format!("/v1/jobs/{id}/data");
     let deleted = app.call(Method::DELETE, &path, Some(&key), None).await;
@@ -47,6 +48,20 @@ async fn deleting_a_jobs_data_keeps_the_job_and_its_usage() {
         .await
         .expect("usage");
     assert_eq!(usage.len(), 2, "the bill stays: {usage:?}");
+    // A reader that fetched the job before the deletion and caches it
+    // afterwards (the race a poll can lose) puts nothing back.
+    let stale: voxq_shared::job::JobView =
+        serde_json::from_value(job_before_deletion).expect("a job view");
+    let redis = voxq_shared::cache::connect(common::REDIS_URL)
+        .await
+        .expect("redis");
+    let cache = voxq_shared::cache::JobCache::new(redis, &app.namespace, 3600);
+    cache.put_terminal(account, &stale).await.expect("put");
+    let job = app.get_json(&format!("/v1/jobs/{id}"), &key).await;
+    assert!(
+        job.get("result").is_none(),
+        "resurrected by a late cache write: {job}"
+    );
     // Twice is fine; another account cannot.
     let again = app.call(Method::DELETE, &path, Some(&key), None).await;
     assert_eq!(again.status(), 200);

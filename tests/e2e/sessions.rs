@@ -382,6 +382,19 @@ async fn admins_manage_accounts_tiers_and_overrides_and_weak_passwords_are_refus
     let created: Value = created.json().await.expect("json");
     let id = created["id"].as_str().expect("id").to_owned();
     assert_eq!(created["owner"]["role"], "member");
+    // A second account whose owner's email is taken is refused whole: no
+    // account without its owner is left behind.
+    let taken = create(json!({
+        "name": "acme-two",
+        "owner": {"email": "BOSS@acme.io", "password": PASSWORD}
+    }))
+    .await;
+    assert_eq!(error_code(taken, 409).await, "email_taken");
+    let orphans: i64 = sqlx::query_scalar("select count(*) from accounts where name = 'acme-two'")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(orphans, 0, "an account without its owner was left behind");
     let session = app.login("boss@acme.io", PASSWORD).await;
     let access = session["access_token"].as_str().expect("access").to_owned();
     let me: Value = app.get_json("/v1/me", &access).await;

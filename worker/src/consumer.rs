@@ -154,6 +154,26 @@ async fn consume(
         ));
         channels.push((channel, tags));
     }
+    // Jobs whose messages the broker dead-lettered; one at a time is plenty.
+    let sweeping = connection.create_channel().await?;
+    sweeping
+        .basic_qos(1, BasicQosOptions { global: false })
+        .await?;
+    let sweep_tag = format!("voxq-worker-{}", uuid::Uuid::new_v4());
+    let sweep = sweeping
+        .basic_consume(
+            &topology.dead_letter_sweep_queue,
+            &sweep_tag,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tasks.spawn(crate::dead_letters::sweep(
+        ctx.clone(),
+        sweep,
+        lanes_stop.clone(),
+    ));
+    channels.push((sweeping, vec![sweep_tag]));
     let mut watchdog = tokio::time::interval(WATCHDOG);
     let outcome = loop {
         tokio::select! {

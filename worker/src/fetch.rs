@@ -43,15 +43,18 @@ impl Fetcher {
             .resolve(url)
             .await
             .map_err(|e| FetchError::Refused(e.to_string()))?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .resolve_to_addrs(&checked.host, &checked.addrs)
-            .user_agent(concat!("voxq-worker/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let client = checked
+            .client(
+                self.timeout,
+                concat!("voxq-worker/", env!("CARGO_PKG_VERSION")),
+            )
             .map_err(|e| FetchError::Network(e.to_string()))?;
         let network = |e: reqwest::Error| FetchError::Network(e.without_url().to_string());
-        let mut response = client.get(checked.url).send().await.map_err(network)?;
+        let mut response = client
+            .get(checked.url.clone())
+            .send()
+            .await
+            .map_err(network)?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));

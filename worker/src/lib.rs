@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod consumer;
+pub mod cpu_backend;
+pub mod dead_letters;
 pub mod engine;
 pub mod fetch;
 pub mod metrics;

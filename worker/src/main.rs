@@ -47,12 +47,22 @@ async fn main() -> anyhow::Result<()> {
     // whisper.cpp logs every model load and VAD call at info level: only
     // its warnings, unless the filter names it.
     let log = &config.common.log;
-    if log.contains("whisper_rs") {
-        voxq_shared::telemetry::init(log);
+    let filter = if log.contains("whisper_rs") {
+        log.clone()
     } else {
-        voxq_shared::telemetry::init(&format!("{log},whisper_rs=warn"));
-    }
+        format!("{log},whisper_rs=warn")
+    };
+    // The benchmark commands print their result on stdout.
+    let output = match config.command {
+        None | Some(Command::Run) => voxq_shared::telemetry::Output::Stdout,
+        Some(_) => voxq_shared::telemetry::Output::Stderr,
+    };
+    voxq_shared::telemetry::init_to(&filter, output);
     whisper_rs::install_logging_hooks();
+    if voxq_worker::cpu_backend::is_probe() {
+        return voxq_worker::cpu_backend::probe(&config);
+    }
+    voxq_worker::cpu_backend::choose(&config)?;
     let models = voxq_worker::load_models(&config).await?;
     match config.command.clone() {
         None | Some(Command::Run) => {

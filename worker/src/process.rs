@@ -787,25 +787,34 @@ async fn fail(
     error: JobError,
     then: Outcome,
 ) -> Outcome {
-    tracing::warn!(job_id = %message.job_id, code = %error.code, reason = %error.message, "job failed");
-    match jobs::fail(&ctx.db, message.job_id, &error).await {
-        Ok(view) => {
-            ctx.metrics
-                .failed
-                .with_label_values(&[message.kind.as_str(), &error.code])
-                .inc();
-            if let Some(ended) = view {
-                settle(ctx, &ended.reservation, Amounts::default()).await;
-                cache(ctx, message.account_id, &ended.view).await;
-                announce_end(ctx, message, JobStatus::Failed).await;
-            }
-            then
-        }
+    match end_failed(ctx, message, &error).await {
+        Ok(_) => then,
         Err(e) => Outcome::Retry {
             error: e.into(),
             attempts,
         },
     }
+}
+
+/// Ends the job failed unless it already ended, releasing its quota
+/// reservation and telling its watchers; whether it was still open.
+pub(crate) async fn end_failed(
+    ctx: &Context,
+    message: &JobMessage,
+    error: &JobError,
+) -> Result<bool, sqlx::Error> {
+    tracing::warn!(job_id = %message.job_id, code = %error.code, reason = %error.message, "job failed");
+    let Some(ended) = jobs::fail(&ctx.db, message.job_id, error).await? else {
+        return Ok(false);
+    };
+    ctx.metrics
+        .failed
+        .with_label_values(&[message.kind.as_str(), &error.code])
+        .inc();
+    settle(ctx, &ended.reservation, Amounts::default()).await;
+    cache(ctx, message.account_id, &ended.view).await;
+    announce_end(ctx, message, JobStatus::Failed).await;
+    Ok(true)
 }
 
 /// Swaps the job's quota reservation for what it used. Postgres already

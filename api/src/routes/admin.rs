@@ -159,20 +159,23 @@ pub async fn create_account(
         Some(owner) => Some(prepare_user(&state, owner, name).await?),
         None => None,
     };
-    let mut account = accounts::create(&state.db, name, tier).await?;
+    // One transaction: an owner whose email is taken leaves no account.
+    let mut tx = state.db.begin().await?;
+    let mut account = accounts::create(&mut *tx, name, tier).await?;
     if let Some(limits) = request.limits {
         let changes = AccountChanges {
             limits_override: Some(limits),
             ..AccountChanges::default()
         };
-        account = accounts::update(&state.db, account.id, &changes)
+        account = accounts::update(&mut *tx, account.id, &changes)
             .await?
             .ok_or(ApiError::NotFound)?;
     }
     let owner = match owner {
-        Some(prepared) => Some(insert_user(&state, account.id, prepared).await?),
+        Some(prepared) => Some(insert_user(&mut tx, account.id, prepared).await?),
         None => None,
     };
+    tx.commit().await?;
     state
         .audit(meta.audit(
             &principal,
@@ -316,7 +319,8 @@ pub async fn create_user(
         .await?
         .ok_or(ApiError::NotFound)?;
     let prepared = prepare_user(&state, &request, &account.name).await?;
-    let user = insert_user(&state, account.id, prepared).await?;
+    let mut conn = state.db.acquire().await?;
+    let user = insert_user(&mut conn, account.id, prepared).await?;
     state
         .audit(meta.audit(
             &principal,
@@ -380,25 +384,23 @@ async fn prepare_user(
     })
 }
 
-async fn insert_user(state: &AppState, account: Uuid, user: PreparedUser) -> Result<users::User> {
-    users::create(
-        &state.db,
-        account,
-        &user.email,
-        &user.password_hash,
-        user.role,
-    )
-    .await
-    .map_err(|e| {
-        if users::is_duplicate_email(&e) {
-            ApiError::Conflict {
-                code: "email_taken",
-                message: "a user with this email already exists".into(),
+async fn insert_user(
+    conn: &mut sqlx::PgConnection,
+    account: Uuid,
+    user: PreparedUser,
+) -> Result<users::User> {
+    users::create(conn, account, &user.email, &user.password_hash, user.role)
+        .await
+        .map_err(|e| {
+            if users::is_duplicate_email(&e) {
+                ApiError::Conflict {
+                    code: "email_taken",
+                    message: "a user with this email already exists".into(),
+                }
+            } else {
+                e.into()
             }
-        } else {
-            e.into()
-        }
-    })
+        })
 }
 
 /// At most ten years; 0 means "keep".

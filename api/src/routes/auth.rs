@@ -9,7 +9,6 @@ use axum::{Json, Router};
 use redis::AsyncCommands;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use voxq_shared::auth::limits::{Limits, Tier};
 use voxq_shared::auth::password;
@@ -20,6 +19,7 @@ use voxq_shared::db::users;
 
 use super::extract::ApiJson;
 use crate::error::{ApiError, ErrorBody, Result};
+use crate::login_throttle::LoginThrottle;
 use crate::principal::{revoked_jti_key, Actor, Principal, RequestMeta};
 use crate::rate_limit::Policy;
 use crate::state::AppState;
@@ -37,6 +37,10 @@ pub fn router() -> Router<AppState> {
 pub struct LoginRequest {
     email: String,
     password: String,
+    /// The `device_token` of an earlier successful login with this email
+    /// on this device: failed logins by others do not lock it out.
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -53,65 +57,6 @@ pub struct LogoutRequest {
     refresh_token: Option<String>,
 }
 
-/// Failed-login counters: per email (hashed, so Redis never holds the
-/// addresses people tried) and per client address.
-struct LoginThrottle {
-    email_key: String,
-    ip_key: String,
-}
-
-impl LoginThrottle {
-    fn new(state: &AppState, email: &str, meta: &RequestMeta) -> Self {
-        let ns = &state.config.common.namespace;
-        let email_hash = hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()));
-        Self {
-            email_key: format!("{ns}:login-fail:email:{email_hash}"),
-            ip_key: format!("{ns}:login-fail:ip:{}", meta.ip),
-        }
-    }
-
-    /// Seconds left of a lockout, if either counter reached its maximum.
-    async fn locked_for(&self, state: &AppState) -> Result<Option<u64>> {
-        let mut redis = state.redis.clone();
-        let (by_email, by_ip, email_ttl, ip_ttl): (Option<u64>, Option<u64>, i64, i64) =
-            redis::pipe()
-                .get(&self.email_key)
-                .get(&self.ip_key)
-                .ttl(&self.email_key)
-                .ttl(&self.ip_key)
-                .query_async(&mut redis)
-                .await?;
-        let config = &state.config;
-        let ttl = |t: i64| u64::try_from(t).unwrap_or(config.login_lockout).max(1);
-        if by_email.unwrap_or(0) >= config.login_max_failures {
-            return Ok(Some(ttl(email_ttl)));
-        }
-        if by_ip.unwrap_or(0) >= config.login_max_failures_per_ip {
-            return Ok(Some(ttl(ip_ttl)));
-        }
-        Ok(None)
-    }
-
-    /// Counts a failure; the window restarts with each, so a lockout lasts
-    /// the configured time from the last failure.
-    async fn fail(&self, state: &AppState) -> Result<()> {
-        let lockout = i64::try_from(state.config.login_lockout).unwrap_or(900);
-        let _: () = redis::pipe()
-            .incr(&self.email_key, 1)
-            .expire(&self.email_key, lockout)
-            .incr(&self.ip_key, 1)
-            .expire(&self.ip_key, lockout)
-            .query_async(&mut state.redis.clone())
-            .await?;
-        Ok(())
-    }
-
-    async fn succeed(&self, state: &AppState) -> Result<()> {
-        let _: () = state.redis.clone().del(&self.email_key).await?;
-        Ok(())
-    }
-}
-
 /// A login session's tokens.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
@@ -126,6 +71,11 @@ pub struct TokenResponse {
     /// Single use: `POST /v1/auth/refresh` spends it for a new pair.
     pub refresh_token: String,
     pub refresh_token_expires_at: chrono::DateTime<chrono::Utc>,
+    /// Login only: keep it on this device and send it with the next login
+    /// (`device_token`), so others' failed guesses never lock this device
+    /// out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 /// What the presented credential is and may do.
@@ -164,14 +114,20 @@ pub async fn login(
         per_minute: state.config.login_rate_per_minute,
         burst: state.config.login_burst,
     };
-    let decision = state.limiter.check(&meta.ip.to_string(), policy).await?;
+    let address = meta.address_group(&state);
+    let decision = state.limiter.check(&address, policy).await?;
     if !decision.allowed {
         return Ok(decision.rejection());
     }
     if request.email.len() > 254 || request.password.len() > 4 * password::MAX_LENGTH {
         return Err(ApiError::InvalidCredentials);
     }
-    let throttle = LoginThrottle::new(&state, &request.email, &meta);
+    let throttle = LoginThrottle::new(
+        &state,
+        &request.email,
+        &address,
+        request.device_token.as_deref(),
+    );
     if let Some(retry_after) = throttle.locked_for(&state).await? {
         audit_login(&state, &meta, "login.locked", None, &request.email).await;
         return Err(ApiError::TooManyRequests {
@@ -195,10 +151,10 @@ pub async fn login(
         audit_login(&state, &meta, "login.failed", None, &request.email).await;
         return Err(ApiError::InvalidCredentials);
     };
-    throttle.succeed(&state).await?;
+    let device_token = throttle.succeed(&state).await?;
     let user = credentials.user;
     let refresh = sessions::start(&state.db, user.id, refresh_ttl(&state)).await?;
-    let response = session_response(&state, user.id, refresh).await?;
+    let response = session_response(&state, user.id, refresh, Some(device_token)).await?;
     audit_login(
         &state,
         &meta,
@@ -241,6 +197,7 @@ async fn session_response(
     state: &AppState,
     user_id: Uuid,
     refresh: IssuedRefresh,
+    device_token: Option<String>,
 ) -> Result<Response> {
     let session = sessions::state(&state.db, user_id, refresh.family_id)
         .await?
@@ -264,6 +221,7 @@ async fn session_response(
         scope: claims.scope,
         refresh_token: refresh.token,
         refresh_token_expires_at: refresh.expires_at,
+        device_token,
     })
     .into_response())
 }
@@ -287,7 +245,9 @@ pub async fn refresh(
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Response> {
     match sessions::rotate(&state.db, &request.refresh_token, refresh_ttl(&state)).await? {
-        Rotation::Rotated { user_id, refresh } => session_response(&state, user_id, refresh).await,
+        Rotation::Rotated { user_id, refresh } => {
+            session_response(&state, user_id, refresh, None).await
+        }
         Rotation::ReuseDetected { user_id, family_id } => {
             tracing::warn!(%user_id, %family_id, "refresh token reuse; session revoked");
             let account_id = users::get(&state.db, user_id).await?.map(|u| u.account_id);

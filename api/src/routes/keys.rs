@@ -1,5 +1,7 @@
 //! API keys of the caller's account: create (shown once), list, rotate,
-//! revoke. All need the `keys:manage` scope.
+//! revoke. All need the `keys:manage` scope, and a credential only sees and
+//! acts on keys whose scopes it holds itself: a weaker key can never mint,
+//! read, rotate or revoke a stronger one.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -129,7 +131,7 @@ pub async fn create(
             account_id: principal.account_id,
             name: &request.name,
             scopes: &scopes,
-            created_by_user: principal.user_id(),
+            created_by_user: principal.authority_user(),
         },
     )
     .await?;
@@ -144,7 +146,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created_body(created, None))).into_response())
 }
 
-/// The account's keys, revoked ones included; never a secret.
+/// The account's keys, revoked ones included, except keys with scopes the
+/// caller lacks; never a secret.
 #[utoipa::path(
     get,
     path = "/v1/keys",
@@ -154,7 +157,11 @@ pub async fn create(
 )]
 pub async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<KeyList>> {
     principal.require(Scope::KeysManage)?;
-    let keys = api_keys::list(&state.db, principal.account_id).await?;
+    let keys = api_keys::list(&state.db, principal.account_id)
+        .await?
+        .into_iter()
+        .filter(|key| within_reach(&principal, key))
+        .collect();
     Ok(Json(KeyList { keys }))
 }
 
@@ -166,19 +173,40 @@ pub async fn list(State(state): State<AppState>, principal: Principal) -> Result
     security(("bearer" = ["keys:manage"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = KeyInfo), (status = 401, body = ErrorBody),
-               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+               (status = 403, description = "`insufficient_scope`, also for a key with scopes the caller lacks", body = ErrorBody),
+               (status = 404, body = ErrorBody))
 )]
 pub async fn show(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    let key = reachable_key(&state, &principal, &id).await?;
+    Ok(Json(key).into_response())
+}
+
+/// Whether the key's scopes are all the caller's own.
+fn within_reach(principal: &Principal, key: &KeyInfo) -> bool {
+    Scopes::from_stored(&key.scopes).is_subset_of(&principal.scopes)
+}
+
+/// The account's key named in the path, if the caller may act on it: 404
+/// when there is no such key, 403 when it is stronger than the caller.
+/// A key's scopes never change (rotation makes a new key), so checking here
+/// before acting cannot race with a change of the key.
+async fn reachable_key(state: &AppState, principal: &Principal, id: &str) -> Result<KeyInfo> {
     principal.require(Scope::KeysManage)?;
-    let id = key_id(&id)?;
+    let id = key_id(id)?;
     let key = api_keys::get(&state.db, principal.account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(key).into_response())
+    if !within_reach(principal, &key) {
+        return Err(ApiError::forbidden(
+            "insufficient_scope",
+            "this key has scopes your credential lacks",
+        ));
+    }
+    Ok(key)
 }
 
 /// Replace a key with a new one of the same name and scopes.
@@ -190,7 +218,7 @@ pub async fn show(
     params(("id" = Uuid, Path)),
     request_body(content = Option<RotateKey>),
     responses((status = 201, body = CreatedKeyBody), (status = 401, body = ErrorBody),
-               (status = 403, body = ErrorBody),
+               (status = 403, description = "`insufficient_scope`, also for a key with scopes the caller lacks", body = ErrorBody),
                (status = 404, description = "No such live, unrotated key", body = ErrorBody),
                (status = 422, body = ErrorBody))
 )]
@@ -201,8 +229,7 @@ pub async fn rotate(
     Path(id): Path<String>,
     body: Option<ApiJson<RotateKey>>,
 ) -> Result<Response> {
-    principal.require(Scope::KeysManage)?;
-    let id = key_id(&id)?;
+    let id = reachable_key(&state, &principal, &id).await?.id;
     let grace = body.map(|ApiJson(b)| b.grace_seconds).unwrap_or(0);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
         return Err(ApiError::unprocessable(
@@ -238,7 +265,8 @@ pub async fn rotate(
     security(("bearer" = ["keys:manage"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = KeyInfo), (status = 401, body = ErrorBody),
-               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+               (status = 403, description = "`insufficient_scope`, also for a key with scopes the caller lacks", body = ErrorBody),
+               (status = 404, body = ErrorBody))
 )]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -246,8 +274,7 @@ pub async fn revoke(
     meta: RequestMeta,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    principal.require(Scope::KeysManage)?;
-    let id = key_id(&id)?;
+    let id = reachable_key(&state, &principal, &id).await?.id;
     let key = api_keys::revoke(&state.db, principal.account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;

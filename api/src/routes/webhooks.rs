@@ -104,7 +104,9 @@ pub async fn check_url(state: &AppState, url: &str) -> Result<String> {
     responses((status = 201, body = CreatedEndpoint),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, description = "`invalid_webhook_url` (not https, internal address, \
-            unresolvable) or `invalid_event_type`", body = ErrorBody)))]
+            unresolvable) or `invalid_event_type`", body = ErrorBody),
+        (status = 409, description = "`too_many_endpoints`: the account has as many \
+            endpoints as it may register", body = ErrorBody)))]
 pub async fn create(
     principal: Principal,
     meta: RequestMeta,
@@ -115,8 +117,22 @@ pub async fn create(
     let url = check_url(&state, &body.url).await?;
     let types = validate_types(&body.event_types)?;
     let secret = new_secret();
-    let endpoint =
-        repo::create_endpoint(&state.db, principal.account_id, &url, &types, &secret).await?;
+    let max = state.config.webhooks.max_endpoints;
+    let endpoint = repo::create_endpoint(
+        &state.db,
+        principal.account_id,
+        &url,
+        &types,
+        &secret,
+        i64::from(max),
+    )
+    .await?
+    .ok_or_else(|| ApiError::Conflict {
+        code: "too_many_endpoints",
+        message: format!(
+            "an account may register at most {max} webhook endpoints; delete one first"
+        ),
+    })?;
     state
         .audit(meta.audit(
             &principal,

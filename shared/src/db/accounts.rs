@@ -97,7 +97,12 @@ pub(crate) fn parse_tier(value: &str) -> Result<Tier, sqlx::Error> {
 const COLUMNS: &str = "id, name, tier, limits_override, result_cache, input_retention_days, \
                        result_retention_days, suspended_at, created_at";
 
-pub async fn create(db: &PgPool, name: &str, tier: Tier) -> Result<Account, sqlx::Error> {
+/// Inside a transaction too (`&mut *tx`), with the account's first user.
+pub async fn create(
+    db: impl sqlx::PgExecutor<'_>,
+    name: &str,
+    tier: Tier,
+) -> Result<Account, sqlx::Error> {
     let row: AccountRow = sqlx::query_as(&format!(
         "insert into accounts (id, name, tier) values ($1, $2, $3) returning {COLUMNS}"
     ))
@@ -148,7 +153,7 @@ pub struct AccountChanges {
 }
 
 pub async fn update(
-    db: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     id: Uuid,
     changes: &AccountChanges,
 ) -> Result<Option<Account>, sqlx::Error> {

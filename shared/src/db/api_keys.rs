@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::api_key::{self, NewKey};
 use crate::auth::limits::{LimitsOverride, Tier};
-use crate::auth::scope::Scopes;
+use crate::auth::scope::{Role, Scopes};
 
 /// A key as its owner may see it: never the secret, nor its hash.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -197,6 +197,8 @@ pub struct KeyAuth {
     pub tier: Tier,
     pub limits_override: LimitsOverride,
     pub suspended: bool,
+    /// The user whose authority the key carries, if a user made it.
+    pub created_by_user: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -205,6 +207,9 @@ struct AuthRow {
     account_id: Uuid,
     key_hash: Vec<u8>,
     scopes: Vec<String>,
+    created_by_user: Option<Uuid>,
+    /// The creating user's role now; null when the user was removed.
+    creator_role: Option<String>,
     stale: bool,
     tier: String,
     limits_override: sqlx::types::Json<LimitsOverride>,
@@ -224,10 +229,11 @@ pub async fn authenticate(
     // `stale` says whether last-used tracking needs a write: at most one per
     // key per minute, so most requests cost this single read.
     let row: Option<AuthRow> = sqlx::query_as(
-        "select k.id, k.account_id, k.key_hash, k.scopes,
+        "select k.id, k.account_id, k.key_hash, k.scopes, k.created_by_user, u.role as creator_role,
                 k.last_used_at is null or k.last_used_at < now() - interval '1 minute' as stale,
                 a.tier, a.limits_override, a.suspended_at is not null as suspended
          from api_keys k join accounts a on a.id = k.account_id
+              left join users u on u.id = k.created_by_user and u.account_id = k.account_id
          where k.public_id = $1 and k.revoked_at is null
            and (k.expires_at is null or k.expires_at > now())",
     )
@@ -246,12 +252,30 @@ pub async fn authenticate(
             .execute(db)
             .await?;
     }
+    let scopes = effective_scopes(&row)?;
     Ok(Some(KeyAuth {
         key_id: row.id,
         account_id: row.account_id,
-        scopes: Scopes::from_stored(&row.scopes),
+        scopes,
+        created_by_user: row.created_by_user,
         tier: super::accounts::parse_tier(&row.tier)?,
         limits_override: row.limits_override.0,
         suspended: row.suspended,
     }))
+}
+
+/// What a key may do now: its own scopes, cut down to what its creating
+/// user holds today. A key whose user was removed keeps none, so demoting or
+/// removing a user takes the same powers from every key the user made.
+fn effective_scopes(row: &AuthRow) -> Result<Scopes, sqlx::Error> {
+    let stored = Scopes::from_stored(&row.scopes);
+    if row.created_by_user.is_none() {
+        return Ok(stored);
+    }
+    let Some(role) = &row.creator_role else {
+        return Ok(Scopes::default());
+    };
+    let role = Role::parse(role)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role:?} in database").into()))?;
+    Ok(stored.intersection(&Scopes::for_role(role)))
 }

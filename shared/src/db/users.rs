@@ -54,7 +54,7 @@ const COLUMNS: &str = "id, account_id, email, role, created_at, password_hash";
 
 /// `Err(Database)` with constraint `users_email_key` when the email is taken.
 pub async fn create(
-    db: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     account_id: Uuid,
     email: &str,
     password_hash: &str,

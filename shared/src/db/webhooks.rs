@@ -24,14 +24,34 @@ pub struct Endpoint {
 const ENDPOINT_COLUMNS: &str =
     "id, url, event_types, created_at, failing_since, disabled_at, disabled_reason";
 
+/// Registers an endpoint, unless the account already has `max_endpoints`
+/// (then `None`).
 pub async fn create_endpoint(
     db: &PgPool,
     account_id: Uuid,
     url: &str,
     event_types: &[String],
     secret: &str,
-) -> Result<Endpoint, sqlx::Error> {
-    sqlx::query_as(&format!(
+    max_endpoints: i64,
+) -> Result<Option<Endpoint>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    // Registrations of one account take turns, so concurrent ones cannot
+    // all see room under the cap.
+    sqlx::query(
+        "select pg_advisory_xact_lock(hashtextextended('webhook_endpoints:' || $1::text, 0))",
+    )
+    .bind(account_id)
+    .execute(&mut *tx)
+    .await?;
+    let (count,): (i64,) =
+        sqlx::query_as("select count(*) from webhook_endpoints where account_id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if count >= max_endpoints {
+        return Ok(None);
+    }
+    let endpoint = sqlx::query_as(&format!(
         "insert into webhook_endpoints (id, account_id, url, event_types, secret)
          values ($1, $2, $3, $4, $5) returning {ENDPOINT_COLUMNS}"
     ))
@@ -40,8 +60,10 @@ pub async fn create_endpoint(
     .bind(url)
     .bind(event_types)
     .bind(secret)
-    .fetch_one(db)
-    .await
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(endpoint))
 }
 
 pub async fn list_endpoints(db: &PgPool, account_id: Uuid) -> Result<Vec<Endpoint>, sqlx::Error> {
@@ -160,7 +182,7 @@ pub async fn enqueue_progress(
 }
 
 /// A delivery leased for sending.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct Due {
     pub id: i64,
     pub event_id: String,
@@ -176,21 +198,74 @@ pub struct Due {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
+/// How many deliveries may be in flight at once, across dispatchers.
+#[derive(Debug, Clone, Copy)]
+pub struct Concurrency {
+    /// Per endpoint (or per job `webhook_url`).
+    pub per_endpoint: i64,
+    /// Per account, over all its endpoints.
+    pub per_account: i64,
+}
+
+/// Everything but the signing secrets.
+impl std::fmt::Debug for Due {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Due")
+            .field("id", &self.id)
+            .field("event_id", &self.event_id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("url", &self.url)
+            .field("attempts", &self.attempts)
+            .field("endpoint_disabled", &self.endpoint_disabled)
+            .field("failing_since", &self.failing_since)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Leases up to `limit` due deliveries for `lease_seconds`: a dispatcher
 /// that dies mid-send leaves them to another once the lease is over.
+///
+/// A delivery is only leased while its endpoint and its account have fewer
+/// than `concurrency` deliveries in flight (leased by any dispatcher), so a
+/// receiver that is slow or never answers holds a few sends, never the
+/// dispatcher's capacity for other accounts.
 pub async fn lease_due(
     db: &PgPool,
     limit: i64,
     lease_seconds: f64,
+    concurrency: Concurrency,
 ) -> Result<Vec<Due>, sqlx::Error> {
     sqlx::query_as(
-        "with due as (
-            select id from webhook_deliveries
+        "with ready as (
+            select id, account_id, coalesce(endpoint_id::text, url) as target, next_attempt_at
+            from webhook_deliveries
             where status = 'pending' and next_attempt_at <= now()
-              and (locked_until is null or locked_until < now())
-            order by next_attempt_at
+              and (locked_until is null or locked_until < now())),
+         busy as (
+            select account_id, coalesce(endpoint_id::text, url) as target, count(*) as n
+            from webhook_deliveries
+            where status = 'pending' and locked_until >= now()
+            group by 1, 2),
+         by_target as (
+            select r.id, r.account_id, r.next_attempt_at,
+                   row_number() over (partition by r.account_id, r.target
+                                      order by r.next_attempt_at, r.id)
+                   + coalesce((select b.n from busy b
+                               where b.account_id = r.account_id and b.target = r.target), 0)
+                   as load
+            from ready r),
+         by_account as (
+            select t.id, t.next_attempt_at,
+                   row_number() over (partition by t.account_id order by t.next_attempt_at, t.id)
+                   + coalesce((select sum(b.n) from busy b where b.account_id = t.account_id), 0)
+                   as load
+            from by_target t where t.load <= $3),
+         due as (
+            select d.id from webhook_deliveries d join by_account a on a.id = d.id
+            where a.load <= $4
+            order by a.next_attempt_at
             limit $1
-            for update skip locked)
+            for update of d skip locked)
          update webhook_deliveries d
             set locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1
          from due where d.id = due.id
@@ -207,6 +282,8 @@ pub async fn lease_due(
     )
     .bind(limit)
     .bind(lease_seconds)
+    .bind(concurrency.per_endpoint)
+    .bind(concurrency.per_account)
     .fetch_all(db)
     .await
 }
@@ -249,8 +326,8 @@ pub async fn record(
         .bind(due.id)
         .bind(a.status_code.map(i32::from))
         .bind(a.latency_ms)
-        .bind(a.error.as_deref())
-        .bind(a.response_excerpt.as_deref())
+        .bind(a.error.as_deref().map(storable))
+        .bind(a.response_excerpt.as_deref().map(storable))
         .execute(&mut *tx)
         .await?;
     }
@@ -311,6 +388,21 @@ pub async fn record(
         }
     }
     tx.commit().await
+}
+
+/// Longest receiver-supplied text kept in the attempt log.
+const STORED_TEXT_BYTES: usize = 2048;
+
+/// A receiver's words as Postgres can always store them: `text` refuses NUL
+/// (invalid UTF-8 is already replaced when the bytes are read), and the
+/// length is capped. An attempt that could not be logged would leave its
+/// delivery leased and sent again forever.
+fn storable(text: &str) -> String {
+    let mut end = text.len().min(STORED_TEXT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].replace('\0', "\u{fffd}")
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -436,4 +528,37 @@ pub async fn redeliver(
             .await?;
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_signing_secret() {
+        let due = Due {
+            id: 1,
+            event_id: "msg_1".into(),
+            endpoint_id: None,
+            url: "https://example.com/hook".into(),
+            attempts: 1,
+            payload: "{}".into(),
+            secret: Some("whsec_current".into()),
+            previous_secret: Some("whsec_previous".into()),
+            endpoint_disabled: false,
+            failing_since: None,
+        };
+        let shown = format!("{due:?}");
+        assert!(!shown.contains("whsec_"), "{shown}");
+        assert!(shown.contains("msg_1"), "{shown}");
+    }
+
+    #[test]
+    fn stored_text_has_no_nul_and_is_cut_on_a_character() {
+        assert_eq!(storable("a\0b"), "a\u{fffd}b");
+        let long = "é".repeat(STORED_TEXT_BYTES);
+        let kept = storable(&long);
+        assert!(kept.len() <= STORED_TEXT_BYTES);
+        assert!(kept.chars().all(|c| c == 'é'));
+    }
 }

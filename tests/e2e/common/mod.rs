@@ -745,6 +745,23 @@ impl Drop for TestApp {
 }
 
 /// A mono 16-bit WAV of a 440 Hz tone lasting exactly `seconds`.
+/// Proxy settings pointing at a port nobody listens on: a process that
+/// honoured them could reach nothing, so outbound requests that still
+/// arrive prove that voxq ignores the environment's proxies.
+pub fn dead_proxies() -> Vec<(String, String)> {
+    [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name.to_owned(), "http://127.0.0.1:9".to_owned()))
+    .collect()
+}
+
 pub fn tone_wav(seconds: f64) -> Vec<u8> {
     let rate: u32 = 16_000;
     let samples: Vec<i16> = (0..(seconds * f64::from(rate)) as u32)

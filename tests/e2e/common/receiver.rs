@@ -1,8 +1,9 @@
 //! A webhook receiver for tests: records every request it gets and
 //! answers with the status the test sets.
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -36,6 +37,10 @@ impl Received {
 struct Shared {
     log: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    /// Raw bytes to answer with instead of the status's usual body.
+    body: Arc<Mutex<Option<Vec<u8>>>>,
+    /// How long to wait before answering, in milliseconds.
+    delay_ms: Arc<AtomicU64>,
 }
 
 pub struct Receiver {
@@ -48,6 +53,8 @@ impl Receiver {
         let shared = Shared {
             log: Arc::new(Mutex::new(Vec::new())),
             status: Arc::new(AtomicU16::new(200)),
+            body: Arc::new(Mutex::new(None)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
         };
         let app = Router::new()
             .route("/{*path}", post(receive))
@@ -64,6 +71,19 @@ impl Receiver {
     /// 127.0.0.2; `429` and `503` carry `Retry-After: 1`).
     pub fn answer(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// What every later answer's body is: any bytes, valid text or not.
+    pub fn answer_body(&self, body: &[u8]) {
+        *self.shared.body.lock().expect("body") = Some(body.to_vec());
+    }
+
+    /// Every later request is answered only after `delay` (the request is
+    /// logged when it arrives).
+    pub fn delay(&self, delay: Duration) {
+        self.shared
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -93,7 +113,15 @@ async fn receive(
         body: body.to_vec(),
         answered,
     });
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let status = StatusCode::from_u16(answered).unwrap_or(StatusCode::OK);
+    let body = shared.body.lock().expect("body").clone();
+    if let Some(body) = body {
+        return (status, body).into_response();
+    }
     match answered {
         302 => (status, [("location", "http://127.0.0.2/stolen")], "").into_response(),
         429 | 503 => (status, [("retry-after", "1")], "try later").into_response(),
