@@ -123,7 +123,10 @@ impl From<AudioError> for ApiError {
     fn from(e: AudioError) -> Self {
         match e {
             AudioError::UnsupportedFormat => Self::UnsupportedMediaType(e.to_string()),
-            AudioError::Undecodable(_) => Self::unprocessable("invalid_audio", e.to_string()),
+            AudioError::Undecodable(_)
+            | AudioError::UnsupportedSampleRate(_)
+            | AudioError::TooManyChannels(_)
+            | AudioError::TooLong(_) => Self::unprocessable(e.code(), e.to_string()),
         }
     }
 }

@@ -14,8 +14,11 @@ use voxq_shared::queue::Publisher;
 
 /// Rows per transaction.
 const BATCH: i64 = 100;
-/// How long a fresh row is left to the submit path that wrote it.
-const GRACE_MS: i64 = 2000;
+/// How long a fresh row is left to the submit path that wrote it: longer
+/// than that path may wait for its publish to be confirmed, so the relay
+/// never sends a second copy of a message whose first copy is still on its
+/// way (two copies could put one job on two workers).
+const GRACE_MS: i64 = 2 * voxq_shared::queue::PUBLISH_TIMEOUT.as_millis() as i64;
 /// Between idle passes; a failed submit-path publish wakes the relay early.
 const IDLE: Duration = Duration::from_secs(1);
 

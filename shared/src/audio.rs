@@ -4,6 +4,13 @@
 //! client's content type; symphonia then parses it. Durations are measured by
 //! walking the packets rather than trusted from headers, so a truncated file
 //! reports what it really holds.
+//!
+//! Every header value is hostile until checked: sample rates outside
+//! [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`] and more than [`MAX_CHANNELS`]
+//! channels are refused before any buffer is sized from them, and decoding
+//! resamples as it goes, so memory grows with the audio's length at 16 kHz
+//! (bounded by the caller's maximum), never with its length at the rate a
+//! header claims.
 
 use std::io::Cursor;
 
@@ -20,6 +27,12 @@ use symphonia::core::probe::Hint;
 
 /// The sample rate Whisper models expect.
 pub const TARGET_RATE: u32 = 16_000;
+
+/// Accepted sample rates: telephone audio up to studio masters.
+pub const MIN_SAMPLE_RATE: u32 = 8_000;
+pub const MAX_SAMPLE_RATE: u32 = 192_000;
+/// Accepted channel counts, up to 7.1 surround.
+pub const MAX_CHANNELS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Container {
@@ -67,6 +80,38 @@ pub enum AudioError {
     UnsupportedFormat,
     #[error("the audio could not be decoded: {0}")]
     Undecodable(String),
+    #[error(
+        "a sample rate of {0} Hz is outside the accepted {MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz"
+    )]
+    UnsupportedSampleRate(u32),
+    #[error("{0} channels; at most {MAX_CHANNELS} are accepted")]
+    TooManyChannels(usize),
+    #[error("the audio lasts longer than the maximum of {0} s")]
+    TooLong(f64),
+}
+
+impl AudioError {
+    /// The error code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnsupportedFormat => "unsupported_media_type",
+            Self::Undecodable(_) => "invalid_audio",
+            Self::UnsupportedSampleRate(_) => "unsupported_sample_rate",
+            Self::TooManyChannels(_) => "too_many_channels",
+            Self::TooLong(_) => "audio_too_long",
+        }
+    }
+}
+
+/// Refuses what no buffer should be sized from.
+fn check_format(rate: u32, channels: usize) -> Result<(), AudioError> {
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+        return Err(AudioError::UnsupportedSampleRate(rate));
+    }
+    if channels > MAX_CHANNELS {
+        return Err(AudioError::TooManyChannels(channels));
+    }
+    Ok(())
 }
 
 /// What the API learns about an upload before accepting it.
@@ -166,10 +211,25 @@ pub fn check_length(info: &AudioInfo, min: f64, max: f64) -> Result<(), LengthEr
     }
 }
 
+/// Runs a parse of untrusted bytes, turning a panic in a demuxer or decoder
+/// (symphonia panics on some malformed headers, e.g. a WAV rate of 0) into
+/// a refusal of the file.
+fn guarded<T>(parse: impl FnOnce() -> Result<T, AudioError>) -> Result<T, AudioError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).unwrap_or_else(|_| {
+        Err(AudioError::Undecodable(
+            "the file's structure is malformed".into(),
+        ))
+    })
+}
+
 /// Identifies the container and codec and measures the duration. The first
 /// packets are decoded so that a file whose codec cannot be read is refused
 /// at the door instead of failing later in a worker.
 pub fn probe(bytes: Bytes) -> Result<AudioInfo, AudioError> {
+    guarded(|| probe_unguarded(bytes))
+}
+
+fn probe_unguarded(bytes: Bytes) -> Result<AudioInfo, AudioError> {
     let Opened {
         container,
         mut reader,
@@ -180,6 +240,7 @@ pub fn probe(bytes: Bytes) -> Result<AudioInfo, AudioError> {
         .sample_rate
         .filter(|r| *r > 0)
         .ok_or_else(|| AudioError::Undecodable("unknown sample rate".into()))?;
+    check_format(sample_rate, codec_params.channels.map_or(1, |c| c.count()))?;
     let codec = symphonia::default::get_codecs()
         .get_codec(codec_params.codec)
         .map(|d| d.short_name.to_owned())
@@ -197,6 +258,7 @@ pub fn probe(bytes: Bytes) -> Result<AudioInfo, AudioError> {
         if decoded_ok < 4 {
             match decoder.decode(&packet) {
                 Ok(buf) => {
+                    check_format(buf.spec().rate, buf.spec().channels.count())?;
                     decoded_ok += 1;
                     channels.get_or_insert(buf.spec().channels.count() as u16);
                     frames += buf.frames() as u64;
@@ -221,20 +283,29 @@ pub fn probe(bytes: Bytes) -> Result<AudioInfo, AudioError> {
 }
 
 /// Decodes the whole file, mixes it down to mono and resamples it to
-/// [`TARGET_RATE`] with a band-limited (FFT) resampler.
-pub fn decode_to_mono_16k(bytes: Bytes) -> Result<Vec<f32>, AudioError> {
+/// [`TARGET_RATE`] with a band-limited (FFT) resampler, packet by packet.
+/// Audio longer than `max_seconds` is refused as soon as decoding passes
+/// that length.
+pub fn decode_to_mono_16k(bytes: Bytes, max_seconds: f64) -> Result<Vec<f32>, AudioError> {
+    guarded(|| decode_unguarded(bytes, max_seconds))
+}
+
+fn decode_unguarded(bytes: Bytes, max_seconds: f64) -> Result<Vec<f32>, AudioError> {
     let Opened {
         mut reader,
         track_id,
         codec_params,
         ..
     } = open(bytes)?;
+    if let Some(rate) = codec_params.sample_rate {
+        check_format(rate, codec_params.channels.map_or(1, |c| c.count()))?;
+    }
     let mut decoder = symphonia::default::get_codecs()
         .make(&codec_params, &DecoderOptions::default())
         .map_err(|e| AudioError::Undecodable(e.to_string()))?;
-    let mut mono: Vec<f32> = Vec::new();
-    let mut rate = codec_params.sample_rate.unwrap_or(0);
+    let mut output: Option<To16k> = None;
     let mut sample_buf: Option<SampleBuffer<f32>> = None;
+    let mut mono: Vec<f32> = Vec::new();
     while let Some(packet) = next_packet(reader.as_mut(), track_id)? {
         let decoded = match decoder.decode(&packet) {
             Ok(d) => d,
@@ -243,8 +314,17 @@ pub fn decode_to_mono_16k(bytes: Bytes) -> Result<Vec<f32>, AudioError> {
             Err(e) => return Err(AudioError::Undecodable(e.to_string())),
         };
         let spec = *decoded.spec();
-        rate = spec.rate;
         let channels = spec.channels.count().max(1);
+        check_format(spec.rate, channels)?;
+        let output = match &mut output {
+            Some(out) if out.from != spec.rate => {
+                return Err(AudioError::Undecodable(
+                    "the sample rate changes within the file".into(),
+                ))
+            }
+            Some(out) => out,
+            None => output.insert(To16k::new(spec.rate, max_seconds)?),
+        };
         let needed = decoded.capacity() as u64;
         let buf = match sample_buf.as_mut() {
             Some(buf) if buf.capacity() as u64 >= needed * channels as u64 => buf,
@@ -252,59 +332,122 @@ pub fn decode_to_mono_16k(bytes: Bytes) -> Result<Vec<f32>, AudioError> {
         };
         buf.copy_interleaved_ref(decoded);
         let scale = 1.0 / channels as f32;
+        mono.clear();
         mono.extend(
             buf.samples()
                 .chunks_exact(channels)
                 .map(|frame| frame.iter().sum::<f32>() * scale),
         );
+        output.push(&mono)?;
     }
-    if mono.is_empty() || rate == 0 {
-        return Err(AudioError::Undecodable("no decodable audio frames".into()));
+    match output {
+        Some(output) if output.frames_in > 0 => output.finish(),
+        _ => Err(AudioError::Undecodable("no decodable audio frames".into())),
     }
-    resample(&mono, rate, TARGET_RATE)
 }
 
-fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
-    if from == to {
-        return Ok(input.to_vec());
+/// Resampling to [`TARGET_RATE`] as the samples arrive: only a chunk of
+/// source-rate input is ever held.
+struct To16k {
+    from: u32,
+    resampler: Option<FftFixedIn<f32>>,
+    /// Input not yet resampled (less than one chunk after each push).
+    pending: Vec<f32>,
+    out: Vec<f32>,
+    frames_in: u64,
+    /// Most output frames accepted, the resampler's delay included.
+    max_out: usize,
+    max_seconds: f64,
+}
+
+/// Input frames per resampler call.
+const CHUNK: usize = 1024;
+
+fn resampling_error(e: &dyn std::fmt::Display) -> AudioError {
+    AudioError::Undecodable(format!("resampling: {e}"))
+}
+
+impl To16k {
+    fn new(from: u32, max_seconds: f64) -> Result<Self, AudioError> {
+        let resampler = if from == TARGET_RATE {
+            None
+        } else {
+            Some(
+                FftFixedIn::<f32>::new(from as usize, TARGET_RATE as usize, CHUNK, 2, 1)
+                    .map_err(|e| resampling_error(&e))?,
+            )
+        };
+        let delay = resampler.as_ref().map_or(0, |r| r.output_delay());
+        let max_out = (max_seconds.max(0.0) * f64::from(TARGET_RATE)).min(usize::MAX as f64 / 2.0)
+            as usize
+            + delay;
+        Ok(Self {
+            from,
+            resampler,
+            pending: Vec::with_capacity(CHUNK * 2),
+            out: Vec::new(),
+            frames_in: 0,
+            max_out,
+            max_seconds,
+        })
     }
-    let err = |e: &dyn std::fmt::Display| AudioError::Undecodable(format!("resampling: {e}"));
-    let mut resampler =
-        FftFixedIn::<f32>::new(from as usize, to as usize, 1024, 2, 1).map_err(|e| err(&e))?;
-    let expected = (input.len() as u64 * u64::from(to) / u64::from(from)) as usize;
-    let delay = resampler.output_delay();
-    let mut out = Vec::with_capacity(expected + delay + 2048);
-    let mut pos = 0;
-    loop {
-        let need = resampler.input_frames_next();
-        if pos + need > input.len() {
-            break;
+
+    fn push(&mut self, mono: &[f32]) -> Result<(), AudioError> {
+        self.frames_in += mono.len() as u64;
+        let Some(resampler) = self.resampler.as_mut() else {
+            self.out.extend_from_slice(mono);
+            return self.check_length();
+        };
+        self.pending.extend_from_slice(mono);
+        let mut used = 0;
+        loop {
+            let need = resampler.input_frames_next();
+            if self.pending.len() - used < need {
+                break;
+            }
+            let chunk = resampler
+                .process(&[&self.pending[used..used + need]], None)
+                .map_err(|e| resampling_error(&e))?;
+            self.out.extend_from_slice(&chunk[0]);
+            used += need;
         }
-        let chunk = resampler
-            .process(&[&input[pos..pos + need]], None)
-            .map_err(|e| err(&e))?;
-        out.extend_from_slice(&chunk[0]);
-        pos += need;
+        self.pending.drain(..used);
+        self.check_length()
     }
-    if pos < input.len() {
-        let chunk = resampler
-            .process_partial(Some(&[&input[pos..]]), None)
-            .map_err(|e| err(&e))?;
-        out.extend_from_slice(&chunk[0]);
-    }
-    // Flush what the filter still holds until the delayed tail is out.
-    while out.len() < expected + delay {
-        let chunk = resampler
-            .process_partial::<&[f32]>(None, None)
-            .map_err(|e| err(&e))?;
-        if chunk[0].is_empty() {
-            break;
+
+    fn check_length(&self) -> Result<(), AudioError> {
+        if self.out.len() > self.max_out {
+            return Err(AudioError::TooLong(self.max_seconds));
         }
-        out.extend_from_slice(&chunk[0]);
+        Ok(())
     }
-    out.drain(..delay.min(out.len()));
-    out.truncate(expected);
-    Ok(out)
+
+    fn finish(mut self) -> Result<Vec<f32>, AudioError> {
+        let expected = (self.frames_in * u64::from(TARGET_RATE) / u64::from(self.from)) as usize;
+        let Some(resampler) = self.resampler.as_mut() else {
+            return Ok(self.out);
+        };
+        let delay = resampler.output_delay();
+        if !self.pending.is_empty() {
+            let chunk = resampler
+                .process_partial(Some(&[&self.pending[..]]), None)
+                .map_err(|e| resampling_error(&e))?;
+            self.out.extend_from_slice(&chunk[0]);
+        }
+        // Flush what the filter still holds until the delayed tail is out.
+        while self.out.len() < expected + delay {
+            let chunk = resampler
+                .process_partial::<&[f32]>(None, None)
+                .map_err(|e| resampling_error(&e))?;
+            if chunk[0].is_empty() {
+                break;
+            }
+            self.out.extend_from_slice(&chunk[0]);
+        }
+        self.out.drain(..delay.min(self.out.len()));
+        self.out.truncate(expected);
+        Ok(self.out)
+    }
 }
 
 #[cfg(test)]
@@ -342,8 +485,8 @@ mod tests {
         out.extend_from_slice(&1u16.to_le_bytes());
         out.extend_from_slice(&channels.to_le_bytes());
         out.extend_from_slice(&rate.to_le_bytes());
-        out.extend_from_slice(&(rate * u32::from(channels) * 2).to_le_bytes());
-        out.extend_from_slice(&(channels * 2).to_le_bytes());
+        out.extend_from_slice(&rate.wrapping_mul(u32::from(channels) * 2).to_le_bytes());
+        out.extend_from_slice(&channels.wrapping_mul(2).to_le_bytes());
         out.extend_from_slice(&16u16.to_le_bytes());
         out.extend_from_slice(b"data");
         out.extend_from_slice(&data_len.to_le_bytes());
@@ -405,7 +548,7 @@ mod tests {
     #[test]
     fn decoding_resamples_to_16k_and_keeps_the_tone() {
         let samples = sine(48_000, 1000.0, 1.0);
-        let out = decode_to_mono_16k(wav(48_000, 1, &samples).into()).expect("decodes");
+        let out = decode_to_mono_16k(wav(48_000, 1, &samples).into(), 60.0).expect("decodes");
         assert!((out.len() as i64 - 16_000).abs() <= 1, "{}", out.len());
         // A 1 kHz tone at 16 kHz crosses zero about 2000 times a second.
         let crossings = out
@@ -415,5 +558,157 @@ mod tests {
         assert!((1900..=2100).contains(&crossings), "{crossings}");
         let peak = out[1000..15000].iter().fold(0f32, |m, s| m.max(s.abs()));
         assert!((0.3..0.4).contains(&peak), "{peak}");
+    }
+
+    /// A FLAC file of a STREAMINFO block and nothing else.
+    fn flac_header(rate: u32, channels: u8) -> Vec<u8> {
+        let mut out = b"fLaC".to_vec();
+        out.push(0x80); // last metadata block, STREAMINFO
+        out.extend_from_slice(&[0, 0, 34]);
+        out.extend_from_slice(&4096u16.to_be_bytes());
+        out.extend_from_slice(&4096u16.to_be_bytes());
+        out.extend_from_slice(&[0; 6]);
+        let packed = (u64::from(rate & 0xF_FFFF) << 44)
+            | (u64::from(channels.saturating_sub(1) & 7) << 41)
+            | (15u64 << 36)
+            | 16_000;
+        out.extend_from_slice(&packed.to_be_bytes());
+        out.extend_from_slice(&[0; 16]);
+        out
+    }
+
+    fn refused(result: Result<(), AudioError>) -> bool {
+        matches!(
+            result,
+            Err(AudioError::UnsupportedSampleRate(_)
+                | AudioError::TooManyChannels(_)
+                | AudioError::Undecodable(_))
+        )
+    }
+
+    #[test]
+    fn hostile_rates_and_channel_counts_are_refused_before_any_buffer_is_sized() {
+        let tone = sine(16_000, 440.0, 0.25);
+        for rate in [
+            0,
+            1,
+            4_000,
+            7_999,
+            192_001,
+            1_000_000,
+            999_999_999,
+            u32::MAX,
+        ] {
+            let file = wav(rate, 1, &tone);
+            assert!(
+                refused(probe(file.clone().into()).map(|_| ())),
+                "probe at {rate} Hz"
+            );
+            assert!(
+                refused(decode_to_mono_16k(file.into(), 60.0).map(|_| ())),
+                "decode at {rate} Hz"
+            );
+        }
+        for rate in [999_999, 1_000_000] {
+            let result = probe(flac_header(rate, 1).into()).map(|_| ());
+            assert!(refused(result), "FLAC at {rate} Hz");
+        }
+        for channels in [9u16, 64, 255, 65_535] {
+            let file = wav(16_000, channels, &tone);
+            assert!(
+                refused(probe(file.clone().into()).map(|_| ())),
+                "{channels} channels"
+            );
+            assert!(refused(decode_to_mono_16k(file.into(), 60.0).map(|_| ())));
+        }
+        // The edges of the range are accepted.
+        for rate in [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] {
+            let file = wav(rate, 2, &sine(rate, 440.0, 0.25));
+            assert_eq!(probe(file.clone().into()).expect("probe").sample_rate, rate);
+            let out = decode_to_mono_16k(file.into(), 60.0).expect("decode");
+            assert!((out.len() as i64 - 2_000).abs() <= 2, "{}", out.len());
+        }
+        assert_eq!(
+            check_format(16_000, MAX_CHANNELS + 1),
+            Err(AudioError::TooManyChannels(MAX_CHANNELS + 1))
+        );
+    }
+
+    #[test]
+    fn lying_lengths_and_truncated_frames_report_what_the_file_holds() {
+        let mut file = wav(16_000, 1, &sine(16_000, 440.0, 1.0));
+        // The RIFF and data chunks claim a gigabyte: either refused, or
+        // measured by what is there.
+        let mut lying = file.clone();
+        lying[4..8].copy_from_slice(&((1u32 << 30) + 36).to_le_bytes());
+        let at = lying.len() - 16_000 * 2 - 4;
+        lying[at..at + 4].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        match probe(lying.clone().into()) {
+            Ok(info) => {
+                assert!((info.duration_seconds - 1.0).abs() < 0.1, "{info:?}");
+                let out = decode_to_mono_16k(lying.into(), 60.0).expect("decode");
+                assert!((out.len() as i64 - 16_000).abs() < 1_600, "{}", out.len());
+            }
+            Err(e) => assert!(matches!(e, AudioError::Undecodable(_)), "{e:?}"),
+        }
+        // Cut mid-frame.
+        file.truncate(file.len() / 2 + 1);
+        let info = probe(file.clone().into()).expect("probe");
+        assert!(info.duration_seconds < 0.6, "{info:?}");
+        decode_to_mono_16k(file.into(), 60.0).expect("decode");
+    }
+
+    #[test]
+    fn decoding_stops_once_past_the_maximum_length() {
+        let file = wav(48_000, 1, &sine(48_000, 440.0, 3.0));
+        assert_eq!(
+            decode_to_mono_16k(file.clone().into(), 1.0),
+            Err(AudioError::TooLong(1.0))
+        );
+        let out = decode_to_mono_16k(file.into(), 3.5).expect("within the maximum");
+        assert!((out.len() as i64 - 48_000).abs() <= 2, "{}", out.len());
+    }
+
+    /// Found by ops/fuzz.sh: a Vorbis comment in a FLAC file claiming 1.7 GB
+    /// made the metadata reader allocate it before reading (fixed in the
+    /// patched symphonia-metadata, third_party/). Refused, with no such
+    /// allocation (the worker's address-space-limited test covers memory).
+    #[test]
+    fn a_metadata_length_claiming_gigabytes_is_refused() {
+        let mut file = flac_header(16_000, 1);
+        file[4] = 0; // STREAMINFO not last
+        let mut comment = Vec::new();
+        comment.extend_from_slice(&0u32.to_le_bytes());
+        comment.extend_from_slice(&1u32.to_le_bytes());
+        comment.extend_from_slice(&0x6500_0000u32.to_le_bytes());
+        comment.extend_from_slice(b"TITLE=x");
+        file.push(0x84); // VORBIS_COMMENT, last
+        file.extend_from_slice(&(comment.len() as u32).to_be_bytes()[1..]);
+        file.extend_from_slice(&comment);
+        assert!(refused(probe(file.clone().into()).map(|_| ())));
+        assert!(refused(decode_to_mono_16k(file.into(), 60.0).map(|_| ())));
+    }
+
+    #[test]
+    fn mutated_files_are_refused_or_decoded_never_a_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x766f_7871);
+        let seeds = [
+            wav(44_100, 2, &sine(44_100, 440.0, 0.2)),
+            wav(8_000, 1, &sine(8_000, 300.0, 0.2)),
+            flac_header(48_000, 2),
+        ];
+        for round in 0..3_000 {
+            let mut file = seeds[round % seeds.len()].clone();
+            for _ in 0..rng.gen_range(1..8) {
+                let at = rng.gen_range(0..file.len());
+                file[at] = rng.gen();
+            }
+            if rng.gen_bool(0.3) {
+                file.truncate(rng.gen_range(1..=file.len()));
+            }
+            let _ = probe(file.clone().into());
+            let _ = decode_to_mono_16k(file.into(), 5.0);
+        }
     }
 }

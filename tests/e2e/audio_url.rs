@@ -158,3 +158,63 @@ async fn a_retried_long_job_is_not_queued_twice_when_its_lease_runs_out() {
         .expect("attempts");
     assert_eq!(attempts as usize, FAILURES + 1);
 }
+
+/// A fetch that outlasts the lease several times over: the heartbeat keeps
+/// the lease from the claim on, so the janitor never queues the job again
+/// and a second worker never fetches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_fetch_keeps_its_lease_and_runs_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let allow = vec![
+        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
+        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
+    ];
+    let mut worker_env = allow.clone();
+    worker_env.push(("VOXQ_LEASE_SECONDS".to_owned(), "1".to_owned()));
+    let mut api_env = allow;
+    api_env.push(("VOXQ_JANITOR_INTERVAL".to_owned(), "1".to_owned()));
+    let mut app = TestApp::spawn_with(Options {
+        api_env,
+        worker_env,
+        ..Options::default()
+    })
+    .await;
+    app.start_extra_worker(&[]);
+    let (_, key) = app.new_account().await;
+
+    let requests = Arc::new(AtomicUsize::new(0));
+    let wav = speech::wav_16k("Thank you very much.");
+    let seen = requests.clone();
+    let slow = axum::Router::new().route(
+        "/slow.wav",
+        get(move || {
+            let (seen, wav) = (seen.clone(), wav.clone());
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                wav
+            }
+        }),
+    );
+    let port = serve_local(slow).await;
+
+    let response = submit_url(&app, &key, &format!("http://127.0.0.1:{port}/slow.wav")).await;
+    let body: serde_json::Value = response.json().await.expect("json");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let job = app.wait_for_job(&key, &id, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "fetched by a second worker"
+    );
+    let attempts: i32 = sqlx::query_scalar("select attempts from jobs where id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts, 1);
+}

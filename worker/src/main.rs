@@ -81,9 +81,10 @@ async fn main() -> anyhow::Result<()> {
             let (name, engine) = first_model(&config, &models, |_| true)?;
             let vad_model = models.vad.clone();
             let auto_above = config.vad_auto_seconds;
+            let max_seconds = config.max_audio_seconds;
             tokio::task::spawn_blocking(move || {
                 let bytes = std::fs::read(&file)?;
-                let audio = voxq_shared::audio::decode_to_mono_16k(bytes.into())?;
+                let audio = voxq_shared::audio::decode_to_mono_16k(bytes.into(), max_seconds)?;
                 let vad_params = VadParams {
                     enabled: vad,
                     ..VadParams::default()

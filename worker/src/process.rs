@@ -144,6 +144,33 @@ impl Prepared {
 /// Runs `messages` (all for one model) and says what to do with each
 /// delivery, in order.
 pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcome> {
+    // Leases are renewed from the claim to the last commit, whatever the
+    // jobs are doing: fetching, decoding, or inference that reports no
+    // progress.
+    let heartbeat = tokio::spawn(heartbeat(
+        ctx.db.clone(),
+        messages.iter().map(|m| m.job_id).collect(),
+        ctx.lease_seconds,
+    ));
+    let outcomes = run_batch(ctx, messages).await;
+    heartbeat.abort();
+    outcomes
+}
+
+/// Renews the leases of the batch's detached jobs until aborted, a few
+/// times per lease so that one slow round trip never lets one lapse.
+async fn heartbeat(db: PgPool, ids: Vec<Uuid>, lease_seconds: f64) {
+    let every = std::time::Duration::from_secs_f64((lease_seconds / 4.0).clamp(0.1, 15.0));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = jobs::renew_leases(&db, &ids, lease_seconds).await {
+            tracing::warn!(error = %e, "renewing job leases");
+        }
+    }
+}
+
+async fn run_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = messages.iter().map(|_| None).collect();
     let mut ready: Vec<(usize, Prepared)> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
@@ -162,7 +189,6 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
             ctx.events.clone(),
             ctx.cache.clone(),
             ctx.interrupt.clone(),
-            ctx.lease_seconds,
             prepared.iter().map(Watched::of).collect(),
         ));
         let results = infer(ctx, &mut prepared).await;
@@ -295,7 +321,7 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
                 std::process::abort();
             }
         }
-        *samples = decode(data).await.map_err(fail)?;
+        *samples = decode(data, ctx.max_audio_seconds).await.map_err(fail)?;
     }
     Ok(Some(prepared))
 }
@@ -355,7 +381,7 @@ async fn fetch_audio(ctx: &Context, url: &str) -> Result<StoredInput, Failure> {
     let info = tokio::task::spawn_blocking(move || audio::probe(probe_input))
         .await
         .map_err(|e| permanent("invalid_audio", format!("the probe crashed: {e}")))?
-        .map_err(|e| permanent("invalid_audio", e.to_string()))?;
+        .map_err(|e| permanent(e.code(), e.to_string()))?;
     let data = Vec::from(data);
     // Bounded above only: the worker has no minimum-length setting.
     audio::check_length(&info, 0.0, ctx.max_audio_seconds)
@@ -367,11 +393,13 @@ async fn fetch_audio(ctx: &Context, url: &str) -> Result<StoredInput, Failure> {
 }
 
 /// Decodes audio off the executor; a decoder panic fails this job only.
-async fn decode(data: Vec<u8>) -> Result<Vec<f32>, Failure> {
-    tokio::task::spawn_blocking(move || audio::decode_to_mono_16k(data.into()))
+/// `max_seconds` bounds what the decoder may produce, whatever the file's
+/// headers said when it was probed.
+async fn decode(data: Vec<u8>, max_seconds: f64) -> Result<Vec<f32>, Failure> {
+    tokio::task::spawn_blocking(move || audio::decode_to_mono_16k(data.into(), max_seconds))
         .await
         .map_err(|e| permanent("invalid_audio", format!("the decoder crashed: {e}")))?
-        .map_err(|e| permanent("invalid_audio", e.to_string()))
+        .map_err(|e| permanent(e.code(), e.to_string()))
 }
 
 /// Runs the engine once for all `jobs` (one model); each job gets its
@@ -867,12 +895,8 @@ impl Watched {
     }
 }
 
-/// How long a running job may make no progress before its lease is no
-/// longer renewed (a 30 s window takes far less on any hardware we run).
-const STALL_SECONDS: u64 = 600;
-
-/// How often a running batch's watcher looks for cancellations, renews
-/// leases and reports progress.
+/// How often a running batch's watcher looks for cancellations and
+/// reports progress.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// While a batch runs: stops the jobs that were cancelled (or all of
@@ -883,14 +907,9 @@ async fn watch(
     events: Events,
     cache: JobCache,
     interrupt: CancellationToken,
-    lease_seconds: f64,
     watched: Vec<Watched>,
 ) {
     let ids: Vec<Uuid> = watched.iter().map(|j| j.job_id).collect();
-    // A job whose audio has not moved for this long is hung: its lease is
-    // left to run out, and the API puts it back in line.
-    let stalled_after = std::time::Duration::from_secs(STALL_SECONDS);
-    let mut moved = Instant::now();
     let mut reported: Vec<f64> = vec![0.0; watched.len()];
     let mut hooked: Vec<f64> = vec![0.0; watched.len()];
     let mut tick = tokio::time::interval(WATCH_EVERY);
@@ -902,13 +921,12 @@ async fn watch(
                 return;
             }
         }
-        let lease = (moved.elapsed() < stalled_after).then_some(lease_seconds);
-        match jobs::watch_tick(&db, &ids, lease).await {
+        match jobs::cancelled(&db, &ids).await {
             Ok(cancelled) => watched
                 .iter()
                 .filter(|j| cancelled.contains(&j.job_id))
                 .for_each(|j| j.control.stop()),
-            Err(e) => tracing::warn!(error = %e, "renewing leases and checking for cancellations"),
+            Err(e) => tracing::warn!(error = %e, "checking for cancellations"),
         }
         for ((job, last), hooked) in watched.iter().zip(&mut reported).zip(&mut hooked) {
             let done = job.control.seconds_done();
@@ -916,7 +934,6 @@ async fn watch(
                 continue;
             }
             *last = done;
-            moved = Instant::now();
             let progress = Progress {
                 seconds_done: done,
                 seconds_total: job.seconds_total,

@@ -441,6 +441,10 @@ async fn accept(
         }
         Err(e) => {
             tracing::warn!(job_id = %id, error = %e, "publishing failed; the outbox relay will retry");
+            if let Err(e) = outbox::hand_over(&state.db, id).await {
+                // The relay still takes it, after its grace.
+                tracing::warn!(job_id = %id, error = %e, "handing a message to the relay");
+            }
             state.relay.wake();
         }
     }

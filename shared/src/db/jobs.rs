@@ -164,12 +164,16 @@ pub async fn find_for_account(
 
 /// Claims the job for a run. A job left `running` by a worker that died is
 /// claimed again; a terminal job is not (`None`): redelivery is normal.
+/// Nor is a running job whose lease is live: a live worker holds it, and
+/// a second copy of its message (a relay's re-publish, say) must not run
+/// it twice.
 pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<Claim>, sqlx::Error> {
     let row: Option<(i32, String)> = sqlx::query_as(
         "update jobs j set status = 'running', attempts = j.attempts + 1,
                 started_at = coalesce(j.started_at, now())
          from accounts a
          where j.id = $1 and j.status in ('queued', 'running') and a.id = j.account_id
+           and not (j.status = 'running' and j.detached and j.lease_until > now())
          returning j.attempts, a.result_cache",
     )
     .bind(id)
@@ -518,25 +522,30 @@ pub async fn detach(db: &PgPool, id: Uuid, lease_seconds: f64) -> Result<bool, s
     Ok(done.rows_affected() == 1)
 }
 
-/// One tick of a running batch's watcher, in one round trip: renews the
-/// leases of its detached jobs (unless `lease_seconds` is `None`: the jobs
-/// look hung) and returns those of `ids` cancelled meanwhile.
-pub async fn watch_tick(
+/// Those of `ids` cancelled meanwhile (a running batch's watcher asks).
+pub async fn cancelled(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select id from jobs where id = any($1) and status = 'cancelled'")
+        .bind(ids)
+        .fetch_all(db)
+        .await
+}
+
+/// Extends the leases of those of `ids` that are detached and open: the
+/// heartbeat of a worker that holds them.
+pub async fn renew_leases(
     db: &PgPool,
     ids: &[Uuid],
-    lease_seconds: Option<f64>,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "with renewed as (
-            update jobs set lease_until = now() + make_interval(secs => $2)
-            where $2 is not null and id = any($1) and detached
-              and status in ('queued', 'running'))
-         select id from jobs where id = any($1) and status = 'cancelled'",
+    lease_seconds: f64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update jobs set lease_until = now() + make_interval(secs => $2)
+         where id = any($1) and detached and status in ('queued', 'running')",
     )
     .bind(ids)
     .bind(lease_seconds)
-    .fetch_all(db)
-    .await
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Puts a long job whose delivery was already acknowledged back in line

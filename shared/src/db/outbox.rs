@@ -47,9 +47,19 @@ pub async fn sent(db: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Locks up to `limit` due messages older than `grace_ms` for the
-/// caller's transaction; other relays skip them. The grace leaves a fresh
-/// message to the submit path that wrote it.
+/// The submit path could not publish the job's message: the relay takes
+/// it now rather than after the grace.
+pub async fn hand_over(db: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update outbox set handed_over = true where job_id = $1")
+        .bind(job_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Locks up to `limit` due messages older than `grace_ms` (or handed over)
+/// for the caller's transaction; other relays skip them. The grace leaves
+/// a fresh message to the submit path that wrote it.
 pub async fn lock_due(
     tx: &mut PgConnection,
     grace_ms: i64,
@@ -58,7 +68,7 @@ pub async fn lock_due(
     sqlx::query_as(
         "select id, job_id, model, routing_key, payload, attempts from outbox
          where next_attempt_at <= now()
-           and created_at <= now() - make_interval(secs => $1::double precision / 1000)
+           and (handed_over or created_at <= now() - make_interval(secs => $1::double precision / 1000))
          order by id
          limit $2
          for update skip locked",

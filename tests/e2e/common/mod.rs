@@ -145,8 +145,27 @@ async fn flush_namespace(namespace: &str) {
 }
 
 /// Starts a binary and waits for its "listening" log line to learn its port.
+/// Set in a test's environment for a process: it runs under this address
+/// space limit (in MiB), through `prlimit`, so an allocation bomb would
+/// kill it instead of the machine.
+pub const ADDRESS_SPACE_MB: &str = "VOXQ_TEST_ADDRESS_SPACE_MB";
+
 fn spawn(name: &str, envs: &[(String, String)], args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(bin_dir().join(name))
+    let limit = envs
+        .iter()
+        .find(|(k, _)| k == ADDRESS_SPACE_MB)
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    let mut command = match limit {
+        Some(mb) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--as={}", mb * 1024 * 1024))
+                .arg("--")
+                .arg(bin_dir().join(name));
+            c
+        }
+        None => Command::new(bin_dir().join(name)),
+    };
+    let mut child = command
         .args(args)
         .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
@@ -249,6 +268,9 @@ impl TestApp {
             None => env.push(("VOXQ_MODEL_DIR".into(), model_dir().display().to_string())),
         }
         env.push(("VOXQ_THREADS".into(), "2".into()));
+        // Tests run many workers on few cores: OpenMP threads that spin
+        // while they wait (the default) starve the other processes.
+        env.push(("OMP_WAIT_POLICY".into(), "PASSIVE".into()));
         env.push((
             "VOXQ_VAD_MODEL".into(),
             models_root().join("silero-vad.bin").display().to_string(),
