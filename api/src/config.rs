@@ -50,6 +50,26 @@ pub struct ApiConfig {
     #[arg(long, env = "VOXQ_REQUEST_TIMEOUT", default_value_t = 60)]
     pub request_timeout: u64,
 
+    /// Long-polls and event streams one API process holds at once; more
+    /// are answered `429 too_many_waiting`.
+    #[arg(
+        long,
+        env = "VOXQ_MAX_WAITING",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_waiting: u32,
+
+    /// Long-polls and event streams one account holds at once on one API
+    /// process.
+    #[arg(
+        long,
+        env = "VOXQ_MAX_WAITING_PER_ACCOUNT",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_waiting_per_account: u32,
+
     /// Apply pending database migrations at start (safe with several
     /// instances: sqlx takes an advisory lock).
     #[arg(long, env = "VOXQ_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]

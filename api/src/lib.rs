@@ -18,6 +18,7 @@ pub mod routes;
 pub mod security;
 pub mod state;
 pub mod tokens;
+pub mod waiters;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -109,6 +110,10 @@ impl App {
             hub: EventHub::start(&config.common.redis_url, &namespace)
                 .context("subscribing to job events")?,
             stopping: stopping.clone(),
+            waiters: waiters::Waiters::new(
+                config.max_waiting as usize,
+                config.max_waiting_per_account as usize,
+            ),
             cache: JobCache::new(redis.clone(), &namespace, config.result_cache_ttl),
             quotas: Quotas::new(redis.clone(), &namespace),
             limiter: RateLimiter::new(redis.clone(), &namespace),

@@ -35,6 +35,8 @@ pub struct AppState {
     /// Cancelled when the API begins to stop: event streams end so the
     /// server can drain.
     pub stopping: CancellationToken,
+    /// Caps on long-polls and event streams.
+    pub waiters: crate::waiters::Waiters,
     pub catalog: Catalog,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,

@@ -170,6 +170,36 @@ redis.call('HSET', KEYS[2], ARGV[9], ARGV[10])
 return {0, tostring(redis.call('HLEN', KEYS[2]) - 1)}
 "#;
 
+/// Grows an in-flight reservation's audio to its measured length when the
+/// day's counters leave room under the limit. The in-flight marker holds
+/// what is reserved, so running it again changes nothing.
+const GROW_AUDIO: &str = r#"
+local marker = redis.call('HGET', KEYS[2], ARGV[1])
+if not marker then return 2 end
+if redis.call('HEXISTS', KEYS[1], 'built') == 0 then return 3 end
+local day, audio, chars, proc = string.match(marker, '^([^|]*)|(%d+)|(%d+)|(%d+)$')
+if not day then return 2 end
+local old, new = tonumber(audio), tonumber(ARGV[2])
+if new <= old then return 1 end
+local function get(field) return tonumber(redis.call('HGET', KEYS[1], field) or '0') end
+if get('u:audio_ms') + get('r:audio_ms') - old + new > tonumber(ARGV[3]) then return 0 end
+redis.call('HINCRBY', KEYS[1], 'r:audio_ms', new - old)
+redis.call('HSET', KEYS[2], ARGV[1], day .. '|' .. ARGV[2] .. '|' .. chars .. '|' .. proc)
+return 1
+"#;
+
+/// What growing a reservation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grown {
+    /// It now reserves the new amount (or already did).
+    Yes,
+    /// The account's limit leaves no room for it.
+    OverLimit,
+    /// Redis has no counters for it: rebuild them from Postgres, then try
+    /// again.
+    NeedsRebuild,
+}
+
 const SETTLE: &str = r#"
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'built') == 1 then
@@ -301,6 +331,29 @@ impl Quotas {
         }
         let _: i64 = script.invoke_async(&mut self.redis.clone()).await?;
         Ok(())
+    }
+
+    /// Grows the reservation's audio to `audio_ms` if the account's day
+    /// stays within `limit_ms`.
+    pub async fn grow_audio(
+        &self,
+        reservation: &Reservation,
+        audio_ms: u64,
+        limit_ms: u64,
+    ) -> redis::RedisResult<Grown> {
+        let answer: i64 = Script::new(GROW_AUDIO)
+            .key(self.day_key(reservation.account_id, reservation.day))
+            .key(self.inflight_key(reservation.account_id))
+            .arg(reservation.job_id.to_string())
+            .arg(audio_ms)
+            .arg(limit_ms)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(match answer {
+            0 => Grown::OverLimit,
+            1 => Grown::Yes,
+            _ => Grown::NeedsRebuild,
+        })
     }
 
     /// Today's counters as Redis holds them; `None` when they need a rebuild.

@@ -565,3 +565,57 @@ async fn a_job_that_crashes_every_worker_ends_failed_in_the_dead_letter_queue() 
     let job = app.wait_for_job(&key, &next, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "succeeded", "{job}");
 }
+
+/// Long-polls and event streams are capped per account: the next one is a
+/// clear 429, another account still waits, and a slot comes back when a
+/// waiting request ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_requests_are_capped_per_account() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        api_env: vec![("VOXQ_MAX_WAITING_PER_ACCOUNT".into(), "2".into())],
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.new_account().await;
+    let id = app.submit_ok(&key, speech::wav_16k("Wait."), "a.wav").await;
+    let wait = |seconds: u64| {
+        let (http, url, key) = (
+            app.http.clone(),
+            format!("{}/v1/jobs/{id}?wait={seconds}", app.api_url),
+            key.clone(),
+        );
+        tokio::spawn(async move { http.get(url).bearer_auth(key).send().await.expect("wait") })
+    };
+    let first = wait(4);
+    let stream = app
+        .http
+        .get(format!("{}/v1/jobs/{id}/events", app.api_url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both slots are taken: a third waiting request is refused at once.
+    let refused = app.get_job_format(&key, &id, "json&wait=10").await;
+    assert!(refused.headers().get("retry-after").is_some());
+    assert_eq!(common::error_code(refused, 429).await, "too_many_waiting");
+    // A plain read never waits and is never refused.
+    assert_eq!(app.get_job(&key, &id).await.status(), 200);
+    // Another account has its own slots.
+    let (_, other) = app.new_account().await;
+    let theirs = app
+        .submit_ok(&other, speech::wav_16k("Me too."), "b.wav")
+        .await;
+    let answer = app.get_job_format(&other, &theirs, "json&wait=1").await;
+    assert_eq!(answer.status(), 200);
+    // The stream closed and the long-poll answered: the slots come back.
+    drop(stream);
+    assert_eq!(first.await.expect("first").status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.get_job_format(&key, &id, "json&wait=1").await.status(),
+        200
+    );
+}

@@ -68,8 +68,10 @@ fn an_installed_worker_transcribes_with_the_library_installed_beside_it() {
         .expect("the installed worker runs");
     assert!(
         output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        "{}: {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
     );
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let text = printed["result"]["text"].as_str().expect("text");

@@ -311,3 +311,71 @@ async fn rate_limits_answer_429_with_retry_after_and_ietf_headers() {
     }
     assert!(login_codes.contains(&429), "{login_codes:?}");
 }
+
+/// An `audio_url` reserves an estimate; once fetched, its reservation grows
+/// to the real length within what the account has left today, or the job
+/// fails `quota_exceeded` before inference, unbilled.
+#[tokio::test(flavor = "multi_thread")]
+async fn audio_by_url_is_held_to_the_daily_audio_quota() {
+    let allow = vec![
+        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
+        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
+    ];
+    let mut api_env = allow.clone();
+    // Reserve a second at submission: the real length is what counts.
+    api_env.push(("VOXQ_URL_AUDIO_ESTIMATE".to_owned(), "1".to_owned()));
+    let app = TestApp::spawn_with(common::Options {
+        api_env,
+        worker_env: allow,
+        ..common::Options::default()
+    })
+    .await;
+    let admin = app.admin_key().await;
+    let (_, key) = account_with(&app, &admin, json!({"audio_seconds_per_day": 10})).await;
+    let wav = common::speech::wav_16k(
+        "I would like to order a cup of coffee and a piece of cake, please, and the bill.",
+    );
+    let seconds = voxq_shared::audio::probe(wav.clone().into())
+        .expect("probe")
+        .duration_seconds;
+    assert!(
+        (5.0..10.0).contains(&seconds),
+        "{seconds} s: two must not fit in 10 s"
+    );
+    let port = common::serve_local(
+        axum::Router::new().route("/a.wav", axum::routing::get(move || async move { wav })),
+    )
+    .await;
+    let submit = || {
+        app.submit_form(
+            &key,
+            reqwest::multipart::Form::new()
+                .text("audio_url", format!("http://127.0.0.1:{port}/a.wav")),
+        )
+    };
+    let id = |body: Value| body["id"].as_str().expect("id").to_owned();
+
+    let first = id(submit().await.json().await.expect("json"));
+    let job = app
+        .wait_for_job(&key, &first, Duration::from_secs(120))
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let second = id(submit().await.json().await.expect("json"));
+    let job = app
+        .wait_for_job(&key, &second, Duration::from_secs(120))
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "quota_exceeded", "{job}");
+
+    let used = usage(&app, &key).await;
+    let audio = &used["resources"]["audio_seconds"];
+    assert!(
+        (audio["used"].as_f64().expect("used") - seconds).abs() < 0.01,
+        "{used}"
+    );
+    assert_eq!(audio["reserved"].as_f64(), Some(0.0), "{used}");
+    let billed = voxq_shared::db::usage::for_job(&app.db, second.parse().expect("uuid"))
+        .await
+        .expect("usage");
+    assert!(billed.is_empty(), "billed: {billed:?}");
+}

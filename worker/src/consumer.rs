@@ -235,8 +235,12 @@ async fn drain(
         finished = tokio::time::timeout(INTERRUPT_GRACE, join_all(&mut tasks)).await;
     }
     if finished.is_err() {
-        // Unacknowledged, they return to the queue when the channels close.
+        // Unacknowledged, they return to the queue when the channels close;
+        // the jobs themselves are put back in line before the process
+        // exits, so none waits out a lease or counts the run as an attempt.
         tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        ctx.held.hand_back(&ctx.db).await;
     }
 }
 

@@ -6,8 +6,8 @@
 //! of a Sapphire Rapids host that reports a 480 MB L3 cache). A signal
 //! cannot be caught: every job on the worker would die with it, again and
 //! again. So before loading models the worker runs one small inference in a
-//! child process; if the child is killed by a signal, the worker starts
-//! itself again (same process id, same arguments) with CTranslate2 on its
+//! child process; if that fails and the same inference on CTranslate2's
+//! oneDNN kernels does not, the worker starts itself again (same process id, same arguments) with CTranslate2 on its
 //! oneDNN kernels (`CT2_USE_MKL=0`, which the library reads when it is
 //! loaded, before `main`), and says so. An operator's own `CT2_USE_MKL` is
 //! always left as it is.
@@ -72,30 +72,47 @@ pub fn probe(config: &WorkerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// In the worker, before it loads models: runs the child, and if a signal
-/// killed it, replaces this process with one that does not use MKL.
+/// Runs the check in a child process, with CTranslate2's kernels chosen by
+/// `use_mkl` (`None`: its own choice).
+fn probe_child(use_mkl: Option<&str>) -> anyhow::Result<std::process::ExitStatus> {
+    let binary = std::env::current_exe().context("finding the worker's binary")?;
+    let mut child = Command::new(binary);
+    child
+        .args(std::env::args_os().skip(1))
+        .env(PROBE, "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(value) = use_mkl {
+        child.env(USE_MKL, value);
+    }
+    child.status().context("starting the CPU backend check")
+}
+
+/// In the worker, before it loads models: runs the check, and if it fails
+/// (a signal, or any other way) while the same check on oneDNN passes,
+/// replaces this process with one that does not use MKL.
 pub fn choose(config: &WorkerConfig) -> anyhow::Result<()> {
     if std::env::var_os(USE_MKL).is_some() || probed_model(config)?.is_none() {
         return Ok(());
     }
-    let binary = std::env::current_exe().context("finding the worker's binary")?;
-    let status = Command::new(&binary)
-        .args(std::env::args_os().skip(1))
-        .env(PROBE, "1")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("starting the CPU backend check")?;
-    use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
-    // An ordinary failure (a missing model, say) is left for loading to
-    // report properly.
-    let Some(signal) = status.signal() else {
+    let default = probe_child(None)?;
+    if default.success() {
         return Ok(());
-    };
+    }
+    // A failure that is not the kernels' (a missing model, say) fails the
+    // same way on oneDNN, and is left for loading to report properly.
+    let without_mkl = probe_child(Some("0"))?;
+    if !without_mkl.success() {
+        tracing::warn!(%default, %without_mkl, "the CPU backend check failed either way");
+        return Ok(());
+    }
+    use std::os::unix::process::CommandExt as _;
     tracing::warn!(
-        signal,
-        "CTranslate2's MKL kernels crash on this CPU; restarting on its oneDNN kernels (CT2_USE_MKL=0)"
+        %default,
+        "CTranslate2's MKL kernels fail on this CPU; restarting on its oneDNN kernels (CT2_USE_MKL=0)"
     );
-    let error = Command::new(&binary)
+    let binary = std::env::current_exe().context("finding the worker's binary")?;
+    let error = Command::new(binary)
         .args(std::env::args_os().skip(1))
         .env(USE_MKL, "0")
         .exec();

@@ -195,6 +195,7 @@ pub async fn run(
             .as_ref()
             .filter(|m| !m.is_empty())
             .map(|m| m.as_bytes().to_vec()),
+        held: process::Held::default(),
     });
     let stop = CancellationToken::new();
     let consume = consumer::supervise(

@@ -13,6 +13,7 @@ use voxq_shared::audio;
 use voxq_shared::cache::JobCache;
 use voxq_shared::db::accounts::ResultCachePolicy;
 use voxq_shared::db::jobs::{self, StoredInput};
+use voxq_shared::db::quotas as quota_repo;
 use voxq_shared::db::result_cache;
 use voxq_shared::db::webhooks;
 use voxq_shared::events::{Events, JobEvent, Progress};
@@ -22,7 +23,7 @@ use voxq_shared::job::{
 };
 use voxq_shared::models::{self, Registry};
 use voxq_shared::queue::Publisher;
-use voxq_shared::quota::{Amounts, Quotas, Reservation};
+use voxq_shared::quota::{Amounts, Grown, Quotas, Reservation};
 
 use crate::engine::vad::{self, NoVadModel, Vad};
 use crate::engine::{
@@ -60,6 +61,50 @@ pub struct Context {
     pub vad: Option<Arc<Vad>>,
     /// Jobs that do not say `vad` get it above this many seconds.
     pub vad_auto_seconds: f64,
+    /// The jobs of the batches in progress.
+    pub held: Held,
+}
+
+/// The jobs this worker holds: a batch's are added when it starts and
+/// removed when its outcomes are settled. Whatever is left when a stopping
+/// worker gives up waiting for its lanes is handed back before it exits.
+#[derive(Debug, Default)]
+pub struct Held(std::sync::Mutex<std::collections::HashSet<Uuid>>);
+
+impl Held {
+    fn add(&self, ids: &[Uuid]) {
+        if let Ok(mut held) = self.0.lock() {
+            held.extend(ids.iter().copied());
+        }
+    }
+
+    fn remove(&self, ids: &[Uuid]) {
+        if let Ok(mut held) = self.0.lock() {
+            for id in ids {
+                held.remove(id);
+            }
+        }
+    }
+
+    /// Hands every job still held back to the queue, as it was: the run
+    /// did not count as an attempt. Jobs that ended are left alone.
+    pub async fn hand_back(&self, db: &PgPool) {
+        let ids: Vec<Uuid> = match self.0.lock() {
+            Ok(held) => held.iter().copied().collect(),
+            Err(_) => return,
+        };
+        for id in ids {
+            match jobs::hand_back(db, id).await {
+                Ok(true) => tracing::info!(job_id = %id, "interrupted job handed back"),
+                Ok(false) => {}
+                Err(e) => {
+                    // Its lease (long jobs) or its unacknowledged message
+                    // (short ones) still brings it back.
+                    tracing::warn!(job_id = %id, error = %e, "handing an interrupted job back")
+                }
+            }
+        }
+    }
 }
 
 /// What the consumer should do with the delivery.
@@ -152,8 +197,11 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
         messages.iter().map(|m| m.job_id).collect(),
         ctx.lease_seconds,
     ));
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.job_id).collect();
+    ctx.held.add(&ids);
     let outcomes = run_batch(ctx, messages).await;
     heartbeat.abort();
+    ctx.held.remove(&ids);
     outcomes
 }
 
@@ -247,7 +295,12 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         .map_err(|e| fail(Failure::Transient(e.into())))?
         .ok_or_else(|| fail(permanent("missing_input", "the job has no stored input")))?;
     let stored = match stored {
-        StoredInput::Url(url) => fetch_audio(ctx, &url).await.map_err(fail)?,
+        StoredInput::Url {
+            url,
+            audio_limit_ms,
+        } => fetch_audio(ctx, message, &url, audio_limit_ms)
+            .await
+            .map_err(fail)?,
         other => other,
     };
     let params = &message.params;
@@ -255,7 +308,7 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         StoredInput::Audio { data, .. } => data,
         StoredInput::Text(text) => text.as_bytes(),
         // Fetched above; never reaches here.
-        StoredInput::Url(url) => url.as_bytes(),
+        StoredInput::Url { url, .. } => url.as_bytes(),
     };
     // Hash every parameter but those `result_shaping` clears (where the
     // result is posted): one added later cannot be forgotten here.
@@ -360,8 +413,15 @@ async fn check_translator(ctx: &Context, message: &JobMessage) -> Result<(), Fai
     }
 }
 
-/// An `audio_url` input, fetched and probed as the API probes uploads.
-async fn fetch_audio(ctx: &Context, url: &str) -> Result<StoredInput, Failure> {
+/// An `audio_url` input, fetched and probed as the API probes uploads; its
+/// reservation grows to the length it turned out to have, within the
+/// account's daily audio limit, or the job fails before inference.
+async fn fetch_audio(
+    ctx: &Context,
+    message: &JobMessage,
+    url: &str,
+    audio_limit_ms: Option<u64>,
+) -> Result<StoredInput, Failure> {
     let data = ctx.fetcher.fetch(url).await.map_err(|e| {
         if e.is_transient() {
             Failure::Transient(e.into())
@@ -386,10 +446,67 @@ async fn fetch_audio(ctx: &Context, url: &str) -> Result<StoredInput, Failure> {
     // Bounded above only: the worker has no minimum-length setting.
     audio::check_length(&info, 0.0, ctx.max_audio_seconds)
         .map_err(|e| permanent(e.code(), e.to_string()))?;
+    if let Some(limit_ms) = audio_limit_ms {
+        let audio_ms = voxq_shared::quota::seconds_to_ms(info.duration_seconds);
+        reserve_fetched(ctx, message, audio_ms, limit_ms).await?;
+    }
     Ok(StoredInput::Audio {
         data,
         duration_seconds: info.duration_seconds,
     })
+}
+
+/// Grows the job's reservation to the audio it fetched. Redis first (its
+/// in-flight marker makes a second try a no-op), then Postgres, the truth
+/// counters are rebuilt from.
+async fn reserve_fetched(
+    ctx: &Context,
+    message: &JobMessage,
+    audio_ms: u64,
+    limit_ms: u64,
+) -> Result<(), Failure> {
+    let transient = |e: anyhow::Error| Failure::Transient(e);
+    let Some(reservation) = jobs::reservation(&ctx.db, message.account_id, message.job_id)
+        .await
+        .map_err(|e| transient(e.into()))?
+    else {
+        // Ended meanwhile (cancelled): the run finds out and stops.
+        return Ok(());
+    };
+    if audio_ms <= reservation.amounts.audio_ms {
+        return Ok(());
+    }
+    let grow = || ctx.quotas.grow_audio(&reservation, audio_ms, limit_ms);
+    let mut grown = grow().await.map_err(|e| transient(e.into()))?;
+    if grown == Grown::NeedsRebuild {
+        quota_repo::rebuild(
+            &ctx.db,
+            &ctx.quotas,
+            message.account_id,
+            reservation.day,
+            false,
+        )
+        .await
+        .map_err(|e| transient(e.into()))?;
+        grown = grow().await.map_err(|e| transient(e.into()))?;
+    }
+    match grown {
+        Grown::OverLimit => Err(permanent(
+            "quota_exceeded",
+            format!(
+                "the audio lasts {:.0} s, more than the account's daily audio quota has left",
+                audio_ms as f64 / 1000.0
+            ),
+        )),
+        Grown::Yes | Grown::NeedsRebuild => {
+            if grown == Grown::NeedsRebuild {
+                tracing::warn!("quota counters unavailable; billing the fetched audio unchecked");
+            }
+            jobs::set_reserved_audio(&ctx.db, message.job_id, audio_ms)
+                .await
+                .map_err(|e| transient(e.into()))
+        }
+    }
 }
 
 /// Decodes audio off the executor; a decoder panic fails this job only.

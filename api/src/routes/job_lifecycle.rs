@@ -165,6 +165,7 @@ pub async fn cancel_job_post(
          content_type = "text/event-stream", body = String),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "No such job for this account", body = ErrorBody),
+        (status = 429, description = "`too_many_waiting`: the account's or the server's long-polls and event streams are at their cap", body = ErrorBody),
     )
 )]
 pub async fn job_events(
@@ -175,10 +176,13 @@ pub async fn job_events(
     principal.require(Scope::JobsRead)?;
     let id = job_id(&id)?;
     let account_id = principal.account_id;
+    let waiting = state.waiters.enter(account_id)?;
     let mut signals = state.hub.subscribe();
     let view = load_job(&state, account_id, id).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel::<SseEvent>(16);
     tokio::spawn(async move {
+        // Held for as long as the stream runs.
+        let _waiting = waiting;
         let mut last = (view.status, None);
         if sender
             .send(status_event(id, view.status, None))
@@ -201,10 +205,13 @@ pub async fn job_events(
                 }
                 Some(Signal::Job(_)) => continue,
                 // Perhaps missed: read the truth.
-                Some(Signal::Resync) => match load_job(&state, account_id, id).await {
-                    Ok(view) => (view.status, last.1),
-                    Err(_) => continue,
-                },
+                Some(Signal::Resync) => {
+                    crate::waiters::resync_pause().await;
+                    match load_job(&state, account_id, id).await {
+                        Ok(view) => (view.status, last.1),
+                        Err(_) => continue,
+                    }
+                }
             };
             ended = status.is_terminal();
             if (status, progress) == last {

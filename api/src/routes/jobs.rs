@@ -12,7 +12,7 @@ use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::idempotency as idempotency_repo;
 use voxq_shared::db::jobs::{self as job_repo, NewInput, NewJobInput};
 use voxq_shared::db::outbox;
-use voxq_shared::events;
+use voxq_shared::events::{self, Signal};
 use voxq_shared::job::{
     JobKind, JobMessage, JobParams, JobStatus, JobView, QueuePlace, TranscriptResult,
     TranslationResult,
@@ -152,7 +152,10 @@ pub async fn submit(
             // Its length is known once fetched: reserve the configured
             // estimate; the worker settles what it really was.
             AudioSource::Url(url) => (
-                NewJobInput::Url(url),
+                NewJobInput::Url {
+                    url,
+                    audio_limit_ms: principal.limits.audio_seconds_per_day.saturating_mul(1000),
+                },
                 state
                     .config
                     .url_audio_estimate
@@ -496,6 +499,7 @@ const MAX_WAIT_SECONDS: u64 = 60;
         (status = 403, body = ErrorBody),
         (status = 404, description = "No such job for this account", body = ErrorBody),
         (status = 409, description = "`job_not_finished`: no transcript yet", body = ErrorBody),
+        (status = 429, description = "`too_many_waiting`: the account's or the server's long-polls and event streams are at their cap", body = ErrorBody),
     )
 )]
 pub async fn get_job(
@@ -512,6 +516,7 @@ pub async fn get_job(
             // Within the request timeout, whatever it is set to.
             let limit = state.config.request_timeout.saturating_sub(1).max(1);
             let wait = std::time::Duration::from_secs(seconds.min(limit));
+            let _waiting = state.waiters.enter(principal.account_id)?;
             wait_for_end(&state, principal.account_id, id, wait).await?
         }
         Some(_) => {
@@ -544,13 +549,15 @@ async fn wait_for_end(
         if view.status.is_terminal() {
             return Ok(view);
         }
-        let woken = tokio::select! {
-            signal = events::next_for(&mut signals, id) => signal.is_some(),
-            () = tokio::time::sleep_until(deadline) => false,
-            () = state.stopping.cancelled() => false,
+        let signal = tokio::select! {
+            signal = events::next_for(&mut signals, id) => signal,
+            () = tokio::time::sleep_until(deadline) => None,
+            () = state.stopping.cancelled() => None,
         };
-        if !woken {
-            return load_job(state, account_id, id).await;
+        match signal {
+            None => return load_job(state, account_id, id).await,
+            Some(Signal::Resync) => crate::waiters::resync_pause().await,
+            Some(Signal::Job(_)) => {}
         }
     }
 }

@@ -1,4 +1,4 @@
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -24,8 +24,12 @@ pub enum StoredInput {
         duration_seconds: f64,
     },
     Text(String),
-    /// Audio the worker fetches.
-    Url(String),
+    /// Audio the worker fetches, and the account's daily audio limit when
+    /// it was submitted (absent for jobs submitted before it was kept).
+    Url {
+        url: String,
+        audio_limit_ms: Option<u64>,
+    },
 }
 
 /// What a worker learns when it claims a job.
@@ -80,8 +84,12 @@ const VIEW_COLUMNS: &str = "id, kind, status, params, result, error, attempts, c
 pub enum NewJobInput<'a> {
     Audio(NewInput<'a>),
     Text(&'a str),
-    /// An `audio_url`, already checked by the SSRF guard.
-    Url(&'a str),
+    /// An `audio_url`, already checked by the SSRF guard, and the account's
+    /// daily audio limit.
+    Url {
+        url: &'a str,
+        audio_limit_ms: u64,
+    },
 }
 
 /// Inserts a queued job, its input and its quota reservation in the
@@ -112,10 +120,11 @@ pub async fn insert(
                       values ($1, 'text/plain; charset=utf-8', $8, $9))
              select * from job"
         ),
-        NewJobInput::Url(_) => format!(
+        NewJobInput::Url { .. } => format!(
             "with job as ({JOB} returning {VIEW_COLUMNS}),
-                  input as (insert into job_inputs (job_id, content_type, size_bytes, source_url)
-                      values ($1, 'text/uri-list', 0, $8))
+                  input as (insert into job_inputs
+                      (job_id, content_type, size_bytes, source_url, audio_limit_ms)
+                      values ($1, 'text/uri-list', 0, $8, $9))
              select * from job"
         ),
     };
@@ -139,7 +148,12 @@ pub async fn insert(
         NewJobInput::Text(text) => query
             .bind(i64::try_from(text.len()).unwrap_or(i64::MAX))
             .bind(text),
-        NewJobInput::Url(url) => query.bind(url),
+        NewJobInput::Url {
+            url,
+            audio_limit_ms,
+        } => query
+            .bind(url)
+            .bind(i64::try_from(audio_limit_ms).unwrap_or(i64::MAX)),
     };
     let row = query.fetch_one(&mut *tx).await?;
     row.into_view()
@@ -210,9 +224,11 @@ pub async fn load_input(db: &PgPool, id: Uuid) -> Result<Option<StoredInput>, sq
         duration_seconds: Option<f64>,
         text: Option<String>,
         source_url: Option<String>,
+        audio_limit_ms: Option<i64>,
     }
     let row: Option<Row> = sqlx::query_as(
-        "select data, duration_seconds, text, source_url from job_inputs where job_id = $1",
+        "select data, duration_seconds, text, source_url, audio_limit_ms
+         from job_inputs where job_id = $1",
     )
     .bind(id)
     .fetch_optional(db)
@@ -224,7 +240,10 @@ pub async fn load_input(db: &PgPool, id: Uuid) -> Result<Option<StoredInput>, sq
                 duration_seconds: row.duration_seconds.unwrap_or(0.0),
             }),
             (None, Some(text), _) => Some(StoredInput::Text(text)),
-            (None, None, Some(url)) => Some(StoredInput::Url(url)),
+            (None, None, Some(url)) => Some(StoredInput::Url {
+                url,
+                audio_limit_ms: row.audio_limit_ms.and_then(|v| u64::try_from(v).ok()),
+            }),
             (None, None, None) => None,
         }),
     )
@@ -377,6 +396,36 @@ pub async fn release_claim(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Gives back a job that a stopping worker could not finish or requeue in
+/// time: queued again with the run not counted; a long job's message,
+/// already acknowledged, goes out again through the outbox. Returns whether
+/// the job was still running.
+pub async fn hand_back(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let detached: Option<bool> = sqlx::query_scalar(
+        "update jobs set attempts = greatest(attempts - 1, 0)
+         where id = $1 and status = 'running' returning detached",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match detached {
+        None => return Ok(false),
+        Some(true) => {
+            requeue_detached_in(&mut tx, Some(id)).await?;
+        }
+        Some(false) => {
+            // Its unacknowledged message returns when the channel closes.
+            sqlx::query("update jobs set status = 'queued', lease_until = null where id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Where a queued job stands in its queue.
 pub struct Place {
     /// Jobs ahead of it.
@@ -520,6 +569,41 @@ pub async fn detach(db: &PgPool, id: Uuid, lease_seconds: f64) -> Result<bool, s
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The job's quota reservation as Postgres holds it (`None` once ended).
+pub async fn reservation(
+    db: &PgPool,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Reservation>, sqlx::Error> {
+    let row: Option<(NaiveDate, sqlx::types::Json<Amounts>)> = sqlx::query_as(
+        "select quota_day, reserved from jobs
+         where id = $1 and account_id = $2 and status in ('queued', 'running')",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(day, amounts)| Reservation {
+        job_id: id,
+        account_id,
+        day,
+        amounts: amounts.0,
+    }))
+}
+
+/// Sets the audio the open job reserves (its fetched length).
+pub async fn set_reserved_audio(db: &PgPool, id: Uuid, audio_ms: u64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update jobs set reserved = jsonb_set(reserved, '{audio_ms}', to_jsonb($2::bigint))
+         where id = $1 and status in ('queued', 'running')",
+    )
+    .bind(id)
+    .bind(i64::try_from(audio_ms).unwrap_or(i64::MAX))
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Those of `ids` cancelled meanwhile (a running batch's watcher asks).
