@@ -29,15 +29,18 @@ pub fn is_probe() -> bool {
     std::env::var_os(PROBE).is_some()
 }
 
-/// The first CTranslate2 model on the CPU, the one the check runs.
+/// The model the check runs: a CTranslate2 Whisper model on the CPU if
+/// there is one (its decoder runs the products that crash), else a
+/// CTranslate2 translation model.
 fn probed_model(config: &WorkerConfig) -> anyhow::Result<Option<ModelSpec>> {
-    Ok(config.model_specs()?.into_iter().find(|spec| {
-        spec.device == DeviceArg::Cpu
-            && matches!(
-                spec.engine,
-                EngineKind::Ct2Whisper | EngineKind::Ct2Translate
-            )
-    }))
+    let specs = config.model_specs()?;
+    let on_cpu = |kind: EngineKind| {
+        specs
+            .iter()
+            .find(|spec| spec.device == DeviceArg::Cpu && spec.engine == kind)
+            .cloned()
+    };
+    Ok(on_cpu(EngineKind::Ct2Whisper).or_else(|| on_cpu(EngineKind::Ct2Translate)))
 }
 
 /// In the child: one small inference with the model; returns if it ran.
@@ -53,9 +56,13 @@ pub fn probe(config: &WorkerConfig) -> anyhow::Result<()> {
             engine.translate_batch(&[TranslateRequest {
                 text: "Hello.".into(),
                 source: None,
+                // A language the model says it produces, so that the
+                // request reaches the model instead of failing on its
+                // language.
                 target: spec
                     .target_languages
                     .first()
+                    .or_else(|| engine.info().languages.first())
                     .cloned()
                     .unwrap_or_else(|| "de".into()),
             }])?;
