@@ -59,10 +59,7 @@ async fn main() -> anyhow::Result<()> {
     };
     voxq_shared::telemetry::init_to(&filter, output);
     whisper_rs::install_logging_hooks();
-    if voxq_worker::cpu_backend::is_probe() {
-        return voxq_worker::cpu_backend::probe(&config);
-    }
-    voxq_worker::cpu_backend::choose(&config)?;
+    voxq_worker::cpu_backend::choose()?;
     let models = voxq_worker::load_models(&config).await?;
     match config.command.clone() {
         None | Some(Command::Run) => {
