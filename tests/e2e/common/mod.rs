@@ -748,6 +748,7 @@ impl Drop for TestApp {
                             })
                             .collect();
                         queues.push(topology.dead_letter_queue.clone());
+                        queues.push(topology.dead_letter_sweep_queue.clone());
                         let retries = topology.retry_queues();
                         for q in queues.iter().chain(&retries) {
                             let _ = channel.queue_delete(q, Default::default()).await;
