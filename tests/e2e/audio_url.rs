@@ -22,10 +22,7 @@ async fn submit_url(app: &TestApp, key: &str, url: &str) -> reqwest::Response {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audio_by_url_is_fetched_transcribed_and_billed_for_what_it_lasted() {
-    let mut allow = vec![
-        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
-        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
-    ];
+    let mut allow = common::local_fetch_env();
     // The fetch goes straight to the address that was checked, whatever
     // proxy the environment names.
     allow.extend(common::dead_proxies());
@@ -102,10 +99,7 @@ async fn a_retried_long_job_is_not_queued_twice_when_its_lease_runs_out() {
     use std::sync::Arc;
 
     const FAILURES: usize = 3;
-    let allow = vec![
-        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
-        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
-    ];
+    let allow = common::local_fetch_env();
     let mut worker_env = allow.clone();
     worker_env.extend([
         ("VOXQ_LEASE_SECONDS".to_owned(), "1".to_owned()),
@@ -167,10 +161,7 @@ async fn a_slow_fetch_keeps_its_lease_and_runs_once() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    let allow = vec![
-        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
-        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
-    ];
+    let allow = common::local_fetch_env();
     let mut worker_env = allow.clone();
     worker_env.push(("VOXQ_LEASE_SECONDS".to_owned(), "1".to_owned()));
     let mut api_env = allow;

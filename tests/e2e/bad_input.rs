@@ -266,10 +266,7 @@ fn wav_claiming(mut wav: Vec<u8>, rate: u32, channels: u16) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audio_whose_headers_lie_is_refused_and_a_memory_capped_worker_survives_it() {
-    let allow = vec![
-        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
-        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
-    ];
+    let allow = common::local_fetch_env();
     let mut worker_env = allow.clone();
     // Far above what the worker needs, far below what a resampler sized
     // from a lying header would ask for.

@@ -317,10 +317,7 @@ async fn rate_limits_answer_429_with_retry_after_and_ietf_headers() {
 /// fails `quota_exceeded` before inference, unbilled.
 #[tokio::test(flavor = "multi_thread")]
 async fn audio_by_url_is_held_to_the_daily_audio_quota() {
-    let allow = vec![
-        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
-        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
-    ];
+    let allow = common::local_fetch_env();
     let mut api_env = allow.clone();
     // Reserve a second at submission: the real length is what counts.
     api_env.push(("VOXQ_URL_AUDIO_ESTIMATE".to_owned(), "1".to_owned()));

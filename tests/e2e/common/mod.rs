@@ -768,6 +768,15 @@ impl Drop for TestApp {
 }
 
 /// A mono 16-bit WAV of a 440 Hz tone lasting exactly `seconds`.
+/// API and worker settings that let `audio_url`s reach a server the test
+/// runs on this machine (plain http on 127.0.0.1).
+pub fn local_fetch_env() -> Vec<(String, String)> {
+    vec![
+        ("VOXQ_FETCH_ALLOW".to_owned(), "127.0.0.1".to_owned()),
+        ("VOXQ_FETCH_ALLOW_HTTP".to_owned(), "true".to_owned()),
+    ]
+}
+
 /// Proxy settings pointing at a port nobody listens on: a process that
 /// honoured them could reach nothing, so outbound requests that still
 /// arrive prove that voxq ignores the environment's proxies.
