@@ -13,6 +13,8 @@ phase "services" "about 30 s fresh, seconds after"
 ops/stack.sh
 phase "models" "under 1 min fresh, seconds after"
 ops/fetch-models.sh
+phase "schemathesis, for the API fuzzing test" "under 1 min fresh, seconds after"
+ops/fetch-schemathesis.sh
 if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
   phase "CTranslate2: the PyPI wheel's library" "10 s fresh"
   ops/fetch-ctranslate2.sh

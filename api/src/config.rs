@@ -34,6 +34,12 @@ pub struct ApiConfig {
     #[arg(long, env = "VOXQ_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: usize,
 
+    /// Where uploads larger than 1 MiB are spooled while they are checked
+    /// and stored (unnamed temporary files, gone when the request ends;
+    /// the system's temporary directory by default).
+    #[arg(long, env = "VOXQ_UPLOAD_DIR")]
+    pub upload_dir: Option<PathBuf>,
+
     /// Shortest accepted audio, in seconds.
     #[arg(long, env = "VOXQ_MIN_AUDIO_SECONDS", default_value_t = 0.1)]
     pub min_audio_seconds: f64,
@@ -243,6 +249,11 @@ fn parse_standby(value: &str) -> Result<StandbyModels, String> {
 }
 
 impl ApiConfig {
+    /// Where large uploads are spooled.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.upload_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
     /// Start-up validation of what clap cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
         // The built-in secrets are in this repository for anyone to read:
@@ -268,6 +279,13 @@ impl ApiConfig {
             self.max_upload_bytes > 0,
             "VOXQ_MAX_UPLOAD_BYTES must be positive"
         );
+        let spool = self.spool_dir();
+        tempfile::tempfile_in(&spool).map_err(|e| {
+            anyhow::anyhow!(
+                "VOXQ_UPLOAD_DIR: cannot create a temporary file in {}: {e}",
+                spool.display()
+            )
+        })?;
         anyhow::ensure!(
             self.min_audio_seconds >= 0.0 && self.min_audio_seconds < self.max_audio_seconds,
             "VOXQ_MIN_AUDIO_SECONDS must be below VOXQ_MAX_AUDIO_SECONDS"

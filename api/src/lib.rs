@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod reservations;
 pub mod routes;
 pub mod security;
+pub mod spool;
 pub mod state;
 pub mod tokens;
 pub mod waiters;
@@ -110,6 +111,7 @@ impl App {
             hub: EventHub::start(&config.common.redis_url, &namespace)
                 .context("subscribing to job events")?,
             stopping: stopping.clone(),
+            copies: spool::Copies::for_pool(config.db_pool_size),
             waiters: waiters::Waiters::new(
                 config.max_waiting as usize,
                 config.max_waiting_per_account as usize,

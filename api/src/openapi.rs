@@ -3,7 +3,9 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{admin, auth, health, job_lifecycle, jobs, keys, models, usage, webhooks};
@@ -55,7 +57,7 @@ use crate::state::AppState;
         health::live,
         health::ready,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ErrorAnswers),
     tags(
         (name = "jobs", description = "Submit jobs and read their results"),
         (name = "usage", description = "Quotas and usage"),
@@ -83,6 +85,78 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// The error answers every route of a kind can give, added where a route's
+/// annotation does not list them itself: the middleware and extractors
+/// give them before any handler runs, so each handler would otherwise
+/// have to repeat them (and the document would lie where one forgot).
+struct ErrorAnswers;
+
+impl Modify for ErrorAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, why) in error_answers(path, operation) {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| RefOr::T(error_response(why)));
+                }
+            }
+        }
+    }
+}
+
+/// The statuses a route can answer before its handler decides anything.
+fn error_answers(path: &str, operation: &Operation) -> Vec<(u16, &'static str)> {
+    let mut answers = Vec::new();
+    if !path.starts_with("/v1/") {
+        return answers;
+    }
+    answers.push((429, "rate limited; `Retry-After` says when to try again"));
+    if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+        answers.push((401, "missing, invalid, expired or revoked credentials"));
+        answers.push((
+            403,
+            "the credential lacks the route's scope, or its account is suspended",
+        ));
+    }
+    if operation.request_body.is_some() {
+        answers.push((400, "malformed body"));
+        answers.push((413, "body larger than the route accepts"));
+        answers.push((415, "unsupported `Content-Type`"));
+        answers.push((422, "a field is missing, of the wrong type or out of range"));
+    }
+    let has_query = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| p.parameter_in == ParameterIn::Query);
+    if has_query {
+        answers.push((400, "malformed query string"));
+    }
+    answers
+}
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }
 
 pub fn router() -> Router<AppState> {

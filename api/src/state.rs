@@ -37,6 +37,8 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// Caps on long-polls and event streams.
     pub waiters: crate::waiters::Waiters,
+    /// Turns for streaming spooled uploads into Postgres.
+    pub copies: crate::spool::Copies,
     pub catalog: Catalog,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,

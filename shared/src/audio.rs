@@ -21,7 +21,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -133,10 +133,11 @@ struct Opened {
 
 fn open(bytes: Bytes) -> Result<Opened, AudioError> {
     let container = Container::sniff(&bytes).ok_or(AudioError::UnsupportedFormat)?;
-    let source = MediaSourceStream::new(
-        Box::new(Cursor::new(bytes)),
-        MediaSourceStreamOptions::default(),
-    );
+    open_source(container, Box::new(Cursor::new(bytes)))
+}
+
+fn open_source(container: Container, source: Box<dyn MediaSource>) -> Result<Opened, AudioError> {
+    let source = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
     hint.with_extension(container.extension());
     let probed = symphonia::default::get_probe()
@@ -226,16 +227,29 @@ fn guarded<T>(parse: impl FnOnce() -> Result<T, AudioError>) -> Result<T, AudioE
 /// packets are decoded so that a file whose codec cannot be read is refused
 /// at the door instead of failing later in a worker.
 pub fn probe(bytes: Bytes) -> Result<AudioInfo, AudioError> {
-    guarded(|| probe_unguarded(bytes))
+    guarded(|| probe_opened(open(bytes)?))
 }
 
-fn probe_unguarded(bytes: Bytes) -> Result<AudioInfo, AudioError> {
+/// [`probe`] for an upload spooled to a file: read through a small buffer,
+/// never loaded whole.
+pub fn probe_file(mut file: std::fs::File) -> Result<AudioInfo, AudioError> {
+    use std::io::{Read, Seek};
+    let mut head = Vec::with_capacity(12);
+    file.rewind()
+        .and_then(|()| (&mut file).take(12).read_to_end(&mut head))
+        .and_then(|_| file.rewind())
+        .map_err(|e| AudioError::Undecodable(e.to_string()))?;
+    let container = Container::sniff(&head).ok_or(AudioError::UnsupportedFormat)?;
+    guarded(|| probe_opened(open_source(container, Box::new(file))?))
+}
+
+fn probe_opened(opened: Opened) -> Result<AudioInfo, AudioError> {
     let Opened {
         container,
         mut reader,
         track_id,
         codec_params,
-    } = open(bytes)?;
+    } = opened;
     let sample_rate = codec_params
         .sample_rate
         .filter(|r| *r > 0)

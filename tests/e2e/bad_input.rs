@@ -391,3 +391,73 @@ async fn audio_whose_headers_lie_is_refused_and_a_memory_capped_worker_survives_
         .await;
     assert_eq!(job["status"], "succeeded", "{job}");
 }
+
+/// JSON may carry U+0000 in a string; Postgres text may not. Every JSON
+/// route refuses it before storing anything (schemathesis found the keys
+/// and login routes answering 500).
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_in_json_bodies_are_refused_not_stored() {
+    let app = TestApp::spawn_without_worker().await;
+    let (_, key) = app.new_account().await;
+    let admin = app.admin_key().await;
+    let bodies: [(&str, &str, Option<&str>); 6] = [
+        (
+            "/v1/keys",
+            r#"{"name":"a\u0000b","scopes":["jobs:read"]}"#,
+            Some(&key),
+        ),
+        (
+            "/v1/auth/login",
+            r#"{"email":"\u0000@x.io","password":"0123456789ab"}"#,
+            None,
+        ),
+        (
+            "/v1/webhooks",
+            r#"{"url":"https://example.com/\u0000","event_types":[]}"#,
+            Some(&key),
+        ),
+        (
+            "/v1/jobs",
+            r#"{"kind":"translate","text":"Hi\u0000","target_language":"de"}"#,
+            Some(&key),
+        ),
+        (
+            "/v1/admin/accounts",
+            r#"{"name":"acme\u0000","tier":"pro"}"#,
+            Some(&admin),
+        ),
+        (
+            "/v1/keys",
+            r#"{"name":"ok","scopes":["jobs:read"],"\u0000":1}"#,
+            Some(&key),
+        ),
+    ];
+    for (path, body, token) in bodies {
+        let mut request = app
+            .http
+            .post(format!("{}{path}", app.api_url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        assert_eq!(
+            error_code(response, 422).await,
+            "invalid_body",
+            "{path} {body}"
+        );
+    }
+    // Nothing was stored, and the same routes still work.
+    let keys = app.get_json("/v1/keys", &key).await;
+    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(1), "{keys}");
+    let created = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/keys",
+            Some(&key),
+            Some(serde_json::json!({"name": "fine", "scopes": ["jobs:read"]})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+}

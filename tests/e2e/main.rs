@@ -4,6 +4,7 @@
 
 mod common;
 
+mod api_fuzz;
 mod api_surface;
 mod audio_url;
 mod auth_matrix;
@@ -25,4 +26,5 @@ mod scheduling;
 mod sessions;
 mod throttling;
 mod transcription;
+mod uploads;
 mod webhooks;

@@ -17,11 +17,41 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let value = match axum::Json::<serde_json::Value>::from_request(request, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        refuse_nul(&value)?;
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))
     }
+}
+
+/// Refuses a JSON document with U+0000 in any string or key. JSON allows it
+/// (as `\u0000`); Postgres text does not, and a value that cannot be
+/// stored must be refused here, not fail the statement that stores it.
+pub fn refuse_nul(value: &serde_json::Value) -> Result<(), ApiError> {
+    use serde_json::Value;
+    let found = match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => return items.iter().try_for_each(refuse_nul),
+        Value::Object(fields) => {
+            if fields.keys().any(|k| k.contains('\0')) {
+                true
+            } else {
+                return fields.values().try_for_each(refuse_nul);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    };
+    if found {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "strings may not contain the NUL character (U+0000)",
+        ));
+    }
+    Ok(())
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {

@@ -2,7 +2,6 @@
 //! anything is stored: the multipart form of an audio job, the JSON body
 //! of a text job, their fields and language codes.
 
-use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
 use axum::extract::Multipart;
 use axum::http::StatusCode;
@@ -14,6 +13,7 @@ use super::MAX_URL_CHARS;
 use crate::config::ApiConfig;
 use crate::error::{ApiError, Result};
 use crate::idempotency::Fingerprint;
+use crate::spool::{self, Spooled};
 
 /// Longest short form field (`kind`, `language`, `model`, …).
 const MAX_FIELD_CHARS: usize = 64;
@@ -30,7 +30,7 @@ pub(super) struct AudioUpload {
 /// Where an audio job's audio is.
 pub(super) enum AudioSource {
     /// Uploaded, and probed.
-    File { data: Bytes, info: AudioInfo },
+    File { data: Spooled, info: AudioInfo },
     /// To be fetched by the worker (`audio_url`).
     Url(String),
 }
@@ -138,7 +138,7 @@ pub(super) async fn read_audio_upload(
     mut multipart: Multipart,
     config: &ApiConfig,
 ) -> Result<AudioUpload> {
-    let mut data: Option<Vec<u8>> = None;
+    let mut data: Option<Spooled> = None;
     let mut url: Option<String> = None;
     let mut kind = JobKind::Transcribe;
     let mut params = JobParams::default();
@@ -148,17 +148,15 @@ pub(super) async fn read_audio_upload(
         let name = field.name().unwrap_or("").to_owned();
         match name.as_str() {
             "file" => {
-                let mut buf = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(part_error)? {
-                    if buf.len() + chunk.len() > config.max_upload_bytes {
-                        return Err(ApiError::PayloadTooLarge {
-                            limit: config.max_upload_bytes,
-                        });
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-                fingerprint.field("file", &buf);
-                data = Some(buf);
+                let upload = spool::take(
+                    &mut field,
+                    config.max_upload_bytes,
+                    &config.spool_dir(),
+                    part_error,
+                )
+                .await?;
+                fingerprint.field("file", &upload.digest);
+                data = Some(upload.data);
             }
             "kind"
             | "language"
@@ -183,6 +181,11 @@ pub(super) async fn read_audio_upload(
                 };
                 if value.chars().count() > limit {
                     return Err(ApiError::BadRequest(format!("field `{name}` is too long")));
+                }
+                if value.contains('\0') {
+                    return Err(ApiError::BadRequest(format!(
+                        "field `{name}` contains the NUL character"
+                    )));
                 }
                 fingerprint.field(&name, value.as_bytes());
                 match name.as_str() {
@@ -268,7 +271,7 @@ pub(super) async fn read_audio_upload(
                 fingerprint: fingerprint.finish(),
             })
         }
-        (Some(data), None) => Bytes::from(data),
+        (Some(data), None) => data,
     };
     if data.is_empty() {
         return Err(ApiError::unprocessable(
@@ -278,10 +281,17 @@ pub(super) async fn read_audio_upload(
     }
     // Parsing a container is CPU work; keep it off the async executor.
     // `Bytes` clones share one buffer: the upload is held once.
-    let probe_input = data.clone();
-    let info = tokio::task::spawn_blocking(move || audio::probe(probe_input))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+    let probe = match &data {
+        Spooled::Memory(bytes) => {
+            let bytes = bytes.clone();
+            tokio::task::spawn_blocking(move || audio::probe(bytes))
+        }
+        Spooled::File { file, .. } => {
+            let file = file.try_clone().map_err(|e| ApiError::Internal(e.into()))?;
+            tokio::task::spawn_blocking(move || audio::probe_file(file))
+        }
+    };
+    let info = probe.await.map_err(|e| ApiError::Internal(e.into()))??;
     audio::check_length(&info, config.min_audio_seconds, config.max_audio_seconds)
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     Ok(AudioUpload {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::idempotency as idempotency_repo;
-use voxq_shared::db::jobs::{self as job_repo, NewInput, NewJobInput};
+use voxq_shared::db::jobs::{self as job_repo, AudioData, NewInput, NewJobInput};
 use voxq_shared::db::outbox;
 use voxq_shared::events::{self, Signal};
 use voxq_shared::job::{
@@ -32,6 +32,7 @@ use crate::error::{ApiError, ErrorBody, Result};
 use crate::idempotency::{self, Begin, Fingerprint, Held};
 use crate::principal::{Principal, RequestMeta};
 use crate::reservations::{self, NewJob};
+use crate::spool::Spooled;
 use crate::state::AppState;
 
 /// Headroom over the upload limit for multipart framing and text fields.
@@ -145,7 +146,10 @@ pub async fn submit(
                     sample_rate: info.sample_rate,
                     channels: info.channels,
                     duration_seconds: info.duration_seconds,
-                    data,
+                    data: match data {
+                        Spooled::Memory(bytes) => AudioData::Bytes(bytes),
+                        Spooled::File { file, len } => AudioData::File { file, len: *len },
+                    },
                 }),
                 info.duration_seconds,
             ),
@@ -173,6 +177,14 @@ pub async fn submit(
             },
         };
         let keyed = idempotency_key.map(|key| (key, fingerprint));
+        // Held until the job is committed.
+        let _turn = match &upload.source {
+            AudioSource::File {
+                data: Spooled::File { .. },
+                ..
+            } => Some(state.copies.turn().await?),
+            _ => None,
+        };
         admit(&state, &principal, &meta, keyed, submission).await
     } else if content_type.starts_with("application/json") {
         // Text is counted in characters; four bytes each at most, plus room
@@ -183,6 +195,7 @@ pub async fn submit(
             .map_err(|_| ApiError::PayloadTooLarge { limit })?;
         let value: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        super::extract::refuse_nul(&value)?;
         // Keys sorted, whitespace gone: one fingerprint per meaning.
         let mut fingerprint = Fingerprint::new("json");
         fingerprint.field("body", value.to_string().as_bytes());

@@ -14,7 +14,17 @@ pub struct NewInput<'a> {
     pub sample_rate: u32,
     pub channels: u16,
     pub duration_seconds: f64,
-    pub data: &'a [u8],
+    pub data: AudioData<'a>,
+}
+
+/// Where an upload's bytes are.
+#[derive(Clone, Copy)]
+pub enum AudioData<'a> {
+    /// Small enough to travel with the job's row, in one statement.
+    Bytes(&'a [u8]),
+    /// Spooled to a file by the API; streamed into Postgres with `COPY`,
+    /// so that a large upload is never held whole in the API's memory.
+    File { file: &'a std::fs::File, len: u64 },
 }
 
 /// A job's stored input.
@@ -107,6 +117,10 @@ pub async fn insert(
     const JOB: &str = "insert into jobs (id, account_id, kind, params, quota_day, reserved, queue)
                        values ($1, $2, $3, $4, $5, $6, $7)";
     let sql = match input {
+        NewJobInput::Audio(NewInput {
+            data: AudioData::File { .. },
+            ..
+        }) => format!("{JOB} returning {VIEW_COLUMNS}"),
         NewJobInput::Audio(_) => format!(
             "with job as ({JOB} returning {VIEW_COLUMNS}),
                   input as (insert into job_inputs
@@ -137,14 +151,23 @@ pub async fn insert(
         .bind(sqlx::types::Json(reservation.amounts))
         .bind(queue);
     let query = match input {
-        NewJobInput::Audio(input) => query
+        NewJobInput::Audio(NewInput {
+            data: AudioData::File { .. },
+            ..
+        }) => query,
+        NewJobInput::Audio(
+            input @ NewInput {
+                data: AudioData::Bytes(data),
+                ..
+            },
+        ) => query
             .bind(input.content_type)
             .bind(input.codec)
             .bind(i32::try_from(input.sample_rate).unwrap_or(i32::MAX))
             .bind(i32::from(input.channels))
             .bind(input.duration_seconds)
-            .bind(i64::try_from(input.data.len()).unwrap_or(i64::MAX))
-            .bind(input.data),
+            .bind(i64::try_from(data.len()).unwrap_or(i64::MAX))
+            .bind(data),
         NewJobInput::Text(text) => query
             .bind(i64::try_from(text.len()).unwrap_or(i64::MAX))
             .bind(text),
@@ -156,7 +179,94 @@ pub async fn insert(
             .bind(i64::try_from(audio_limit_ms).unwrap_or(i64::MAX)),
     };
     let row = query.fetch_one(&mut *tx).await?;
+    if let NewJobInput::Audio(
+        input @ NewInput {
+            data: AudioData::File { file, len },
+            ..
+        },
+    ) = input
+    {
+        copy_audio_in(tx, reservation.job_id, &input, file, len).await?;
+    }
     row.into_view()
+}
+
+/// Bytes of a spooled upload sent per `COPY` message (twice that as hex).
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// Streams a spooled upload into `job_inputs` with `COPY … FROM STDIN`
+/// (text format, the file as hex), a chunk at a time.
+async fn copy_audio_in(
+    tx: &mut PgConnection,
+    job_id: Uuid,
+    input: &NewInput<'_>,
+    file: &std::fs::File,
+    len: u64,
+) -> Result<(), sqlx::Error> {
+    use std::io::Seek;
+    use tokio::io::AsyncReadExt;
+
+    // Its own handle: the caller's file offset stays where it was.
+    let mut file = file.try_clone()?;
+    file.rewind()?;
+    let mut file = tokio::fs::File::from_std(file).take(len);
+    let head = format!(
+        "{job_id}\t{}\t{}\t{}\t{}\t{}\t{len}\t\\\\x",
+        copy_text(input.content_type),
+        copy_text(input.codec),
+        input.sample_rate,
+        input.channels,
+        input.duration_seconds,
+    );
+    let mut copy = tx
+        .copy_in_raw(
+            "copy job_inputs
+                 (job_id, content_type, codec, sample_rate, channels, duration_seconds, size_bytes, data)
+             from stdin",
+        )
+        .await?;
+    copy.send(head.into_bytes()).await?;
+    let mut chunk = vec![0u8; COPY_CHUNK];
+    let mut sent: u64 = 0;
+    loop {
+        let read = match file.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                let _ = copy.abort("reading the spooled upload failed").await;
+                return Err(e.into());
+            }
+        };
+        sent += read as u64;
+        copy.send(hex::encode(&chunk[..read]).into_bytes()).await?;
+    }
+    if sent != len {
+        let _ = copy
+            .abort("the spooled upload is shorter than announced")
+            .await;
+        return Err(sqlx::Error::Protocol(format!(
+            "spooled upload holds {sent} bytes, {len} expected"
+        )));
+    }
+    copy.send(&b"\n"[..]).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// A value in `COPY`'s text format: its delimiter, line breaks and escape
+/// character escaped.
+fn copy_text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The job as its owner sees it; `None` for a missing job and for another
