@@ -130,6 +130,9 @@ async fn schemathesis_run(
         .args(["--suppress-health-check", "all", "--no-color"])
         .arg("--report-dir")
         .arg(report.path())
+        // Its cache of found crashes goes with the report, not into the
+        // checkout.
+        .current_dir(report.path())
         .env("NO_COLOR", "1")
         // Stopped if the test gives up on it.
         .kill_on_drop(true);
