@@ -402,7 +402,6 @@ async fn a_running_job_reports_progress_and_stops_when_cancelled() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 14 item 13: on a loaded 2-core machine the job is sometimes left `running` after SIGTERM; the cause is not found yet (run with --ignored)"]
 async fn sigterm_during_a_long_job_hands_it_back_and_another_worker_finishes_it() {
     let mut app = TestApp::spawn_with(Options {
         worker_env: vec![("VOXQ_SHUTDOWN_GRACE".into(), "1".into())],

@@ -177,6 +177,10 @@ async fn consume(
     let mut watchdog = tokio::time::interval(WATCHDOG);
     let outcome = loop {
         tokio::select! {
+            // Stopping first: idle lanes end the moment `stop` is cancelled,
+            // and a lane's end seen first would read as a failure, skipping
+            // the drain and leaving the busy lanes' jobs `running`.
+            biased;
             () = stop.cancelled() => break Ok(()),
             ended = tasks.join_next() => break match ended {
                 Some(Ok(Ok(()))) | None => Err(anyhow::anyhow!("a lane stopped")),
@@ -194,7 +198,12 @@ async fn consume(
     if outcome.is_ok() {
         drain(&ctx, &channels, tasks, lanes.shutdown_grace).await;
     } else {
+        // The channels are gone: nothing the lanes settle could reach the
+        // broker. Their jobs go back in line now rather than wait out a
+        // lease; short ones' deliveries return with the connection.
         tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        ctx.held.hand_back(&ctx.db).await;
     }
     for (channel, _) in &channels {
         let _ = channel.close(200, "closing").await;

@@ -65,20 +65,21 @@ pub struct Context {
     pub held: Held,
 }
 
-/// The jobs this worker holds: a batch's are added when it starts and
-/// removed when its outcomes are settled. Whatever is left when a stopping
-/// worker gives up waiting for its lanes is handed back before it exits.
+/// The jobs this worker has claimed and not yet settled, with the attempt
+/// number of each claim. Whatever is left when a lane is aborted (a
+/// stopping worker that gave up waiting, a lost connection) is handed
+/// back.
 #[derive(Debug, Default)]
-pub struct Held(std::sync::Mutex<std::collections::HashSet<Uuid>>);
+pub struct Held(std::sync::Mutex<HashMap<Uuid, i32>>);
 
 impl Held {
-    fn add(&self, ids: &[Uuid]) {
+    fn claimed(&self, id: Uuid, attempts: i32) {
         if let Ok(mut held) = self.0.lock() {
-            held.extend(ids.iter().copied());
+            held.insert(id, attempts);
         }
     }
 
-    fn remove(&self, ids: &[Uuid]) {
+    fn settled(&self, ids: &[Uuid]) {
         if let Ok(mut held) = self.0.lock() {
             for id in ids {
                 held.remove(id);
@@ -87,14 +88,15 @@ impl Held {
     }
 
     /// Hands every job still held back to the queue, as it was: the run
-    /// did not count as an attempt. Jobs that ended are left alone.
+    /// did not count as an attempt. A job that ended, or that another
+    /// worker claimed since (its attempt number moved on), is left alone.
     pub async fn hand_back(&self, db: &PgPool) {
-        let ids: Vec<Uuid> = match self.0.lock() {
-            Ok(held) => held.iter().copied().collect(),
+        let held = match self.0.lock() {
+            Ok(mut held) => std::mem::take(&mut *held),
             Err(_) => return,
         };
-        for id in ids {
-            match jobs::hand_back(db, id).await {
+        for (id, attempts) in held {
+            match jobs::hand_back(db, id, attempts).await {
                 Ok(true) => tracing::info!(job_id = %id, "interrupted job handed back"),
                 Ok(false) => {}
                 Err(e) => {
@@ -192,17 +194,28 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
     // Leases are renewed from the claim to the last commit, whatever the
     // jobs are doing: fetching, decoding, or inference that reports no
     // progress.
-    let heartbeat = tokio::spawn(heartbeat(
+    let heartbeat = Companion(tokio::spawn(heartbeat(
         ctx.db.clone(),
         messages.iter().map(|m| m.job_id).collect(),
         ctx.lease_seconds,
-    ));
-    let ids: Vec<Uuid> = messages.iter().map(|m| m.job_id).collect();
-    ctx.held.add(&ids);
+    )));
     let outcomes = run_batch(ctx, messages).await;
-    heartbeat.abort();
-    ctx.held.remove(&ids);
+    drop(heartbeat);
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.job_id).collect();
+    ctx.held.settled(&ids);
     outcomes
+}
+
+/// A task that lives only as long as the batch it serves. Dropped with the
+/// batch's future, it is aborted too: a lane aborted mid-batch must not
+/// leave a heartbeat renewing its jobs' leases for the life of the process
+/// (they would never come back), nor a watcher polling for them.
+struct Companion(tokio::task::JoinHandle<()>);
+
+impl Drop for Companion {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Renews the leases of the batch's detached jobs until aborted, a few
@@ -232,15 +245,15 @@ async fn run_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcome> {
     }
     if !ready.is_empty() {
         let (indices, mut prepared): (Vec<usize>, Vec<Prepared>) = ready.into_iter().unzip();
-        let watcher = tokio::spawn(watch(
+        let watcher = Companion(tokio::spawn(watch(
             ctx.db.clone(),
             ctx.events.clone(),
             ctx.cache.clone(),
             ctx.interrupt.clone(),
             prepared.iter().map(Watched::of).collect(),
-        ));
+        )));
         let results = infer(ctx, &mut prepared).await;
-        watcher.abort();
+        drop(watcher);
         for ((i, job), (result, processing)) in indices.into_iter().zip(prepared).zip(results) {
             let outcome = match result {
                 Ok(value) => finish(ctx, &job, value, processing, false).await,
@@ -270,6 +283,7 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         Err(e) => return Err((0, Failure::Transient(e.into()))),
     };
     let attempts = claim.attempts;
+    ctx.held.claimed(message.job_id, attempts);
     if attempts > ctx.max_attempts {
         // Every earlier claim ended without an outcome: the worker died
         // holding it (a decoder or engine crash, the OOM killer). Do not

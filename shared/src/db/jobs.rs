@@ -506,17 +506,19 @@ pub async fn release_claim(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Gives back a job that a stopping worker could not finish or requeue in
-/// time: queued again with the run not counted; a long job's message,
-/// already acknowledged, goes out again through the outbox. Returns whether
-/// the job was still running.
-pub async fn hand_back(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+/// Gives back a job whose worker could not finish or requeue it (a stop
+/// that ran out of time, a lost connection): queued again with the run not
+/// counted; a long job's message, already acknowledged, goes out again
+/// through the outbox. `attempts` is the caller's claim: a job claimed
+/// again since is not the caller's to give back. Returns whether it was.
+pub async fn hand_back(db: &PgPool, id: Uuid, attempts: i32) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let detached: Option<bool> = sqlx::query_scalar(
         "update jobs set attempts = greatest(attempts - 1, 0)
-         where id = $1 and status = 'running' returning detached",
+         where id = $1 and status = 'running' and attempts = $2 returning detached",
     )
     .bind(id)
+    .bind(attempts)
     .fetch_optional(&mut *tx)
     .await?;
     match detached {
