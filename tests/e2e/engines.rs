@@ -767,3 +767,46 @@ async fn a_worker_that_cannot_load_a_model_runs_degraded_and_says_so() {
         "unknown_model"
     );
 }
+
+/// A job that outlasts its lease many times over, on each engine: the
+/// heartbeat renews the lease whatever the engine reports (whisper.cpp
+/// reports no progress), so the janitor never takes it back and a second
+/// worker never runs it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_job_under_a_short_lease_runs_once_on_each_engine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut app = TestApp::spawn_with(Options {
+        models_file: Some(models_file(dir.path(), &models_toml())),
+        api_env: vec![
+            ("VOXQ_JANITOR_INTERVAL".into(), "1".into()),
+            ("VOXQ_LONG_AUDIO_SECONDS".into(), "30".into()),
+        ],
+        worker_env: vec![("VOXQ_LEASE_SECONDS".into(), "1".into())],
+        ..Options::default()
+    })
+    .await;
+    app.start_extra_worker(&[]);
+    let (_, key) = app.new_account().await;
+    let wav = common::long_speech::recording(1.0).wav;
+    let mut ids = Vec::new();
+    for model in ["whisper-tiny.en", "whisper-tiny.en-cpp"] {
+        let form = audio_form(wav.clone(), &[("model", model), ("vad", "false")]);
+        ids.push((model, accepted_id(app.submit_form(&key, form).await).await));
+    }
+    for (model, id) in ids {
+        let job = succeeded(&app, &key, &id).await;
+        assert_eq!(job["attempts"], 1, "{model} ran more than once: {job}");
+        let uuid: uuid::Uuid = id.parse().expect("uuid");
+        let (queue, seconds): (String, f64) = sqlx::query_as(
+            "select queue, extract(epoch from finished_at - started_at)::float8
+             from jobs where id = $1",
+        )
+        .bind(uuid)
+        .fetch_one(&app.db)
+        .await
+        .expect("job row");
+        assert!(queue.ends_with(".long"), "{model}: queue {queue}");
+        // Several leases long, or the test proves nothing.
+        assert!(seconds > 3.0, "{model} ran {seconds} s");
+    }
+}
