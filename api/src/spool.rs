@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::multipart::{Field, MultipartError};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use voxq_shared::db::jobs::AudioData;
 
 use crate::error::{ApiError, Result};
 
@@ -31,6 +32,14 @@ impl Spooled {
         match self {
             Self::Memory(bytes) => bytes.is_empty(),
             Self::File { len, .. } => *len == 0,
+        }
+    }
+
+    /// The bytes as the job's insert takes them.
+    pub fn audio_data(&self) -> AudioData<'_> {
+        match self {
+            Self::Memory(bytes) => AudioData::Bytes(bytes),
+            Self::File { file, len } => AudioData::File { file, len: *len },
         }
     }
 }

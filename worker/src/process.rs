@@ -194,14 +194,14 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
     // Leases are renewed from the claim to the last commit, whatever the
     // jobs are doing: fetching, decoding, or inference that reports no
     // progress.
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.job_id).collect();
     let heartbeat = Companion(tokio::spawn(heartbeat(
         ctx.db.clone(),
-        messages.iter().map(|m| m.job_id).collect(),
+        ids.clone(),
         ctx.lease_seconds,
     )));
     let outcomes = run_batch(ctx, messages).await;
     drop(heartbeat);
-    let ids: Vec<Uuid> = messages.iter().map(|m| m.job_id).collect();
     ctx.held.settled(&ids);
     outcomes
 }

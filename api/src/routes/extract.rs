@@ -32,26 +32,25 @@ where
 /// (as `\u0000`); Postgres text does not, and a value that cannot be
 /// stored must be refused here, not fail the statement that stores it.
 pub fn refuse_nul(value: &serde_json::Value) -> Result<(), ApiError> {
-    use serde_json::Value;
-    let found = match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => return items.iter().try_for_each(refuse_nul),
-        Value::Object(fields) => {
-            if fields.keys().any(|k| k.contains('\0')) {
-                true
-            } else {
-                return fields.values().try_for_each(refuse_nul);
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
-    };
-    if found {
+    if holds_nul(value) {
         return Err(ApiError::unprocessable(
             "invalid_body",
             "strings may not contain the NUL character (U+0000)",
         ));
     }
     Ok(())
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {

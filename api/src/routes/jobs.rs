@@ -10,7 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::idempotency as idempotency_repo;
-use voxq_shared::db::jobs::{self as job_repo, AudioData, NewInput, NewJobInput};
+use voxq_shared::db::jobs::{self as job_repo, NewInput, NewJobInput};
 use voxq_shared::db::outbox;
 use voxq_shared::events::{self, Signal};
 use voxq_shared::job::{
@@ -146,10 +146,7 @@ pub async fn submit(
                     sample_rate: info.sample_rate,
                     channels: info.channels,
                     duration_seconds: info.duration_seconds,
-                    data: match data {
-                        Spooled::Memory(bytes) => AudioData::Bytes(bytes),
-                        Spooled::File { file, len } => AudioData::File { file, len: *len },
-                    },
+                    data: data.audio_data(),
                 }),
                 info.duration_seconds,
             ),

@@ -206,7 +206,8 @@ async fn copy_audio_in(
     use std::io::Seek;
     use tokio::io::AsyncReadExt;
 
-    // Its own handle: the caller's file offset stays where it was.
+    // A handle to read through; it shares the file's offset, which the
+    // probe left at the end.
     let mut file = file.try_clone()?;
     file.rewind()?;
     let mut file = tokio::fs::File::from_std(file).take(len);
