@@ -30,6 +30,11 @@ pub struct ApiConfig {
     #[arg(long, env = "VOXQ_API_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
+    /// Address of the Prometheus metrics listener (`/metrics`), kept off
+    /// the public port; port 0 picks a free port (logged at start).
+    #[arg(long, env = "VOXQ_API_METRICS_BIND", default_value = "127.0.0.1:9090")]
+    pub metrics_bind: SocketAddr,
+
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "VOXQ_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: usize,

@@ -21,6 +21,7 @@ use voxq_shared::net_guard::Guard;
 use voxq_shared::webhooks as signing;
 
 use crate::config::WebhookConfig;
+use crate::metrics::Metrics;
 
 /// How long the answer's excerpt in the log may be.
 const EXCERPT_BYTES: usize = 1024;
@@ -38,12 +39,14 @@ pub struct Dispatcher {
     /// Sends in flight in this dispatcher at most.
     capacity: usize,
     concurrency: Concurrency,
+    metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
-    pub fn new(db: PgPool, config: &WebhookConfig) -> Self {
+    pub fn new(db: PgPool, config: &WebhookConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             db,
+            metrics,
             guard: config.guard(),
             retry_seconds: config.retry_seconds.clone(),
             disable_after: chrono::Duration::seconds((config.disable_after_hours * 3600.0) as i64),
@@ -123,16 +126,37 @@ impl Dispatcher {
 
     async fn deliver(&self, due: &Due) -> Result<(), sqlx::Error> {
         if due.endpoint_disabled {
+            self.count(&Next::Cancel);
             return repo::record(&self.db, due, None, &Next::Cancel).await;
         }
+        let sending = Instant::now();
         let (attempt, retry_after) = self.send(due).await;
         let next = self.next(due, &attempt, retry_after);
+        if matches!(next, Next::Delivered) {
+            let lag = due.age_seconds + sending.elapsed().as_secs_f64();
+            self.metrics.webhook_lag.observe(lag);
+        }
+        self.count(&next);
         tracing::info!(
             delivery = due.id, event = %due.event_id, attempt = due.attempts,
             status = ?attempt.status_code, error = ?attempt.error, next = ?next,
             "webhook attempt"
         );
         repo::record(&self.db, due, Some(&attempt), &next).await
+    }
+
+    fn count(&self, next: &Next) {
+        let outcome = match next {
+            Next::Delivered => "delivered",
+            Next::RetryIn(_) => "retry",
+            Next::GiveUp => "failed",
+            Next::Disable(_) => "disabled",
+            Next::Cancel => "cancelled",
+        };
+        self.metrics
+            .webhook_deliveries
+            .with_label_values(&[outcome])
+            .inc();
     }
 
     /// One attempt: the URL checked again (its addresses may have changed

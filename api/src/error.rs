@@ -172,6 +172,9 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
                 response
+                    .extensions_mut()
+                    .insert(crate::metrics::Refusal(code));
+                response
             }
             _ => error_response(status, code, &message),
         }

@@ -55,6 +55,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct App {
     listener: TcpListener,
     router: Router,
+    metrics_listener: TcpListener,
+    metrics_router: Router,
     dispatcher: Option<dispatcher::Dispatcher>,
     janitor: (sqlx::PgPool, JobCache, Duration),
     relay: Relay,
@@ -135,11 +137,16 @@ impl App {
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("binding {}", state.config.bind))?;
-        let dispatcher = state
-            .config
-            .webhooks
-            .dispatcher
-            .then(|| dispatcher::Dispatcher::new(state.db.clone(), &state.config.webhooks));
+        let metrics_listener = TcpListener::bind(state.config.metrics_bind)
+            .await
+            .with_context(|| format!("binding {}", state.config.metrics_bind))?;
+        let dispatcher = state.config.webhooks.dispatcher.then(|| {
+            dispatcher::Dispatcher::new(
+                state.db.clone(),
+                &state.config.webhooks,
+                state.metrics.clone(),
+            )
+        });
         let janitor = (
             state.db.clone(),
             state.cache.clone(),
@@ -148,6 +155,8 @@ impl App {
         Ok(Self {
             dispatcher,
             janitor,
+            metrics_router: metrics::router(state.clone()),
+            metrics_listener,
             router: router(state),
             listener,
             relay,
@@ -164,6 +173,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
+        let metrics_addr = self.metrics_listener.local_addr()?;
         // Stops the relay, the dispatcher and the janitor once serving ends.
         let background = tokio_util::sync::CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(background.clone(), OUTBOX_DRAIN));
@@ -172,7 +182,15 @@ impl App {
             .map(|d| tokio::spawn(d.run(background.clone())));
         let (db, cache, every) = self.janitor;
         tokio::spawn(janitor::run(db, cache, every, background.clone()));
-        tracing::info!(%addr, "voxq-api listening");
+        // Scrapes go on while the API drains, and stop with the rest.
+        let metrics = axum::serve(self.metrics_listener, self.metrics_router)
+            .with_graceful_shutdown(background.clone().cancelled_owned());
+        let metrics = tokio::spawn(async move {
+            if let Err(e) = metrics.await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+        tracing::info!(%addr, %metrics_addr, "voxq-api listening");
         // Stop accepting, answer the requests in progress, then give the
         // outbox its last pass: what they committed gets published.
         let served = axum::serve(
@@ -188,6 +206,7 @@ impl App {
         .await
         .context("serving HTTP");
         background.cancel();
+        let _ = metrics.await;
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "outbox relay crashed");
         }

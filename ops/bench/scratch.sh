@@ -15,7 +15,7 @@ scratch_stack() { # name, default port
   local port="${VOXQ_BENCH_PORT:-$2}"
   work=$(mktemp -d)
   export VOXQ_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
-  export VOXQ_NAMESPACE="$ns" VOXQ_API_BIND="127.0.0.1:$port" VOXQ_LOG=warn
+  export VOXQ_NAMESPACE="$ns" VOXQ_API_BIND="127.0.0.1:$port" VOXQ_API_METRICS_BIND=127.0.0.1:0 VOXQ_LOG=warn
   export VOXQ_API_URL="http://127.0.0.1:$port" VOXQ_WORKER_METRICS_BIND="127.0.0.1:0"
   export VOXQ_IP_RATE_PER_MINUTE=100000 VOXQ_IP_BURST=10000
   pids=()

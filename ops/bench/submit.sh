@@ -14,7 +14,7 @@ ns="bench$(date +%s)"
 db="voxq_$ns"
 port="${VOXQ_BENCH_PORT:-18080}"
 export VOXQ_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
-export VOXQ_NAMESPACE="$ns" VOXQ_API_BIND="127.0.0.1:$port" VOXQ_LOG=warn VOXQ_STANDBY_MODELS="translate-test=translate"
+export VOXQ_NAMESPACE="$ns" VOXQ_API_BIND="127.0.0.1:$port" VOXQ_API_METRICS_BIND=127.0.0.1:0 VOXQ_LOG=warn VOXQ_STANDBY_MODELS="translate-test=translate"
 # One client address sends everything: lift the per-address limit.
 export VOXQ_IP_RATE_PER_MINUTE=100000000 VOXQ_IP_BURST=10000000 VOXQ_DB_POOL_SIZE=${VOXQ_DB_POOL_SIZE:-24}
 

@@ -19,7 +19,7 @@ db="voxq_$ns"
 port="${VOXQ_BENCH_PORT:-18081}"
 max_bytes="${VOXQ_MAX_UPLOAD_BYTES:-$((100 * 1024 * 1024))}"
 export VOXQ_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
-export VOXQ_NAMESPACE="$ns" VOXQ_API_BIND="127.0.0.1:$port" VOXQ_LOG=warn
+export VOXQ_NAMESPACE="$ns" VOXQ_API_BIND="127.0.0.1:$port" VOXQ_API_METRICS_BIND=127.0.0.1:0 VOXQ_LOG=warn
 export VOXQ_MAX_UPLOAD_BYTES="$max_bytes" VOXQ_STANDBY_MODELS="whisper-tiny.en=transcribe"
 export VOXQ_API_URL="http://127.0.0.1:$port"
 # A vhost of its own: its queues go with it in one call at the end.

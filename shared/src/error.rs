@@ -16,6 +16,8 @@ pub enum Error {
     Queue(#[from] lapin::Error),
     #[error("message broker did not confirm the publish")]
     NotConfirmed,
+    #[error("{0} did not answer in time")]
+    Timeout(&'static str),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
 }

@@ -165,12 +165,14 @@ impl Topology {
         Ok(())
     }
 
-    /// Declares and binds the lane queues of one model; idempotent.
-    pub async fn declare_model(&self, channel: &Channel, model: &str) -> Result<()> {
+    /// Declares and binds the lane queues of one model; idempotent. The
+    /// broker's answers carry each queue's depth, returned for the metrics.
+    pub async fn declare_model(&self, channel: &Channel, model: &str) -> Result<Vec<QueueDepth>> {
         let durable_queue = QueueDeclareOptions {
             durable: true,
             ..Default::default()
         };
+        let mut depths = Vec::with_capacity(Lane::ALL.len());
         for lane in Lane::ALL {
             let mut args = FieldTable::default();
             args.insert(
@@ -186,7 +188,7 @@ impl Topology {
                 AMQPValue::LongLongInt(DELIVERY_LIMIT),
             );
             let queue = self.queue(model, lane);
-            channel.queue_declare(&queue, durable_queue, args).await?;
+            let declared = channel.queue_declare(&queue, durable_queue, args).await?;
             channel
                 .queue_bind(
                     &queue,
@@ -196,9 +198,35 @@ impl Topology {
                     FieldTable::default(),
                 )
                 .await?;
+            depths.push(QueueDepth {
+                queue,
+                model: model.to_owned(),
+                lane,
+                ready: declared.message_count(),
+                consumers: declared.consumer_count(),
+            });
         }
-        Ok(())
+        Ok(depths)
     }
+}
+
+/// One queue as the broker reports it when declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub queue: String,
+    pub model: String,
+    pub lane: Lane,
+    /// Messages waiting for a consumer (not those delivered and unacknowledged).
+    pub ready: u32,
+    /// Consumers attached: none means no live worker takes this queue.
+    pub consumers: u32,
+}
+
+/// The queues of some models and the dead-letter queue, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct Depths {
+    pub queues: Vec<QueueDepth>,
+    pub dead_letters: u32,
 }
 
 /// Which of a model's queues a job waits in.
@@ -272,6 +300,20 @@ impl Publisher {
     /// As `channel`, with `model`'s queues declared too.
     async fn channel_with(&self, model: Option<&str>) -> Result<Channel> {
         let mut guard = self.live.lock().await;
+        let live = self.reconnect(&mut guard).await?;
+        if let Some(model) = model.filter(|m| !live.declared.contains(*m)) {
+            // Workers declare their queues too; declaring here as well means
+            // a job accepted while its workers are scaled to zero still has
+            // a queue to wait in.
+            self.topology.declare_model(&live.channel, model).await?;
+            live.declared.insert(model.to_owned());
+        }
+        Ok(live.channel.clone())
+    }
+
+    /// The live connection and confirm channel, opened again when either
+    /// has gone.
+    async fn reconnect<'a>(&self, guard: &'a mut Option<Live>) -> Result<&'a mut Live> {
         let reusable = guard
             .as_ref()
             .is_some_and(|l| l.connection.status().connected() && l.channel.status().connected());
@@ -289,15 +331,46 @@ impl Publisher {
                 declared: HashSet::new(),
             });
         }
-        let live = guard.as_mut().ok_or(Error::NotConfirmed)?;
-        if let Some(model) = model.filter(|m| !live.declared.contains(*m)) {
-            // Workers declare their queues too; declaring here as well means
-            // a job accepted while its workers are scaled to zero still has
-            // a queue to wait in.
-            self.topology.declare_model(&live.channel, model).await?;
-            live.declared.insert(model.to_owned());
-        }
-        Ok(live.channel.clone())
+        guard.as_mut().ok_or(Error::NotConfirmed)
+    }
+
+    /// How deep `models`' queues and the dead-letter queue are. Runs on a
+    /// channel of its own, so a slow or failed reading never disturbs a
+    /// publish; bounded by [`PUBLISH_TIMEOUT`].
+    pub async fn depths(&self, models: &[String]) -> Result<Depths> {
+        let read = async {
+            let channel = {
+                let mut guard = self.live.lock().await;
+                self.reconnect(&mut guard)
+                    .await?
+                    .connection
+                    .create_channel()
+                    .await?
+            };
+            let mut depths = Depths::default();
+            for model in models {
+                let queues = self.topology.declare_model(&channel, model).await?;
+                depths.queues.extend(queues);
+            }
+            let dead = channel
+                .queue_declare(
+                    &self.topology.dead_letter_queue,
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            depths.dead_letters = dead.message_count();
+            // A failed close leaves nothing behind: the broker drops the
+            // channel with its connection.
+            let _ = channel.close(200, "read").await;
+            Ok(depths)
+        };
+        tokio::time::timeout(PUBLISH_TIMEOUT, read)
+            .await
+            .unwrap_or(Err(Error::Timeout("the message broker")))
     }
 
     /// Publishes a serialised job message (the submit path's and the

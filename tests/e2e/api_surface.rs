@@ -31,7 +31,12 @@ async fn health_metrics_and_request_ids_work() {
     assert_eq!(response.headers()["x-request-id"], "abc-123");
     assert_eq!(error_code(response, 404).await, "not_found");
 
-    let metrics = app.get("/metrics").await.text().await.expect("text");
+    // Metrics are served on their own listener, not the public port.
+    assert_eq!(
+        error_code(app.get("/metrics").await, 404).await,
+        "not_found"
+    );
+    let metrics = app.api_metrics().await;
     assert!(
         metrics.contains(
             r#"voxq_api_http_requests_total{method="GET",route="/v1/jobs/{id}",status="401"} 1"#

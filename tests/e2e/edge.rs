@@ -115,6 +115,7 @@ async fn oversized_headers_and_bodies_are_refused_and_proxy_headers_are_not_trus
 fn run_api(env: &[(&str, &str)], wait: Duration) -> (bool, String) {
     let mut child = Command::new(bin_dir().join("voxq-api"))
         .env("VOXQ_API_BIND", "127.0.0.1:0")
+        .env("VOXQ_API_METRICS_BIND", "127.0.0.1:0")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

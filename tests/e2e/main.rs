@@ -19,6 +19,7 @@ mod install;
 mod isolation;
 mod key_authority;
 mod long_form;
+mod metrics;
 mod outages;
 mod quotas;
 mod redelivery;

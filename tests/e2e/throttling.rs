@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{error_code, Options, TestApp};
+use common::{error_code, metric_value, Options, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use voxq_shared::auth::scope::Role;
@@ -127,4 +127,14 @@ async fn ipv6_clients_share_limits_per_network_and_ipv4_clients_per_address() {
     assert_eq!(error_code(response, 429).await, "rate_limited");
     let response = from("192.0.2.8").await.expect("request");
     assert_eq!(error_code(response, 401).await, "unauthorized");
+    let metrics = app.api_metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "voxq_api_refusals_total",
+            r#"reason="rate_limited""#
+        ),
+        2.0,
+        "{metrics}"
+    );
 }

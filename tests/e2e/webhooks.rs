@@ -8,7 +8,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::receiver::{Received, Receiver};
-use common::{error_code, speech, Options, TestApp};
+use common::{error_code, metric_value, speech, Options, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use voxq_shared::webhooks::verify;
@@ -145,6 +145,16 @@ async fn signed_events_survive_a_receiver_outage_under_one_webhook_id() {
     assert_eq!(attempts[0]["response_excerpt"], "try later");
     assert_eq!(attempts.last().expect("last")["status_code"], 200);
     assert!(attempts.iter().all(|a| a["latency_ms"].as_i64().is_some()));
+    // Counted too: the refused attempts as retries, the success with its lag.
+    let metrics = app.api_metrics().await;
+    let outcome = |o: &str| {
+        let labels = format!(r#"outcome="{o}""#);
+        metric_value(&metrics, "voxq_api_webhook_deliveries_total", &labels)
+    };
+    assert!(outcome("retry") >= 2.0, "{metrics}");
+    assert!(outcome("delivered") >= 1.0, "{metrics}");
+    let lagged = metric_value(&metrics, "voxq_api_webhook_delivery_lag_seconds_count", "");
+    assert!(lagged >= 1.0, "{metrics}");
 
     // Manual redelivery: the same event, the same webhook-id.
     let before = receiver.received().len();
@@ -366,6 +376,12 @@ async fn a_410_disables_the_endpoint_with_a_reason() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(receiver.received().len(), 1, "no retry after 410");
+    let metrics = app.api_metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "voxq_api_webhook_deliveries_total", "disabled"),
+        1.0,
+        "{metrics}"
+    );
     // Re-enabled by the account, it receives again.
     let enabled = app
         .call(

@@ -154,8 +154,14 @@ pub async fn run(
     let registry = Registry::new(redis.clone(), &config.common.namespace);
     // Announced before the listener logs its address: once a worker says
     // it listens, the API accepts jobs for its models.
-    announce(&registry, &status).await?;
-    let heartbeat = heartbeat(registry.clone(), status.clone());
+    for model in &status.models {
+        metrics
+            .model_loaded
+            .with_label_values(&[&model.name, &model.engine])
+            .set(1);
+    }
+    announce(&registry, &status, &metrics).await?;
+    let heartbeat = heartbeat(registry.clone(), status.clone(), metrics.clone());
 
     let listener = tokio::net::TcpListener::bind(config.metrics_bind)
         .await
@@ -228,24 +234,37 @@ pub async fn run(
     outcome
 }
 
-async fn announce(registry: &Registry, status: &WorkerStatus) -> anyhow::Result<()> {
+async fn announce(
+    registry: &Registry,
+    status: &WorkerStatus,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
     let status = WorkerStatus {
-        seen_at_ms: chrono::Utc::now().timestamp_millis(),
+        seen_at_ms: now.timestamp_millis(),
         ..status.clone()
     };
     registry
         .announce(&status)
         .await
-        .context("announcing the worker")
+        .context("announcing the worker")?;
+    metrics
+        .heartbeat
+        .set(now.timestamp_millis() as f64 / 1000.0);
+    Ok(())
 }
 
 /// Re-announces the worker every few seconds; a Redis hiccup is logged and
 /// retried, never fatal (the API falls back to standby models).
-async fn heartbeat(registry: Registry, status: WorkerStatus) -> anyhow::Result<()> {
+async fn heartbeat(
+    registry: Registry,
+    status: WorkerStatus,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECONDS));
     loop {
         tick.tick().await;
-        if let Err(e) = announce(&registry, &status).await {
+        if let Err(e) = announce(&registry, &status, &metrics).await {
             tracing::warn!(error = format!("{e:#}"), "heartbeat");
         }
     }

@@ -5,7 +5,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -24,6 +25,33 @@ pub struct Metrics {
     pub reconnects: IntCounter,
     pub stopped: IntCounterVec,
     pub handed_back: IntCounter,
+    /// A job's time split: `queue_wait` (acceptance to claim), `prepare`
+    /// (claim, load, fetch, decode), `inference`, `write` (result, usage,
+    /// events).
+    pub phase_seconds: HistogramVec,
+    pub model_loaded: IntGaugeVec,
+    pub in_progress: IntGaugeVec,
+    pub heartbeat: Gauge,
+}
+
+/// The phases of [`Metrics::phase_seconds`].
+#[derive(Debug, Clone, Copy)]
+pub enum Phase {
+    QueueWait,
+    Prepare,
+    Inference,
+    Write,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::QueueWait => "queue_wait",
+            Phase::Prepare => "prepare",
+            Phase::Inference => "inference",
+            Phase::Write => "write",
+        }
+    }
 }
 
 impl Metrics {
@@ -100,7 +128,38 @@ impl Metrics {
             "Jobs given back for another worker, which has a model this one lacks",
         )?;
         registry.register(Box::new(handed_back.clone()))?;
+        let phase_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "job_phase_seconds",
+                "A job's time by phase: queue_wait, prepare, inference, write",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                1800.0, 7200.0,
+            ]),
+            &["kind", "model", "phase"],
+        )?;
+        registry.register(Box::new(phase_seconds.clone()))?;
+        let model_loaded = IntGaugeVec::new(
+            Opts::new("model_loaded", "1 for each model this worker serves"),
+            &["model", "engine"],
+        )?;
+        registry.register(Box::new(model_loaded.clone()))?;
+        let in_progress = IntGaugeVec::new(
+            Opts::new("jobs_in_progress", "Jobs this worker holds now, by model"),
+            &["model"],
+        )?;
+        registry.register(Box::new(in_progress.clone()))?;
+        let heartbeat = Gauge::new(
+            "heartbeat_timestamp_seconds",
+            "Unix time of the worker's last announcement to the registry",
+        )?;
+        registry.register(Box::new(heartbeat.clone()))?;
         Ok(Self {
+            phase_seconds,
+            model_loaded,
+            in_progress,
+            heartbeat,
             registry,
             processed,
             failed,
@@ -113,6 +172,12 @@ impl Metrics {
             stopped,
             handed_back,
         })
+    }
+
+    pub fn phase(&self, kind: &str, model: &str, phase: Phase, seconds: f64) {
+        self.phase_seconds
+            .with_label_values(&[kind, model, phase.as_str()])
+            .observe(seconds);
     }
 
     fn render(&self) -> Vec<u8> {

@@ -30,7 +30,7 @@ use crate::engine::{
     Engine, JobControl, Stopped, Task, TranscribeOptions, TranslateRequest, Unsupported,
 };
 use crate::fetch::{FetchError, Fetcher};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Phase};
 use crate::Served;
 
 pub struct Context {
@@ -195,6 +195,7 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
     // jobs are doing: fetching, decoding, or inference that reports no
     // progress.
     let ids: Vec<Uuid> = messages.iter().map(|m| m.job_id).collect();
+    let _held = InProgress::count(ctx, messages);
     let heartbeat = Companion(tokio::spawn(heartbeat(
         ctx.db.clone(),
         ids.clone(),
@@ -204,6 +205,29 @@ pub async fn process_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcom
     drop(heartbeat);
     ctx.held.settled(&ids);
     outcomes
+}
+
+/// The batch's jobs counted in `jobs_in_progress` for as long as it lives,
+/// aborted or not.
+struct InProgress {
+    gauge: prometheus::IntGauge,
+    jobs: i64,
+}
+
+impl InProgress {
+    fn count(ctx: &Context, messages: &[JobMessage]) -> Option<Self> {
+        let model = &messages.first()?.model;
+        let gauge = ctx.metrics.in_progress.with_label_values(&[model]);
+        let jobs = i64::try_from(messages.len()).unwrap_or(i64::MAX);
+        gauge.add(jobs);
+        Some(Self { gauge, jobs })
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.gauge.sub(self.jobs);
+    }
 }
 
 /// A task that lives only as long as the batch it serves. Dropped with the
@@ -252,11 +276,21 @@ async fn run_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcome> {
             ctx.interrupt.clone(),
             prepared.iter().map(Watched::of).collect(),
         )));
+        let inferring = Instant::now();
         let results = infer(ctx, &mut prepared).await;
+        let inference = inferring.elapsed().as_secs_f64();
         drop(watcher);
         for ((i, job), (result, processing)) in indices.into_iter().zip(prepared).zip(results) {
+            let (kind, model) = (job.message.kind.as_str(), job.message.model.as_str());
             let outcome = match result {
-                Ok(value) => finish(ctx, &job, value, processing, false).await,
+                Ok(value) => {
+                    ctx.metrics.phase(kind, model, Phase::Inference, inference);
+                    let writing = Instant::now();
+                    let outcome = finish(ctx, &job, value, processing, false).await;
+                    let written = writing.elapsed().as_secs_f64();
+                    ctx.metrics.phase(kind, model, Phase::Write, written);
+                    outcome
+                }
                 Err(failure) => handle_failure(ctx, &job.message, job.attempts, failure).await,
             };
             outcomes[i] = Some(outcome);
@@ -273,6 +307,7 @@ async fn run_batch(ctx: &Context, messages: &[JobMessage]) -> Vec<Outcome> {
 #[tracing::instrument(skip_all, fields(job_id = %message.job_id, account_id = %message.account_id))]
 async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>, (i32, Failure)> {
     let kind = message.kind.as_str();
+    let claiming = Instant::now();
     let claim = match jobs::start(&ctx.db, message.job_id).await {
         Ok(Some(claim)) => claim,
         Ok(None) => {
@@ -284,6 +319,8 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
     };
     let attempts = claim.attempts;
     ctx.held.claimed(message.job_id, attempts);
+    ctx.metrics
+        .phase(kind, &message.model, Phase::QueueWait, claim.waited_seconds);
     if attempts > ctx.max_attempts {
         // Every earlier claim ended without an outcome: the worker died
         // holding it (a decoder or engine crash, the OOM killer). Do not
@@ -390,6 +427,9 @@ async fn prepare(ctx: &Context, message: &JobMessage) -> Result<Option<Prepared>
         }
         *samples = decode(data, ctx.max_audio_seconds).await.map_err(fail)?;
     }
+    let prepared_in = claiming.elapsed().as_secs_f64();
+    ctx.metrics
+        .phase(kind, &message.model, Phase::Prepare, prepared_in);
     Ok(Some(prepared))
 }
 

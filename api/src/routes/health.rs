@@ -1,4 +1,4 @@
-//! Liveness, readiness and metrics.
+//! Liveness and readiness. Metrics have their own listener (`metrics`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +13,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
 }
 
 /// The process is up.
@@ -56,8 +55,4 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics.render()
 }

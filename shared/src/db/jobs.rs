@@ -46,6 +46,9 @@ pub enum StoredInput {
 pub struct Claim {
     pub attempts: i32,
     pub cache_policy: ResultCachePolicy,
+    /// Seconds from the job's acceptance to this claim, by the database's
+    /// clock (workers' clocks may differ).
+    pub waited_seconds: f64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -293,21 +296,23 @@ pub async fn find_for_account(
 /// a second copy of its message (a relay's re-publish, say) must not run
 /// it twice.
 pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<Claim>, sqlx::Error> {
-    let row: Option<(i32, String)> = sqlx::query_as(
+    let row: Option<(i32, String, f64)> = sqlx::query_as(
         "update jobs j set status = 'running', attempts = j.attempts + 1,
                 started_at = coalesce(j.started_at, now())
          from accounts a
          where j.id = $1 and j.status in ('queued', 'running') and a.id = j.account_id
            and not (j.status = 'running' and j.detached and j.lease_until > now())
-         returning j.attempts, a.result_cache",
+         returning j.attempts, a.result_cache,
+                   extract(epoch from now() - j.created_at)::float8",
     )
     .bind(id)
     .fetch_optional(db)
     .await?;
-    row.map(|(attempts, cache_policy)| {
+    row.map(|(attempts, cache_policy, waited_seconds)| {
         Ok(Claim {
             attempts,
             cache_policy: super::accounts::parse_cache_policy(&cache_policy)?,
+            waited_seconds: waited_seconds.max(0.0),
         })
     })
     .transpose()

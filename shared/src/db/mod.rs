@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod backlog;
 pub mod idempotency;
 pub mod jobs;
 pub mod outbox;

@@ -196,6 +196,9 @@ pub struct Due {
     pub previous_secret: Option<String>,
     pub endpoint_disabled: bool,
     pub failing_since: Option<DateTime<Utc>>,
+    /// Seconds since the delivery was created, when it was leased: the
+    /// start of its lag.
+    pub age_seconds: f64,
 }
 
 /// How many deliveries may be in flight at once, across dispatchers.
@@ -278,7 +281,8 @@ pub async fn lease_due(
             coalesce((select w.disabled_at is not null from webhook_endpoints w
                       where w.id = d.endpoint_id), false) as endpoint_disabled,
             (select w.failing_since from webhook_endpoints w where w.id = d.endpoint_id)
-                as failing_since",
+                as failing_since,
+            extract(epoch from now() - d.created_at)::float8 as age_seconds",
     )
     .bind(limit)
     .bind(lease_seconds)
@@ -547,6 +551,7 @@ mod tests {
             previous_secret: Some("whsec_previous".into()),
             endpoint_disabled: false,
             failing_since: None,
+            age_seconds: 0.0,
         };
         let shown = format!("{due:?}");
         assert!(!shown.contains("whsec_"), "{shown}");

@@ -113,6 +113,8 @@ pub fn models_file(dir: &std::path::Path, body: &str) -> PathBuf {
 
 pub struct TestApp {
     pub api_url: String,
+    /// The API's metrics listener.
+    pub api_metrics_url: String,
     pub worker_url: Option<String>,
     pub db: PgPool,
     pub namespace: String,
@@ -144,13 +146,20 @@ async fn flush_namespace(namespace: &str) {
     }
 }
 
-/// Starts a binary and waits for its "listening" log line to learn its port.
 /// Set in a test's environment for a process: it runs under this address
 /// space limit (in MiB), through `prlimit`, so an allocation bomb would
 /// kill it instead of the machine.
 pub const ADDRESS_SPACE_MB: &str = "VOXQ_TEST_ADDRESS_SPACE_MB";
 
-fn spawn(name: &str, envs: &[(String, String)], args: &[&str]) -> (Child, String) {
+/// A started binary's addresses, from its "listening" log line.
+struct Listening {
+    url: String,
+    /// The API's metrics listener (the worker's `url` serves its metrics).
+    metrics_url: Option<String>,
+}
+
+/// Starts a binary and waits for its "listening" log line to learn its port.
+fn spawn(name: &str, envs: &[(String, String)], args: &[&str]) -> (Child, Listening) {
     let limit = envs
         .iter()
         .find(|(k, _)| k == ADDRESS_SPACE_MB)
@@ -202,9 +211,11 @@ fn spawn(name: &str, envs: &[(String, String)], args: &[&str]) -> (Child, String
         if line.contains("listening") {
             let log: Value = serde_json::from_str(&line).expect("JSON log line");
             let addr = log["addr"].as_str().expect("addr field").to_owned();
+            let metrics_url = log["metrics_addr"].as_str().map(|a| format!("http://{a}"));
             // Keep draining so the child never blocks on a full pipe.
             std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (child, format!("http://{addr}"));
+            let url = format!("http://{addr}");
+            return (child, Listening { url, metrics_url });
         }
     }
 }
@@ -256,9 +267,10 @@ impl TestApp {
         ];
         let mut api_env = env.clone();
         api_env.push(("VOXQ_API_BIND".into(), "127.0.0.1:0".into()));
+        api_env.push(("VOXQ_API_METRICS_BIND".into(), "127.0.0.1:0".into()));
         api_env.push(("VOXQ_STANDBY_MODELS".into(), STANDBY.into()));
         api_env.extend(options.api_env.iter().cloned());
-        let (api, api_url) = spawn("voxq-api", &api_env, &[]);
+        let (api, listening) = spawn("voxq-api", &api_env, &[]);
         let mut children = vec![api];
         let mut worker_url = None;
         let mut worker = None;
@@ -277,13 +289,16 @@ impl TestApp {
         ));
         env.extend(options.worker_env.iter().cloned());
         if options.worker {
-            let (child, url) = spawn("voxq-worker", &env, &[]);
+            let (child, listening) = spawn("voxq-worker", &env, &[]);
             worker = Some(children.len());
             children.push(child);
-            worker_url = Some(url);
+            worker_url = Some(listening.url);
         }
         Self {
-            api_url,
+            api_metrics_url: listening
+                .metrics_url
+                .expect("voxq-api logs its metrics address"),
+            api_url: listening.url,
             worker_url,
             db,
             namespace,
@@ -299,10 +314,10 @@ impl TestApp {
 
     /// Starts a worker (another one, or again after [`Self::kill_worker`]).
     pub fn start_worker(&mut self) {
-        let (child, url) = spawn("voxq-worker", &self.worker_env, &[]);
+        let (child, listening) = spawn("voxq-worker", &self.worker_env, &[]);
         self.worker = Some(self.children.len());
         self.children.push(child);
-        self.worker_url = Some(url);
+        self.worker_url = Some(listening.url);
     }
 
     /// Starts one more worker, with `env` over the usual environment
@@ -311,9 +326,9 @@ impl TestApp {
     pub fn start_extra_worker(&mut self, env: &[(&str, &str)]) -> String {
         let mut worker_env = self.worker_env.clone();
         worker_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let (child, url) = spawn("voxq-worker", &worker_env, &[]);
+        let (child, listening) = spawn("voxq-worker", &worker_env, &[]);
         self.children.push(child);
-        url
+        listening.url
     }
 
     /// Waits for the running worker to exit by itself, at most `timeout`;
@@ -479,7 +494,8 @@ impl TestApp {
     /// Starts one more `voxq-api` on the same database, Redis namespace and
     /// broker, and returns its base URL.
     pub fn spawn_second_api(&mut self) -> String {
-        let (child, url) = spawn("voxq-api", &self.api_env, &[]);
+        let (child, listening) = spawn("voxq-api", &self.api_env, &[]);
+        let url = listening.url;
         self.children.push(child);
         self.extra_apis.push((url.clone(), self.children.len() - 1));
         url
@@ -673,6 +689,11 @@ impl TestApp {
             .find(|u| u.metric == "audio_seconds")
             .unwrap_or_else(|| panic!("no audio usage in {usage:?}"))
             .quantity
+    }
+
+    /// The API's metrics (its scrape-time readings at most 5 s old).
+    pub async fn api_metrics(&self) -> String {
+        self.metrics_at(&self.api_metrics_url).await
     }
 
     pub async fn worker_metrics(&self) -> String {
