@@ -60,6 +60,7 @@ pub struct App {
     dispatcher: Option<dispatcher::Dispatcher>,
     janitor: (sqlx::PgPool, JobCache, Duration),
     relay: Relay,
+    publisher: Arc<Publisher>,
     stopping: tokio_util::sync::CancellationToken,
 }
 
@@ -106,6 +107,7 @@ impl App {
         let namespace = config.common.namespace.clone();
         let publisher = Arc::new(publisher);
         let relay = Relay::new(db.clone(), publisher.clone());
+        let closing = publisher.clone();
         let stopping = tokio_util::sync::CancellationToken::new();
         let state = AppState {
             relay: relay.clone(),
@@ -160,6 +162,7 @@ impl App {
             router: router(state),
             listener,
             relay,
+            publisher: closing,
             stopping,
         })
     }
@@ -215,6 +218,7 @@ impl App {
         if let Some(dispatcher) = dispatcher {
             dispatcher.abort();
         }
+        self.publisher.close().await;
         tracing::info!("voxq-api stopped");
         served
     }

@@ -292,6 +292,19 @@ impl Publisher {
         &self.topology
     }
 
+    /// Closes the connection cleanly, so a stopping process leaves no
+    /// "connection reset" behind in its own log or the broker's. Bounded:
+    /// a broker that does not answer is left to notice on its own.
+    pub async fn close(&self) {
+        let Some(live) = self.live.lock().await.take() else {
+            return;
+        };
+        let closing = live.connection.close(200, "voxq stopping");
+        if let Ok(Err(e)) = tokio::time::timeout(PUBLISH_TIMEOUT, closing).await {
+            tracing::debug!(error = %e, "closing the RabbitMQ connection");
+        }
+    }
+
     /// A connected channel with confirms on and the exchanges declared.
     pub async fn channel(&self) -> Result<Channel> {
         self.channel_with(None).await
