@@ -13,6 +13,12 @@ phase "services" "about 30 s fresh, seconds after"
 ops/stack.sh
 phase "models" "under 1 min fresh, seconds after"
 ops/fetch-models.sh
+# Offline checks of the deployment files: no cluster, Prometheus or
+# Grafana; each also proves that it refuses broken copies.
+phase "Prometheus rules and Grafana dashboards (promtool)" "15 s fresh, 7 s after"
+ops/check-observability.sh
+phase "Kubernetes manifests (kustomize, Kubernetes and KEDA schemas)" "45 s fresh, 5 s after"
+ops/check-k8s.sh
 phase "schemathesis, for the API fuzzing test" "under 1 min fresh, seconds after"
 ops/fetch-schemathesis.sh
 if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
@@ -27,4 +33,12 @@ cargo build --release --workspace --bins --tests "${VOXQ_CARGO_FEATURES[@]}"
 phase "tests" "about 10 min"
 VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \
   cargo test --release --workspace --no-fail-fast "${VOXQ_CARGO_FEATURES[@]}" "$@"
+# The images and the compose stack, on real containers. It builds the
+# images' own Rust (in Docker, not from this build), hence the time; skip
+# it while iterating with VOXQ_SKIP_COMPOSE=1; a test filter (arguments
+# for cargo test) skips it too.
+if [ "${VOXQ_SKIP_COMPOSE:-0}" != 1 ] && [ $# -eq 0 ]; then
+  phase "compose stack: images, scaling, a worker killed mid-job" "about 15 min fresh on 2 cores, 2 min after"
+  ops/compose-smoke.sh
+fi
 phases_total

@@ -82,18 +82,22 @@ report() { # label audio
   cpp=$(voxq whisper-cpp models/ggml-tiny.en.bin "$2")
   cli_out=$(whisper_cli "$2")
   python3 - "$1" "$2" "$ct2" "$fw" "$cpp" "$cli_out" "$src" <<'PY'
-import json, statistics, sys
+import json, statistics, sys, wave
 label, audio = sys.argv[1], sys.argv[2]
+with wave.open(audio) as w:
+    duration = w.getnframes() / w.getframerate()
 ct2, fw, cpp, cli, src = (json.loads(a) for a in sys.argv[3:8])
 med = lambda r: statistics.median(r["seconds"])
 text = lambda r: r["result"]["text"] if "result" in r else r["text"]
-print(f"== {label}: {audio}")
+# The real-time factor: processing time over audio time (0.1: ten times
+# faster than real time), what sizing a worker pool needs.
+print(f"== {label}: {audio} ({duration:.1f} s of audio)")
 rows = [("voxq ct2-whisper", ct2), ("faster-whisper", fw),
         ("voxq whisper-cpp", cpp), ("whisper.cpp CLI", cli)]
 if src:
     rows.insert(1, ("  ct2 from source", src))
 for name, r in rows:
-    print(f"{name:18}: {med(r):7.3f} s  {text(r).strip()[:70]}")
+    print(f"{name:18}: {med(r):7.3f} s  RTF {med(r) / duration:.3f}  {text(r).strip()[:60]}")
 print(f"ratio voxq ct2-whisper / faster-whisper : {med(ct2) / med(fw):.2f}")
 if src:
     same = text(ct2) == text(src)
