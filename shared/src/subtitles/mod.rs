@@ -1,7 +1,11 @@
-//! Transcript renderings for `GET /v1/jobs/{id}?format=`: plain text, SRT
-//! and WebVTT, with cue timings taken from the segments.
+//! Transcript renderings for `GET /v1/jobs/{id}?format=`: SRT and WebVTT,
+//! with the segments cut into readable cues (`cues`).
+
+mod cues;
 
 use crate::job::Segment;
+
+pub use cues::{cues, Cue, LINE_CHARS, MAX_CHARS, MAX_SECONDS};
 
 /// `HH:MM:SS{sep}mmm`; SRT uses a comma, WebVTT a dot.
 fn timestamp(seconds: f64, sep: char) -> String {
@@ -12,18 +16,15 @@ fn timestamp(seconds: f64, sep: char) -> String {
     format!("{h:02}:{m:02}:{s:02}{sep}{ms:03}")
 }
 
-/// Cue text on one line: a blank line would end the cue early, and `-->`
-/// inside text would be read as a timing line.
+/// `-->` inside text would be read as a timing line; the cue's own line
+/// break is kept, and no blank line (which ends a cue) can occur.
 fn cue_text(text: &str) -> String {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace("-->", "->")
+    text.replace("-->", "->")
 }
 
 pub fn srt(segments: &[Segment]) -> String {
     let mut out = String::new();
-    for (i, s) in segments.iter().enumerate() {
+    for (i, s) in cues(segments).iter().enumerate() {
         out.push_str(&format!(
             "{}\n{} --> {}\n{}\n\n",
             i + 1,
@@ -37,7 +38,7 @@ pub fn srt(segments: &[Segment]) -> String {
 
 pub fn vtt(segments: &[Segment]) -> String {
     let mut out = String::from("WEBVTT\n\n");
-    for s in segments {
+    for s in &cues(segments) {
         out.push_str(&format!(
             "{} --> {}\n{}\n\n",
             timestamp(s.start, '.'),
