@@ -347,43 +347,50 @@ impl Publisher {
         guard.as_mut().ok_or(Error::NotConfirmed)
     }
 
-    /// How deep `models`' queues and the dead-letter queue are. Runs on a
-    /// channel of its own, so a slow or failed reading never disturbs a
-    /// publish; bounded by [`PUBLISH_TIMEOUT`].
+    /// How deep `models`' queues and the dead-letter queue are, read on a
+    /// channel of its own (a slow or failed reading never disturbs a
+    /// publish) and bounded by [`PUBLISH_TIMEOUT`] in all. Each reading
+    /// declares the queues with their usual arguments: idempotent, and a
+    /// missing queue is created, as the submit path would.
     pub async fn depths(&self, models: &[String]) -> Result<Depths> {
-        let read = async {
-            let channel = {
-                let mut guard = self.live.lock().await;
-                self.reconnect(&mut guard)
-                    .await?
-                    .connection
-                    .create_channel()
-                    .await?
-            };
-            let mut depths = Depths::default();
-            for model in models {
-                let queues = self.topology.declare_model(&channel, model).await?;
-                depths.queues.extend(queues);
-            }
-            let dead = channel
-                .queue_declare(
-                    &self.topology.dead_letter_queue,
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
-            depths.dead_letters = dead.message_count();
-            // A failed close leaves nothing behind: the broker drops the
-            // channel with its connection.
-            let _ = channel.close(200, "read").await;
-            Ok(depths)
+        let deadline = tokio::time::Instant::now() + PUBLISH_TIMEOUT;
+        let timed_out = || Error::Timeout("the message broker");
+        let open = async {
+            let mut guard = self.live.lock().await;
+            let live = self.reconnect(&mut guard).await?;
+            Ok::<_, Error>(live.connection.create_channel().await?)
         };
-        tokio::time::timeout(PUBLISH_TIMEOUT, read)
+        let channel = tokio::time::timeout_at(deadline, open)
             .await
-            .unwrap_or(Err(Error::Timeout("the message broker")))
+            .unwrap_or_else(|_| Err(timed_out()))?;
+        let read = tokio::time::timeout_at(deadline, self.read_depths(&channel, models))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
+        // Closed however the reading ended: a channel left open by each
+        // failed scrape would pile up on the connection.
+        let closing = channel.close(200, "read");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), closing).await;
+        read
+    }
+
+    async fn read_depths(&self, channel: &Channel, models: &[String]) -> Result<Depths> {
+        let mut depths = Depths::default();
+        for model in models {
+            let queues = self.topology.declare_model(channel, model).await?;
+            depths.queues.extend(queues);
+        }
+        let dead = channel
+            .queue_declare(
+                &self.topology.dead_letter_queue,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        depths.dead_letters = dead.message_count();
+        Ok(depths)
     }
 
     /// Publishes a serialised job message (the submit path's and the
