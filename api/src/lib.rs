@@ -107,7 +107,6 @@ impl App {
         let namespace = config.common.namespace.clone();
         let publisher = Arc::new(publisher);
         let relay = Relay::new(db.clone(), publisher.clone());
-        let closing = publisher.clone();
         let stopping = tokio_util::sync::CancellationToken::new();
         let state = AppState {
             relay: relay.clone(),
@@ -159,10 +158,10 @@ impl App {
             janitor,
             metrics_router: metrics::router(state.clone()),
             metrics_listener,
+            publisher: state.publisher.clone(),
             router: router(state),
             listener,
             relay,
-            publisher: closing,
             stopping,
         })
     }
