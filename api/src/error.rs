@@ -93,6 +93,7 @@ impl From<voxq_shared::Error> for ApiError {
             voxq_shared::Error::NotFound => Self::NotFound,
             voxq_shared::Error::Database(e) => e.into(),
             voxq_shared::Error::Redis(e) => e.into(),
+            voxq_shared::Error::Timeout(what) => Self::Unavailable(what),
             other => Self::Internal(other.into()),
         }
     }

@@ -1,3 +1,5 @@
+//! The `voxq-api` binary: settings, logging, then the app until a signal.
+
 use clap::Parser;
 use voxq_api::{config::ApiConfig, App};
 

@@ -8,8 +8,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, health, job_lifecycle, jobs, keys, models, usage, webhooks};
+use crate::routes::jobs::{lifecycle, read, submit};
+use crate::routes::{admin, auth, health, keys, models, usage, webhooks};
 use crate::state::AppState;
+use crate::submission::invalid::Invalid;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,12 +24,12 @@ use crate::state::AppState;
             and `RateLimit` headers; 429s carry `Retry-After`."
     ),
     paths(
-        jobs::submit,
-        jobs::get_job,
-        job_lifecycle::cancel_job,
-        job_lifecycle::cancel_job_post,
-        job_lifecycle::delete_job_data,
-        job_lifecycle::job_events,
+        submit::submit,
+        read::get_job,
+        lifecycle::cancel_job,
+        lifecycle::cancel_job_post,
+        lifecycle::delete_job_data,
+        lifecycle::job_events,
         webhooks::create,
         webhooks::list,
         webhooks::show,
@@ -57,7 +59,7 @@ use crate::state::AppState;
         health::live,
         health::ready,
     ),
-    modifiers(&BearerAuth, &ErrorAnswers),
+    modifiers(&BearerAuth, &ErrorAnswers, &SubmissionCodes),
     tags(
         (name = "jobs", description = "Submit jobs and read their results"),
         (name = "usage", description = "Quotas and usage"),
@@ -116,6 +118,35 @@ impl Modify for ErrorAnswers {
     }
 }
 
+/// The codes of a refused submission, written from the one list of them
+/// ([`Invalid::CODES`]) so the document cannot fall behind the code.
+struct SubmissionCodes;
+
+impl Modify for SubmissionCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(submit) = openapi
+            .paths
+            .paths
+            .get_mut("/v1/jobs")
+            .and_then(|item| item.post.as_mut())
+        else {
+            return;
+        };
+        let codes: Vec<String> = Invalid::CODES
+            .iter()
+            .filter(|code| **code != "bad_request")
+            .map(|code| format!("`{code}`"))
+            .collect();
+        if let Some(RefOr::T(answer)) = submit.responses.responses.get_mut("422") {
+            answer.description = format!(
+                "{} Codes: {}.",
+                answer.description.trim_end(),
+                codes.join(", ")
+            );
+        }
+    }
+}
+
 /// The statuses a route can answer before its handler decides anything.
 fn error_answers(path: &str, operation: &Operation) -> Vec<(u16, &'static str)> {
     let mut answers = Vec::new();
@@ -161,4 +192,24 @@ fn error_response(description: &str) -> Response {
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_submit_route_lists_every_code_of_a_refused_submission() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
+        let answer = document["paths"]["/v1/jobs"]["post"]["responses"]["422"]["description"]
+            .as_str()
+            .expect("a 422 answer")
+            .to_owned();
+        for code in Invalid::CODES.iter().filter(|c| **c != "bad_request") {
+            assert!(
+                answer.contains(&format!("`{code}`")),
+                "{code} missing: {answer}"
+            );
+        }
+    }
 }

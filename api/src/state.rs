@@ -1,3 +1,5 @@
+//! Everything a handler needs, built once by `App::build`.
+
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -9,12 +11,12 @@ use voxq_shared::events::{EventHub, Events};
 use voxq_shared::queue::Publisher;
 use voxq_shared::quota::Quotas;
 
+use crate::background::outbox::Relay;
 use crate::catalog::Catalog;
 use crate::config::ApiConfig;
+use crate::http::rate_limit::RateLimiter;
+use crate::http::tokens::TokenKeys;
 use crate::metrics::Metrics;
-use crate::outbox::Relay;
-use crate::rate_limit::RateLimiter;
-use crate::tokens::TokenKeys;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -36,9 +38,9 @@ pub struct AppState {
     /// server can drain.
     pub stopping: CancellationToken,
     /// Caps on long-polls and event streams.
-    pub waiters: crate::waiters::Waiters,
+    pub waiters: crate::http::waiters::Waiters,
     /// Turns for streaming spooled uploads into Postgres.
-    pub copies: crate::spool::Copies,
+    pub copies: crate::submission::spool::Copies,
     pub catalog: Catalog,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,

@@ -194,7 +194,7 @@ async fn every_accepted_job_ends_once_billed_once_and_announced_through_kill_9s(
         .expect("read Redis")
         .expect("Redis holds the account's counters");
     let mut conn = app.db.acquire().await.expect("connection");
-    let mut recorded = voxq_shared::db::quotas::snapshot(&mut conn, account, day)
+    let mut recorded = voxq_shared::quota::ledger::snapshot(&mut conn, account, day)
         .await
         .expect("Postgres counters");
     drop(conn);
@@ -202,7 +202,7 @@ async fn every_accepted_job_ends_once_billed_once_and_announced_through_kill_9s(
     recorded.inflight.sort_by_key(|r| r.job_id);
     assert_eq!(held, recorded, "Redis drifted from Postgres");
     // Reconciliation then changes nothing.
-    let truth = voxq_shared::db::quotas::rebuild(&app.db, &quotas, account, day, false)
+    let truth = voxq_shared::quota::ledger::rebuild(&app.db, &quotas, account, day, false)
         .await
         .expect("reconcile");
     let after = app.get_json("/v1/usage", &key).await;

@@ -141,17 +141,22 @@ async fn retention_drops_inputs_and_results_that_outlived_it() {
         .await
         .expect("age the job");
 
+    // A janitor pass that began before the job was aged drops its result
+    // but not yet its input: the next pass does.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let job = app.get_json(&format!("/v1/jobs/{old}"), &key).await;
-        if job["data_deleted_at"].is_string() {
+        let inputs = input_rows(&app, old_id).await;
+        if job["data_deleted_at"].is_string() && inputs == 0 {
             assert!(job.get("result").is_none(), "{job}");
             break;
         }
-        assert!(Instant::now() < deadline, "retention not applied: {job}");
+        assert!(
+            Instant::now() < deadline,
+            "retention not applied: {job}, {inputs} input rows"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(input_rows(&app, old_id).await, 0);
     let recent = app.get_json(&format!("/v1/jobs/{keep}"), &key).await;
     assert!(recent["result"].is_object(), "{recent}");
     assert_eq!(input_rows(&app, keep.parse().expect("uuid")).await, 1);

@@ -13,7 +13,6 @@ use voxq_shared::audio;
 use voxq_shared::cache::JobCache;
 use voxq_shared::db::accounts::ResultCachePolicy;
 use voxq_shared::db::jobs::{self, StoredInput};
-use voxq_shared::db::quotas as quota_repo;
 use voxq_shared::db::result_cache;
 use voxq_shared::db::webhooks;
 use voxq_shared::events::{Events, JobEvent, Progress};
@@ -23,6 +22,7 @@ use voxq_shared::job::{
 };
 use voxq_shared::models::{self, Registry};
 use voxq_shared::queue::Publisher;
+use voxq_shared::quota::ledger as quota_repo;
 use voxq_shared::quota::{Amounts, Grown, Quotas, Reservation};
 
 use crate::engine::vad::{self, NoVadModel, Vad};

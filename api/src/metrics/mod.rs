@@ -5,8 +5,6 @@
 
 mod readings;
 
-use std::time::Instant;
-
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
@@ -16,10 +14,11 @@ use axum::Router;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use std::time::Instant;
 
-use crate::state::AppState;
+use std::sync::Arc;
 
-pub use readings::Readings;
+pub use readings::{Readings, Sources};
 
 /// Put on a response that refuses work for a limit (429): the reason
 /// (`rate_limited`, `quota_exceeded`, …) counted by [`track`].
@@ -114,24 +113,24 @@ impl Metrics {
 }
 
 /// The metrics listener's routes.
-pub fn router(state: AppState) -> Router {
+pub fn router(metrics: Arc<Metrics>, sources: Sources) -> Router {
     Router::new()
         .route("/metrics", get(render))
-        .with_state(state)
+        .with_state((metrics, sources))
 }
 
-async fn render(State(state): State<AppState>) -> Response {
+async fn render(State((metrics, sources)): State<(Arc<Metrics>, Sources)>) -> Response {
     // The readings are refreshed and encoded under one lock, so two scrapes
     // never see each other's half-written gauges.
-    let body = state
-        .metrics
+    let body = metrics
         .readings
-        .refreshed(&state, || state.metrics.encode())
+        .refreshed(&sources, || metrics.encode())
         .await;
     ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response()
 }
 
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Counts every request by its matched route, and the refusals.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
@@ -142,14 +141,13 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let labels = [method.as_str(), route.as_str(), status.as_str()];
-    state.metrics.requests.with_label_values(&labels).inc();
-    state
-        .metrics
+    metrics.requests.with_label_values(&labels).inc();
+    metrics
         .latency
         .with_label_values(&labels)
         .observe(started.elapsed().as_secs_f64());
     if let Some(Refusal(reason)) = response.extensions().get::<Refusal>() {
-        state.metrics.refusals.with_label_values(&[reason]).inc();
+        metrics.refusals.with_label_values(&[reason]).inc();
     }
     response
 }

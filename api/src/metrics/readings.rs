@@ -13,7 +13,18 @@ use tokio::sync::Mutex;
 use voxq_shared::db::backlog::{self, Backlog};
 use voxq_shared::queue::{Depths, Lane};
 
-use crate::state::AppState;
+use voxq_shared::queue::Publisher;
+
+use crate::catalog::Catalog;
+
+/// Where the readings come from.
+#[derive(Clone)]
+pub struct Sources {
+    pub db: sqlx::PgPool,
+    pub redis: redis::aio::ConnectionManager,
+    pub catalog: Catalog,
+    pub publisher: std::sync::Arc<Publisher>,
+}
 
 /// How long one reading is served again.
 const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -125,7 +136,7 @@ impl Readings {
 
     /// Reads again when the last reading is stale, then runs `encode`
     /// while no other scrape can change the gauges.
-    pub async fn refreshed<T>(&self, state: &AppState, encode: impl FnOnce() -> T) -> T {
+    pub async fn refreshed<T>(&self, state: &Sources, encode: impl FnOnce() -> T) -> T {
         let mut last = self.last.lock().await;
         if last.at.is_none_or(|at| at.elapsed() >= FRESH_FOR) {
             self.read(state, &mut last.models).await;
@@ -134,7 +145,7 @@ impl Readings {
         encode()
     }
 
-    async fn read(&self, state: &AppState, known: &mut BTreeSet<String>) {
+    async fn read(&self, state: &Sources, known: &mut BTreeSet<String>) {
         let mut redis = state.redis.clone();
         let ping = async move {
             redis::cmd("PING")

@@ -1,7 +1,7 @@
 //! Operator endpoints (`admin` scope): accounts, tiers, per-account limit
 //! overrides, suspension and users.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,9 +15,9 @@ use voxq_shared::auth::scope::{Role, Scope};
 use voxq_shared::db::accounts::{self, Account, AccountChanges, ResultCachePolicy};
 use voxq_shared::db::users;
 
-use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ErrorBody, Result};
-use crate::principal::{Principal, RequestMeta};
+use crate::http::extract::{ApiJson, ApiQuery, PathId};
+use crate::http::principal::{Principal, RequestMeta};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -98,10 +98,6 @@ fn check_limits(limits: &LimitsOverride) -> Result<()> {
     limits
         .validate()
         .map_err(|e| ApiError::unprocessable("invalid_limits", e))
-}
-
-fn account_id(id: &str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
 }
 
 /// A new account, with its first user if one was asked for.
@@ -227,10 +223,10 @@ pub async fn list_accounts(
 pub async fn show_account(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response> {
     principal.require(Scope::Admin)?;
-    let account = accounts::get(&state.db, account_id(&id)?)
+    let account = accounts::get(&state.db, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(account).into_response())
@@ -252,11 +248,10 @@ pub async fn update_account(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(patch): ApiJson<AccountPatch>,
 ) -> Result<Response> {
     principal.require(Scope::Admin)?;
-    let id = account_id(&id)?;
     if let Some(limits) = &patch.limits {
         check_limits(limits)?;
     }
@@ -311,11 +306,11 @@ pub async fn create_user(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(request): ApiJson<NewUser>,
 ) -> Result<Response> {
     principal.require(Scope::Admin)?;
-    let account = accounts::get(&state.db, account_id(&id)?)
+    let account = accounts::get(&state.db, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let prepared = prepare_user(&state, &request, &account.name).await?;

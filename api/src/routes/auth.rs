@@ -17,11 +17,11 @@ use voxq_shared::db::audit::AuditEvent;
 use voxq_shared::db::sessions::{self, IssuedRefresh, Rotation};
 use voxq_shared::db::users;
 
-use super::extract::ApiJson;
 use crate::error::{ApiError, ErrorBody, Result};
-use crate::login_throttle::LoginThrottle;
-use crate::principal::{revoked_jti_key, Actor, Principal, RequestMeta};
-use crate::rate_limit::Policy;
+use crate::http::extract::ApiJson;
+use crate::http::login_throttle::LoginThrottle;
+use crate::http::principal::{revoked_jti_key, Actor, Principal, RequestMeta};
+use crate::http::rate_limit::Policy;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

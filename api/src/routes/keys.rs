@@ -3,7 +3,7 @@
 //! acts on keys whose scopes it holds itself: a weaker key can never mint,
 //! read, rotate or revoke a stronger one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
@@ -15,9 +15,9 @@ use uuid::Uuid;
 use voxq_shared::auth::scope::{Scope, Scopes};
 use voxq_shared::db::api_keys::{self, CreatedKey, KeyInfo, KeySpec};
 
-use super::extract::ApiJson;
 use crate::error::{ApiError, ErrorBody, Result};
-use crate::principal::{Principal, RequestMeta};
+use crate::http::extract::{ApiJson, PathId};
+use crate::http::principal::{Principal, RequestMeta};
 use crate::state::AppState;
 
 /// A rotation's old key may live on for at most a week.
@@ -46,11 +46,6 @@ pub struct RotateKey {
     /// Seconds the old key keeps working; 0 (default) ends it now.
     #[serde(default)]
     grace_seconds: i64,
-}
-
-/// The key's id in the path; malformed ids name nothing, like unknown ones.
-fn key_id(id: &str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
 }
 
 /// A new key: shown this once, never again.
@@ -179,9 +174,9 @@ pub async fn list(State(state): State<AppState>, principal: Principal) -> Result
 pub async fn show(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response> {
-    let key = reachable_key(&state, &principal, &id).await?;
+    let key = reachable_key(&state, &principal, id).await?;
     Ok(Json(key).into_response())
 }
 
@@ -194,9 +189,8 @@ fn within_reach(principal: &Principal, key: &KeyInfo) -> bool {
 /// when there is no such key, 403 when it is stronger than the caller.
 /// A key's scopes never change (rotation makes a new key), so checking here
 /// before acting cannot race with a change of the key.
-async fn reachable_key(state: &AppState, principal: &Principal, id: &str) -> Result<KeyInfo> {
+async fn reachable_key(state: &AppState, principal: &Principal, id: Uuid) -> Result<KeyInfo> {
     principal.require(Scope::KeysManage)?;
-    let id = key_id(id)?;
     let key = api_keys::get(&state.db, principal.account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -226,10 +220,10 @@ pub async fn rotate(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Option<ApiJson<RotateKey>>,
 ) -> Result<Response> {
-    let id = reachable_key(&state, &principal, &id).await?.id;
+    let id = reachable_key(&state, &principal, id).await?.id;
     let grace = body.map(|ApiJson(b)| b.grace_seconds).unwrap_or(0);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
         return Err(ApiError::unprocessable(
@@ -272,9 +266,9 @@ pub async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response> {
-    let id = reachable_key(&state, &principal, &id).await?.id;
+    let id = reachable_key(&state, &principal, id).await?.id;
     let key = api_keys::revoke(&state.db, principal.account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -7,7 +7,7 @@ use voxq_shared::auth::scope::Scope;
 use voxq_shared::models::ServedModel;
 
 use crate::error::{ErrorBody, Result};
-use crate::principal::Principal;
+use crate::http::principal::Principal;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -8,12 +8,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use voxq_shared::auth::limits::Tier;
 use voxq_shared::auth::scope::Scope;
-use voxq_shared::db::quotas::{self as quota_repo, DailyUsage};
+use voxq_shared::quota::ledger::{self as quota_repo, DailyUsage};
 use voxq_shared::quota::{self, Counters};
 
-use super::extract::ApiQuery;
 use crate::error::{ApiError, ErrorBody, Result};
-use crate::principal::Principal;
+use crate::http::extract::ApiQuery;
+use crate::http::principal::Principal;
 use crate::state::AppState;
 
 const MAX_RANGE_DAYS: i64 = 366;

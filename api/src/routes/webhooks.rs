@@ -2,20 +2,19 @@
 //! delivery logs, manual redelivery, and the secret that signs per-job
 //! `webhook_url` deliveries. Managing needs `webhooks:manage`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 use voxq_shared::auth::scope::Scope;
 use voxq_shared::db::webhooks::{self as repo, DeliveryView, Endpoint};
 use voxq_shared::webhooks::{new_secret, EVENT_TYPES};
 
-use super::extract::ApiJson;
 use crate::error::{ApiError, ErrorBody, Result};
-use crate::principal::{Principal, RequestMeta};
+use crate::http::extract::{ApiJson, PathId};
+use crate::http::principal::{Principal, RequestMeta};
 use crate::state::AppState;
 
 /// How long a rotated-out secret keeps signing.
@@ -72,10 +71,6 @@ pub struct SecretBody {
     secret: String,
 }
 
-fn endpoint_id(id: &str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
-}
-
 fn validate_types(types: &[String]) -> Result<Vec<String>> {
     let mut valid: Vec<String> = Vec::new();
     for t in types {
@@ -95,7 +90,9 @@ fn validate_types(types: &[String]) -> Result<Vec<String>> {
 /// Checks a webhook URL at registration: form, scheme, and every address
 /// its host resolves to (the dispatcher checks again at each send).
 pub async fn check_url(state: &AppState, url: &str) -> Result<String> {
-    super::outbound_url(&state.config.webhooks.guard(), url, "invalid_webhook_url").await
+    crate::outbound::webhook(&state.config, url)
+        .await
+        .map_err(|e| ApiError::unprocessable("invalid_webhook_url", e.0))
 }
 
 /// Subscribe an endpoint to job events.
@@ -170,10 +167,10 @@ pub async fn list(
 pub async fn show(
     principal: Principal,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Endpoint>> {
     principal.require(Scope::WebhooksManage)?;
-    repo::get_endpoint(&state.db, principal.account_id, endpoint_id(&id)?)
+    repo::get_endpoint(&state.db, principal.account_id, id)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound)
@@ -188,11 +185,10 @@ pub async fn show(
 pub async fn update(
     principal: Principal,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiJson(body): ApiJson<UpdateEndpoint>,
 ) -> Result<Json<Endpoint>> {
     principal.require(Scope::WebhooksManage)?;
-    let id = endpoint_id(&id)?;
     let url = match &body.url {
         Some(url) => Some(check_url(&state, url).await?),
         None => None,
@@ -222,10 +218,10 @@ pub async fn update(
 pub async fn remove(
     principal: Principal,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode> {
     principal.require(Scope::WebhooksManage)?;
-    if repo::delete_endpoint(&state.db, principal.account_id, endpoint_id(&id)?).await? {
+    if repo::delete_endpoint(&state.db, principal.account_id, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -240,11 +236,10 @@ pub async fn remove(
 pub async fn rotate(
     principal: Principal,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<SecretBody>> {
     principal.require(Scope::WebhooksManage)?;
     let secret = new_secret();
-    let id = endpoint_id(&id)?;
     if repo::rotate_secret(
         &state.db,
         principal.account_id,
@@ -281,10 +276,9 @@ pub async fn job_secret(
 pub async fn endpoint_deliveries(
     principal: Principal,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Vec<DeliveryView>>> {
     principal.require(Scope::WebhooksManage)?;
-    let id = endpoint_id(&id)?;
     repo::get_endpoint(&state.db, principal.account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -301,10 +295,9 @@ pub async fn endpoint_deliveries(
 pub async fn job_deliveries(
     principal: Principal,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Vec<DeliveryView>>> {
     principal.require(Scope::JobsRead)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     voxq_shared::db::jobs::find_for_account(&state.db, principal.account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -326,10 +319,9 @@ pub struct Redelivery {
 pub async fn redeliver(
     principal: Principal,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<i64>,
 ) -> Result<Response> {
     principal.require(Scope::WebhooksManage)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     let new = repo::redeliver(&state.db, principal.account_id, id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use crate::db::accounts::ResultCachePolicy;
 use crate::job::{JobError, JobKind, JobParams, JobStatus, JobView, UsageMetric};
+use crate::queue::{Lane, Outgoing, Topology};
 use crate::quota::{Amounts, Reservation};
 
 /// The audio a job was submitted with, as probed by the API.
@@ -795,19 +796,20 @@ async fn requeue_detached_in(tx: &mut PgConnection, id: Option<Uuid>) -> Result<
         let kind = JobKind::parse(&row.kind).ok_or_else(|| {
             sqlx::Error::Decode(format!("unknown job kind {:?}", row.kind).into())
         })?;
-        let model = row.params.0.model.clone().unwrap_or_default();
-        let message = crate::job::JobMessage {
-            job_id: row.id,
-            account_id: row.account_id,
-            kind,
-            model: model.clone(),
-            params: row.params.0.clone(),
-        };
-        let payload = serde_json::to_vec(&message).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        // A job queued before lanes existed has no queue: the long lane.
         let routing_key = row.queue.clone().unwrap_or_else(|| {
-            crate::queue::Topology::routing_key(&model, crate::queue::Lane::Long)
+            let model = row.params.0.model.as_deref().unwrap_or_default();
+            Topology::routing_key(model, Lane::Long)
         });
-        super::outbox::insert(&mut *tx, row.id, &model, &routing_key, &payload).await?;
+        let message = Outgoing::new(
+            row.id,
+            row.account_id,
+            kind,
+            row.params.0.clone(),
+            routing_key,
+        )
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        super::outbox::insert(&mut *tx, &message).await?;
     }
     Ok(rows.len() as u64)
 }

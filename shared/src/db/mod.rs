@@ -8,7 +8,6 @@ pub mod backlog;
 pub mod idempotency;
 pub mod jobs;
 pub mod outbox;
-pub mod quotas;
 pub mod result_cache;
 pub mod sessions;
 pub mod usage;

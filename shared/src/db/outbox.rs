@@ -5,6 +5,8 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::queue::Outgoing;
+
 /// Largest message the outbox takes (the table checks it too): messages
 /// carry ids and parameters, never audio or text.
 pub const MAX_PAYLOAD_BYTES: usize = 8192;
@@ -21,18 +23,12 @@ pub struct Pending {
 }
 
 /// Adds the job's message in the caller's transaction.
-pub async fn insert(
-    tx: &mut PgConnection,
-    job_id: Uuid,
-    model: &str,
-    routing_key: &str,
-    payload: &[u8],
-) -> Result<(), sqlx::Error> {
+pub async fn insert(tx: &mut PgConnection, message: &Outgoing) -> Result<(), sqlx::Error> {
     sqlx::query("insert into outbox (job_id, model, routing_key, payload) values ($1, $2, $3, $4)")
-        .bind(job_id)
-        .bind(model)
-        .bind(routing_key)
-        .bind(payload)
+        .bind(message.job_id)
+        .bind(&message.model)
+        .bind(&message.routing_key)
+        .bind(&message.payload)
         .execute(tx)
         .await?;
     Ok(())

@@ -1,4 +1,6 @@
-//! Quota counters rebuilt from Postgres, the truth behind Redis.
+//! The quotas' truth in Postgres: counters rebuilt from jobs and usage
+//! records, the lock that keeps rebuilds and submissions apart, and the
+//! daily usage report.
 //!
 //! Submissions hold a *shared* advisory lock on their account from the
 //! moment they reserve in Redis until their job row commits; a rebuild
@@ -11,7 +13,7 @@ use chrono::NaiveDate;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::quota::{Amounts, Counters, Quotas, Reservation};
+use super::{Amounts, Counters, Quotas, Reservation};
 
 /// The advisory lock key of an account's quota counters.
 fn lock_key(account: Uuid) -> i64 {

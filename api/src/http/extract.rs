@@ -1,4 +1,4 @@
-//! Body and query extractors whose rejections take the API's error shape.
+//! Body, query and path extractors whose rejections take the API's error shape.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -106,5 +106,28 @@ where
             .await
             .map(|axum::extract::Query(value)| Self(value))
             .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// A resource id from the path (`/v1/jobs/{id}`, a delivery's number). A
+/// malformed id cannot name anyone's resource: the same 404 as a missing one.
+pub struct PathId<T = uuid::Uuid>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for PathId<T>
+where
+    S: Send + Sync,
+    T: std::str::FromStr + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::NotFound)?;
+        id.parse().map(Self).map_err(|_| ApiError::NotFound)
     }
 }

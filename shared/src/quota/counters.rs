@@ -1,10 +1,10 @@
-//! Daily quotas and concurrent-job slots, enforced atomically in Redis.
+//! The quota counters in Redis, where limits are enforced atomically.
 //!
 //! Submission *reserves* a job's estimated cost with one Lua script, so N
 //! concurrent submits at the edge of a quota accept exactly as many as fit.
 //! The reservation is stored with the job in Postgres as well; when the job
 //! ends, [`Quotas::settle`] swaps the reservation for the measured usage (or
-//! just releases it). Postgres is the truth: [`crate::db::quotas::rebuild`]
+//! just releases it). Postgres is the truth: [`super::ledger::rebuild`]
 //! recomputes the counters from it whenever Redis has lost them.
 //!
 //! Keys, under the deployment's namespace:
@@ -20,132 +20,10 @@
 use chrono::NaiveDate;
 use redis::aio::ConnectionManager;
 use redis::Script;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::{Amounts, Counters, Grown, Reservation, ReserveOutcome, Resource};
 use crate::auth::limits::Limits;
-use crate::job::UsageMetric;
-
-/// Metered amounts, in integer units Redis can add exactly.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Amounts {
-    #[serde(default)]
-    pub audio_ms: u64,
-    #[serde(default)]
-    pub text_chars: u64,
-    #[serde(default)]
-    pub processing_ms: u64,
-}
-
-impl Amounts {
-    /// Measured usage as recorded in Postgres, in the same rounding the
-    /// rebuild uses (each quantity rounded up on its own).
-    pub fn from_usage(usage: &[(UsageMetric, f64)]) -> Self {
-        let mut a = Amounts::default();
-        for (metric, quantity) in usage {
-            match metric {
-                UsageMetric::AudioSeconds => a.audio_ms += seconds_to_ms(*quantity),
-                UsageMetric::ProcessingSeconds => a.processing_ms += seconds_to_ms(*quantity),
-                UsageMetric::TextChars => a.text_chars += quantity.max(0.0).ceil() as u64,
-            }
-        }
-        a
-    }
-}
-
-pub fn seconds_to_ms(seconds: f64) -> u64 {
-    (seconds.max(0.0) * 1000.0).ceil() as u64
-}
-
-/// The quota day of an instant: days start at 00:00 UTC.
-pub fn today() -> NaiveDate {
-    chrono::Utc::now().date_naive()
-}
-
-/// Seconds from now until the next 00:00 UTC, when daily quotas reset.
-pub fn seconds_until_reset() -> u64 {
-    let now = chrono::Utc::now();
-    let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
-    let reset = tomorrow
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc())
-        .unwrap_or(now);
-    // Rounded up: retrying after this many seconds is never too early.
-    let millis = (reset - now).num_milliseconds().max(1000);
-    (millis as u64).div_ceil(1000)
-}
-
-/// A limited resource, named as clients see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Resource {
-    Requests,
-    AudioSeconds,
-    TextChars,
-    ProcessingSeconds,
-    ConcurrentJobs,
-}
-
-impl Resource {
-    pub const DAILY: [Resource; 4] = [
-        Resource::Requests,
-        Resource::AudioSeconds,
-        Resource::TextChars,
-        Resource::ProcessingSeconds,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Resource::Requests => "requests",
-            Resource::AudioSeconds => "audio_seconds",
-            Resource::TextChars => "text_chars",
-            Resource::ProcessingSeconds => "processing_seconds",
-            Resource::ConcurrentJobs => "concurrent_jobs",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        [
-            Resource::Requests,
-            Resource::AudioSeconds,
-            Resource::TextChars,
-            Resource::ProcessingSeconds,
-            Resource::ConcurrentJobs,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == value)
-    }
-}
-
-/// A job's reservation: the day it counts against and what it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reservation {
-    pub job_id: Uuid,
-    pub account_id: Uuid,
-    pub day: NaiveDate,
-    pub amounts: Amounts,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReserveOutcome {
-    /// Reserved; the account now has `in_flight` unfinished jobs.
-    Reserved {
-        in_flight: u64,
-    },
-    Exceeded(Resource),
-    /// Redis has no counters for this account and day: rebuild, then retry.
-    NeedsRebuild,
-}
-
-/// Counters for one account and day, as the usage endpoint shows them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub requests: u64,
-    pub used: Amounts,
-    pub reserved: Amounts,
-    /// Unfinished jobs with their reservations (any day).
-    pub inflight: Vec<Reservation>,
-}
 
 const RESERVE: &str = r#"
 if redis.call('HEXISTS', KEYS[1], 'built') == 0 or redis.call('HEXISTS', KEYS[2], 'built') == 0 then
@@ -187,18 +65,6 @@ redis.call('HINCRBY', KEYS[1], 'r:audio_ms', new - old)
 redis.call('HSET', KEYS[2], ARGV[1], day .. '|' .. ARGV[2] .. '|' .. chars .. '|' .. proc)
 return 1
 "#;
-
-/// What growing a reservation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grown {
-    /// It now reserves the new amount (or already did).
-    Yes,
-    /// The account's limit leaves no room for it.
-    OverLimit,
-    /// Redis has no counters for it: rebuild them from Postgres, then try
-    /// again.
-    NeedsRebuild,
-}
 
 const SETTLE: &str = r#"
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
@@ -306,7 +172,7 @@ impl Quotas {
 
     /// Replaces an account's counters for `day` and its in-flight set with
     /// `counters`. Callers hold the account's rebuild lock (see
-    /// [`crate::db::quotas`]), so no submission is half-done meanwhile.
+    /// [`super::ledger`]), so no submission is half-done meanwhile.
     pub async fn install(
         &self,
         account: Uuid,
@@ -354,6 +220,38 @@ impl Quotas {
             1 => Grown::Yes,
             _ => Grown::NeedsRebuild,
         })
+    }
+
+    /// True at most once per account every few seconds: whether a refusal
+    /// may be checked against Postgres now.
+    pub async fn first_to_verify(&self, account: Uuid) -> bool {
+        self.first_in(&format!("{}{account}:verified", self.prefix), 10)
+            .await
+    }
+
+    /// True for the first refusal of `resource` to the account on `day`: the
+    /// one worth an audit entry.
+    pub async fn first_refusal(&self, account: Uuid, day: NaiveDate, resource: Resource) -> bool {
+        let key = format!(
+            "{}{account}:audited:{day}:{}",
+            self.prefix,
+            resource.as_str()
+        );
+        self.first_in(&key, DAY_TTL_SECONDS).await
+    }
+
+    /// True for the first caller to set `key` in `ttl_seconds`; false for
+    /// the others and when Redis cannot answer.
+    async fn first_in(&self, key: &str, ttl_seconds: u64) -> bool {
+        let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_seconds)
+            .query_async(&mut self.redis.clone())
+            .await;
+        matches!(set, Ok(Some(_)))
     }
 
     /// Today's counters as Redis holds them; `None` when they need a rebuild.
@@ -421,6 +319,8 @@ fn decode_marker(account_id: Uuid, job: &str, marker: &str) -> Option<Reservatio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::UsageMetric;
+    use crate::quota::seconds_until_reset;
 
     #[test]
     fn markers_round_trip_and_usage_rounds_up_per_quantity() {

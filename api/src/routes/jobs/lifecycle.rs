@@ -1,7 +1,7 @@
 //! A job's life after submission: cancelling it, deleting its data, and
 //! following it as server-sent events.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,11 +11,12 @@ use voxq_shared::db::jobs::{self as job_repo, Cancelled, DataDeleted};
 use voxq_shared::events::{self, JobEvent, Progress, Signal};
 use voxq_shared::job::{JobStatus, JobView};
 
-use super::jobs::{job_id, load_job};
+use super::read::load_job;
 use crate::error::{ApiError, ErrorBody, Result};
-use crate::principal::{Principal, RequestMeta};
-use crate::reservations;
+use crate::http::extract::PathId;
+use crate::http::principal::{Principal, RequestMeta};
 use crate::state::AppState;
+use crate::submission::reservations;
 
 /// Cancel a job: a queued job is cancelled at once, a running one stops
 /// at its worker's next safe point; either way its result is never
@@ -37,10 +38,9 @@ pub async fn cancel_job(
     principal: Principal,
     meta: RequestMeta,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response> {
     principal.require(Scope::JobsWrite)?;
-    let id = job_id(&id)?;
     let account_id = principal.account_id;
     match job_repo::cancel(&state.db, account_id, id).await? {
         None => Err(ApiError::NotFound),
@@ -97,10 +97,9 @@ pub async fn delete_job_data(
     principal: Principal,
     meta: RequestMeta,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response> {
     principal.require(Scope::JobsWrite)?;
-    let id = job_id(&id)?;
     match job_repo::delete_data(&state.db, principal.account_id, id).await? {
         None => Err(ApiError::NotFound),
         Some(DataDeleted::NotEnded(status)) => Err(ApiError::Conflict {
@@ -145,7 +144,7 @@ pub async fn cancel_job_post(
     principal: Principal,
     meta: RequestMeta,
     state: State<AppState>,
-    id: Path<String>,
+    id: PathId,
 ) -> Result<Response> {
     cancel_job(principal, meta, state, id).await
 }
@@ -171,10 +170,9 @@ pub async fn cancel_job_post(
 pub async fn job_events(
     principal: Principal,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response> {
     principal.require(Scope::JobsRead)?;
-    let id = job_id(&id)?;
     let account_id = principal.account_id;
     let waiting = state.waiters.enter(account_id)?;
     let mut signals = state.hub.subscribe();
@@ -206,7 +204,7 @@ pub async fn job_events(
                 Some(Signal::Job(_)) => continue,
                 // Perhaps missed: read the truth.
                 Some(Signal::Resync) => {
-                    crate::waiters::resync_pause().await;
+                    crate::http::waiters::resync_pause().await;
                     match load_job(&state, account_id, id).await {
                         Ok(view) => (view.status, last.1),
                         Err(_) => continue,

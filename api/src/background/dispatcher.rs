@@ -62,9 +62,11 @@ impl Dispatcher {
     /// Sends until `stop`; woken by `pg_notify('voxq_webhooks')` from the
     /// transactions that create deliveries, by a send that ends (its
     /// endpoint may take another), and once a second anyway (for retries
-    /// that come due). Sends in flight when it stops are dropped with the
-    /// task; their leases run out and another dispatcher retries them.
-    pub async fn run(self, stop: CancellationToken) {
+    /// that come due). Then it leases nothing more and lets the sends in
+    /// flight finish and record their attempts, for up to `drain`, so a
+    /// restart repeats none of them; those still going are dropped, and
+    /// their leases let another dispatcher retry them.
+    pub async fn run(self, stop: CancellationToken, drain: Duration) {
         let this = Arc::new(self);
         let mut listener = match PgListener::connect_with(&this.db).await {
             Ok(mut l) => match l.listen("voxq_webhooks").await {
@@ -110,11 +112,24 @@ impl Dispatcher {
                 }
             };
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 () = woken => {}
                 Some(ended) = sending.join_next() => log_ended(ended),
                 () = tokio::time::sleep(IDLE) => {}
             }
+        }
+        let finished = tokio::time::timeout(drain, async {
+            while let Some(ended) = sending.join_next().await {
+                log_ended(ended);
+            }
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                sends = sending.len(),
+                "webhook sends still in flight at shutdown are left to their leases"
+            );
+            sending.abort_all();
         }
     }
 

@@ -78,8 +78,8 @@ pub fn cors(config: &ApiConfig) -> Option<CorsLayer> {
                 axum::http::HeaderName::from_static("idempotency-key"),
             ])
             .expose_headers([
-                crate::rate_limit::RATELIMIT,
-                crate::rate_limit::RATELIMIT_POLICY,
+                crate::http::rate_limit::RATELIMIT,
+                crate::http::rate_limit::RATELIMIT_POLICY,
                 axum::http::header::RETRY_AFTER,
                 axum::http::header::LOCATION,
             ])

@@ -9,17 +9,18 @@ use serde::Deserialize;
 use voxq_shared::audio::{self, AudioInfo};
 use voxq_shared::job::{JobKind, JobParams, WHISPER_LANGUAGES};
 
-use super::MAX_URL_CHARS;
+use super::idempotency::Fingerprint;
+use super::invalid::{Invalid, MAX_TARGETS};
+use super::spool::{self, Spooled};
 use crate::config::ApiConfig;
 use crate::error::{ApiError, Result};
-use crate::idempotency::Fingerprint;
-use crate::spool::{self, Spooled};
+use crate::outbound::MAX_URL_CHARS;
 
 /// Longest short form field (`kind`, `language`, `model`, …).
 const MAX_FIELD_CHARS: usize = 64;
 
 /// An audio upload that passed every check.
-pub(super) struct AudioUpload {
+pub struct AudioUpload {
     pub kind: JobKind,
     pub params: JobParams,
     pub source: AudioSource,
@@ -28,7 +29,7 @@ pub(super) struct AudioUpload {
 }
 
 /// Where an audio job's audio is.
-pub(super) enum AudioSource {
+pub enum AudioSource {
     /// Uploaded, and probed.
     File { data: Spooled, info: AudioInfo },
     /// To be fetched by the worker (`audio_url`).
@@ -107,10 +108,11 @@ pub struct AudioUploadForm {
 /// A typed form field (`true`, `0.6`, `500`).
 fn parse_form_value<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
     value.parse().map_err(|_| {
-        ApiError::unprocessable(
-            "invalid_parameter",
-            format!("form field `{name}` has an invalid value {value:?}"),
-        )
+        Invalid::FieldValue {
+            field: name.to_owned(),
+            value: value.to_owned(),
+        }
+        .into()
     })
 }
 
@@ -121,12 +123,7 @@ fn parse_granularities(value: &str) -> Result<bool> {
         match granularity {
             "word" => words = true,
             "segment" => {}
-            other => {
-                return Err(ApiError::unprocessable(
-                    "invalid_parameter",
-                    format!("unknown timestamp granularity {other:?} (use `word` or `segment`)"),
-                ))
-            }
+            other => return Err(Invalid::Granularity(other.to_owned()).into()),
         }
     }
     Ok(words)
@@ -134,7 +131,7 @@ fn parse_granularities(value: &str) -> Result<bool> {
 
 /// Reads and checks an audio job's form: its fields, and the file's
 /// size, container, codec and duration.
-pub(super) async fn read_audio_upload(
+pub async fn read_audio_upload(
     mut multipart: Multipart,
     config: &ApiConfig,
 ) -> Result<AudioUpload> {
@@ -180,22 +177,16 @@ pub(super) async fn read_audio_upload(
                     MAX_FIELD_CHARS
                 };
                 if value.chars().count() > limit {
-                    return Err(ApiError::BadRequest(format!("field `{name}` is too long")));
+                    return Err(Invalid::FieldTooLong(name).into());
                 }
                 if value.contains('\0') {
-                    return Err(ApiError::BadRequest(format!(
-                        "field `{name}` contains the NUL character"
-                    )));
+                    return Err(Invalid::FieldHoldsNul(name).into());
                 }
                 fingerprint.field(&name, value.as_bytes());
                 match name.as_str() {
                     "kind" => {
-                        kind = JobKind::parse(value).ok_or_else(|| {
-                            ApiError::unprocessable(
-                                "invalid_kind",
-                                format!("unknown job kind {value:?}"),
-                            )
-                        })?
+                        kind = JobKind::parse(value)
+                            .ok_or_else(|| Invalid::UnknownKind(value.to_owned()))?
                     }
                     "language" => params.language = Some(validate_language(value)?),
                     "target_languages" => params.target_languages = parse_targets(value)?,
@@ -221,48 +212,23 @@ pub(super) async fn read_audio_upload(
                     }
                 }
             }
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "unexpected form field {other:?}"
-                )));
-            }
+            other => return Err(Invalid::UnexpectedField(other.to_owned()).into()),
         }
     }
     if let Some(problem) = params.vad.problem() {
-        return Err(ApiError::unprocessable("invalid_parameter", problem));
+        return Err(Invalid::Vad(problem).into());
     }
     if !kind.takes_audio() {
-        return Err(ApiError::unprocessable(
-            "invalid_kind",
-            format!("{} jobs take a JSON body, not an upload", kind.as_str()),
-        ));
+        return Err(Invalid::KindTakesJson(kind).into());
     }
     match (kind, params.target_languages.is_empty()) {
-        (JobKind::SpeechTranslate, true) => {
-            return Err(ApiError::unprocessable(
-                "invalid_language",
-                "speech_translate jobs need `target_languages`",
-            ))
-        }
-        (JobKind::Transcribe, false) => {
-            return Err(ApiError::unprocessable(
-                "invalid_kind",
-                "`target_languages` is for speech_translate jobs",
-            ))
-        }
+        (JobKind::SpeechTranslate, true) => return Err(Invalid::NoTargets.into()),
+        (JobKind::Transcribe, false) => return Err(Invalid::TargetsWithoutTranslation.into()),
         _ => {}
     }
     let data = match (data, url) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "send either `file` or `audio_url`, not both".into(),
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::BadRequest(
-                "missing form field `file` (or `audio_url`)".into(),
-            ))
-        }
+        (Some(_), Some(_)) => return Err(Invalid::FileAndUrl.into()),
+        (None, None) => return Err(Invalid::NoAudio.into()),
         (None, Some(url)) => {
             return Ok(AudioUpload {
                 kind,
@@ -274,10 +240,7 @@ pub(super) async fn read_audio_upload(
         (Some(data), None) => data,
     };
     if data.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_audio",
-            "the uploaded file is empty",
-        ));
+        return Err(Invalid::EmptyAudio.into());
     }
     // Parsing a container is CPU work; keep it off the async executor.
     // `Bytes` clones share one buffer: the upload is held once.
@@ -293,7 +256,7 @@ pub(super) async fn read_audio_upload(
     };
     let info = probe.await.map_err(|e| ApiError::Internal(e.into()))??;
     audio::check_length(&info, config.min_audio_seconds, config.max_audio_seconds)
-        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+        .map_err(Invalid::from)?;
     Ok(AudioUpload {
         kind,
         params,
@@ -301,9 +264,6 @@ pub(super) async fn read_audio_upload(
         fingerprint: fingerprint.finish(),
     })
 }
-
-/// Most target languages one speech translation job may ask for.
-const MAX_TARGETS: usize = 8;
 
 fn parse_targets(value: &str) -> Result<Vec<String>> {
     let mut targets: Vec<String> = Vec::new();
@@ -314,10 +274,7 @@ fn parse_targets(value: &str) -> Result<Vec<String>> {
         }
     }
     if targets.len() > MAX_TARGETS {
-        return Err(ApiError::unprocessable(
-            "invalid_language",
-            format!("at most {MAX_TARGETS} target languages per job"),
-        ));
+        return Err(Invalid::TooManyTargets.into());
     }
     Ok(targets)
 }
@@ -335,56 +292,32 @@ fn validate_language(value: &str) -> Result<String> {
     if WHISPER_LANGUAGES.contains(&code.as_str()) {
         Ok(code)
     } else {
-        Err(ApiError::unprocessable(
-            "unknown_language",
-            format!("unknown language {value:?}: use an ISO 639-1 code such as \"en\""),
-        ))
+        Err(Invalid::UnknownLanguage(value.to_owned()).into())
     }
 }
 
 /// Checks a text job's body.
-pub(super) fn validate_text_job(
-    job: TextJobRequest,
-    config: &ApiConfig,
-) -> Result<(JobParams, String)> {
+pub fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobParams, String)> {
     match JobKind::parse(&job.kind) {
         Some(JobKind::Translate) => {}
         Some(kind @ (JobKind::Transcribe | JobKind::SpeechTranslate)) => {
-            return Err(ApiError::unprocessable(
-                "invalid_kind",
-                format!(
-                    "{} jobs take a multipart/form-data upload with a `file` field",
-                    kind.as_str()
-                ),
-            ))
+            return Err(Invalid::KindTakesUpload(kind).into())
         }
-        None => {
-            return Err(ApiError::unprocessable(
-                "invalid_kind",
-                format!("unknown job kind {:?}", job.kind),
-            ))
-        }
+        None => return Err(Invalid::UnknownKind(job.kind).into()),
     }
     let text = job.text.unwrap_or_default();
     if text.trim().is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_text",
-            "`text` is required",
-        ));
+        return Err(Invalid::NoText.into());
     }
     let chars = text.chars().count();
     if chars > config.max_text_chars {
-        return Err(ApiError::unprocessable(
-            "text_too_long",
-            format!(
-                "`text` has {chars} characters; the maximum is {}",
-                config.max_text_chars
-            ),
-        ));
+        return Err(Invalid::TextTooLong {
+            chars,
+            max: config.max_text_chars,
+        }
+        .into());
     }
-    let target = job.target_language.ok_or_else(|| {
-        ApiError::unprocessable("invalid_language", "`target_language` is required")
-    })?;
+    let target = job.target_language.ok_or(Invalid::NoTargetLanguage)?;
     let target = validate_target_language(&target)?;
     let source = job
         .source_language
@@ -396,7 +329,7 @@ pub(super) fn validate_text_job(
         .as_ref()
         .is_some_and(|m| m.chars().count() > MAX_FIELD_CHARS)
     {
-        return Err(ApiError::BadRequest("`model` is too long".into()));
+        return Err(Invalid::FieldTooLong("model".into()).into());
     }
     let params = JobParams {
         target_language: Some(target),
@@ -419,4 +352,22 @@ fn validate_target_language(value: &str) -> Result<String> {
         return Ok(value.to_owned());
     }
     validate_language(value)
+}
+
+/// The job's `webhook_url`, checked by the SSRF guard (and normalised).
+pub async fn check_webhook(config: &ApiConfig, params: &mut JobParams) -> Result<()> {
+    if let Some(url) = params.webhook_url.take() {
+        let checked = crate::outbound::webhook(config, &url)
+            .await
+            .map_err(|e| Invalid::WebhookUrl(e.0))?;
+        params.webhook_url = Some(checked);
+    }
+    Ok(())
+}
+
+/// An `audio_url`, checked by the SSRF guard (and normalised).
+pub async fn check_audio_url(config: &ApiConfig, url: &str) -> Result<String> {
+    Ok(crate::outbound::audio(config, url)
+        .await
+        .map_err(|e| Invalid::AudioUrl(e.0))?)
 }

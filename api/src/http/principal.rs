@@ -22,7 +22,7 @@ use voxq_shared::auth::scope::{Scope, Scopes};
 use voxq_shared::db::{api_keys, sessions};
 
 use crate::error::{ApiError, Result};
-use crate::rate_limit::{Decision, Policy};
+use crate::http::rate_limit::{Decision, Policy};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use voxq_shared::db::idempotency::{self, Claim};
 
 use crate::error::{ApiError, Result};
-use crate::principal::Principal;
+use crate::http::principal::Principal;
 use crate::state::AppState;
 
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");

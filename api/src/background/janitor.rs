@@ -13,14 +13,28 @@ use voxq_shared::db::{idempotency, jobs};
 /// Jobs whose results are dropped per pass.
 const BATCH: i64 = 1000;
 
-pub async fn run(db: PgPool, cache: JobCache, every: Duration, stop: CancellationToken) {
+pub struct Janitor {
+    pub db: PgPool,
+    pub cache: JobCache,
+    /// Between passes.
+    pub every: Duration,
+}
+
+impl Janitor {
+    pub async fn run(self, stop: CancellationToken) {
+        let Self { db, cache, every } = self;
+        pass_until(&db, &cache, every, stop).await;
+    }
+}
+
+async fn pass_until(db: &PgPool, cache: &JobCache, every: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match jobs::apply_retention(&db, BATCH).await {
+        match jobs::apply_retention(db, BATCH).await {
             Ok(expired) => {
                 for (id, _) in &expired {
                     if let Err(e) = cache.forget(*id).await {
@@ -33,7 +47,7 @@ pub async fn run(db: PgPool, cache: JobCache, every: Duration, stop: Cancellatio
             }
             Err(e) => tracing::warn!(error = %e, "applying retention"),
         }
-        match jobs::requeue_expired_leases(&db).await {
+        match jobs::requeue_expired_leases(db).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 jobs = n,
@@ -41,7 +55,7 @@ pub async fn run(db: PgPool, cache: JobCache, every: Duration, stop: Cancellatio
             ),
             Err(e) => tracing::warn!(error = %e, "requeueing expired leases"),
         }
-        if let Err(e) = idempotency::purge_expired(&db).await {
+        if let Err(e) = idempotency::purge_expired(db).await {
             tracing::warn!(error = %e, "purging idempotency keys");
         }
     }

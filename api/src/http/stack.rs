@@ -1,0 +1,106 @@
+//! The HTTP stack around the routes, outermost last: request ids, the
+//! trace span, hidden credentials, the timeout, panics caught, CORS,
+//! security headers and header limits, metrics, then per-route
+//! authentication and body limits.
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, Request};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use super::{principal, security};
+use crate::state::AppState;
+use crate::{error, metrics, openapi, routes};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The timeout layer answers with an empty body; give it the one error
+/// shape.
+async fn timeout_body(response: axum::response::Response) -> axum::response::Response {
+    if response.status() == axum::http::StatusCode::REQUEST_TIMEOUT
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return error::error_response(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long and was abandoned; a submission retried with the same \
+             Idempotency-Key tells whether it was accepted",
+        );
+    }
+    response
+}
+
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.request_timeout);
+    // Every /v1 route: credentials resolved, rate limits applied, JSON
+    // bodies bounded (job submission sets its own, larger limit).
+    let v1 = Router::new()
+        .merge(routes::jobs::router(&state.config))
+        .merge(routes::auth::router())
+        .merge(routes::keys::router())
+        .merge(routes::models::router())
+        .merge(routes::usage::router())
+        .merge(routes::webhooks::router())
+        .merge(routes::admin::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            principal::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_json_bytes));
+    let router = Router::new()
+        .merge(v1)
+        .merge(routes::health::router())
+        .merge(openapi::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::header_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ));
+    let router = match security::cors(&state.config) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(CatchPanicLayer::custom(routes::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(axum::middleware::map_response(timeout_body))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    request_id = %request_id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    account_id = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
