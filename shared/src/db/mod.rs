@@ -43,14 +43,16 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
         .max_connections(1)
         .connect_with(options.database("postgres"))
         .await?;
-    let exists: bool =
-        sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
-            .bind(&name)
-            .fetch_one(&admin)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"select exists(select 1 from pg_database where datname = $1) as "exists!""#,
+        name
+    )
+    .fetch_one(&admin)
+    .await?;
     if !exists {
         // Identifiers cannot be bound; quote it the way Postgres does.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        // Runtime-checked: the database's name is spliced into the statement.
         sqlx::query(&format!("create database {quoted}"))
             .execute(&admin)
             .await?;
