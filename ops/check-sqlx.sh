@@ -20,12 +20,15 @@
 # `cargo sqlx prepare` has it do; no sqlx-cli needed). Such a package's
 # build script declares SQLX_OFFLINE_DIR (see shared/build.rs): a new
 # directory each run recompiles it, so every macro runs again. The check
-# builds in its own target directory ($VOXQ_SQLX_TARGET_DIR), so that it
-# leaves the release build's artifacts as they were.
+# builds in its own target directory ($VOXQ_SQLX_TARGET_DIR, by default
+# $CARGO_TARGET_DIR/sqlx-check), so that it leaves the release build's
+# artifacts as they were.
 #
 # Needs Postgres (ops/stack.sh) and psql; the scratch database is dropped
-# on exit. About 4 min fresh on 2 cores (the packages' dependencies, in
-# check mode), 30 s after.
+# on exit. The committed data is from the Postgres that ops/stack.sh
+# installs (15, Debian bookworm's): sqlx infers nullability from EXPLAIN,
+# which another major version may word differently. About 4 min fresh on 2 cores (the packages' dependencies, in
+# check mode), 15 s after.
 set -euo pipefail
 shopt -s nullglob
 # shellcheck source=ops/env.sh
@@ -106,7 +109,7 @@ for migration in migrations/*.sql; do
   psql -qX -v ON_ERROR_STOP=1 "${single[@]}" "$scratch_url" -f "$migration" >/dev/null
 done
 
-phase "sqlx: query data from Postgres (cargo check in $target)" "4 min fresh on 2 cores, 30 s after"
+phase "sqlx: query data from Postgres (cargo check in $target)" "4 min fresh on 2 cores, 15 s after"
 mkdir "$work/sqlx"
 SQLX_OFFLINE=false DATABASE_URL="$scratch_url" SQLX_OFFLINE_DIR="$work/sqlx" \
   CARGO_TARGET_DIR="$target" cargo check --release --all-targets "${args[@]}"

@@ -22,7 +22,7 @@ ops/check-k8s.sh
 # The SQL macros build from the committed query data (.sqlx); this
 # regenerates it from Postgres with the migrations applied and fails
 # unless the committed data is exactly that.
-phase "SQL query data (.sqlx) against the migrated schema" "4 min fresh on 2 cores, 30 s after"
+phase "SQL query data (.sqlx) against the migrated schema" "4 min fresh on 2 cores, 15 s after"
 ops/check-sqlx.sh
 phase "schemathesis, for the API fuzzing test" "under 1 min fresh, seconds after"
 ops/fetch-schemathesis.sh
