@@ -26,6 +26,10 @@ case "$VOXQ_CTRANSLATE2" in
   *) echo "VOXQ_CTRANSLATE2 is prebuilt or source, not '$VOXQ_CTRANSLATE2'" >&2; return 1 ;;
 esac
 export VOXQ_BIN="$CARGO_TARGET_DIR/release"
+# The SQL macros check queries against the committed .sqlx, never a live
+# database (.cargo/config.toml sets the same); ops/check-sqlx.sh turns it
+# off for its own build.
+export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
 # Where ct2rs and the linker find the prebuilt library. .cargo/config.toml
 # names the same directory for a plain `cargo build`, but neither over a
 # LIBRARY_PATH already set nor for another VOXQ_CTRANSLATE2_DIR.

@@ -19,6 +19,11 @@ phase "Prometheus rules and Grafana dashboards (promtool)" "15 s fresh, 7 s afte
 ops/check-observability.sh
 phase "Kubernetes manifests (kustomize, Kubernetes and KEDA schemas)" "45 s fresh, 5 s after"
 ops/check-k8s.sh
+# The SQL macros build from the committed query data (.sqlx); this
+# regenerates it from Postgres with the migrations applied and fails
+# unless the committed data is exactly that.
+phase "SQL query data (.sqlx) against the migrated schema" "4 min fresh on 2 cores, 15 s after"
+ops/check-sqlx.sh
 phase "schemathesis, for the API fuzzing test" "under 1 min fresh, seconds after"
 ops/fetch-schemathesis.sh
 if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then

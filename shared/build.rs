@@ -1,5 +1,14 @@
-// `sqlx::migrate!` embeds the migrations at compile time; rebuild when
-// they change (stable Rust cannot track the directory by itself).
+// Compile-time inputs that stable Rust cannot track by itself, so cargo
+// reruns this script, and recompiles the crate, when they change:
+// - `sqlx::migrate!` embeds the migrations;
+// - the query macros read the committed query data (`.sqlx`), or describe
+//   their queries on the database named by DATABASE_URL when SQLX_OFFLINE
+//   is off, writing the data into SQLX_OFFLINE_DIR. ops/check-sqlx.sh
+//   relies on a new SQLX_OFFLINE_DIR re-running every macro.
 fn main() {
     println!("cargo:rerun-if-changed=../migrations");
+    println!("cargo:rerun-if-changed=../.sqlx");
+    for var in ["SQLX_OFFLINE", "SQLX_OFFLINE_DIR", "DATABASE_URL"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
 }

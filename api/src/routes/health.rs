@@ -29,7 +29,7 @@ pub async fn live() -> Json<serde_json::Value> {
 ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let timeout = std::time::Duration::from_secs(3);
-    let postgres = tokio::time::timeout(timeout, sqlx::query("select 1").execute(&state.db));
+    let postgres = tokio::time::timeout(timeout, voxq_shared::db::ping(&state.db));
     let mut redis = state.redis.clone();
     let redis = tokio::time::timeout(timeout, async move {
         redis::cmd("PING").query_async::<String>(&mut redis).await

@@ -58,7 +58,6 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct AccountRow {
     id: Uuid,
     name: String,
@@ -94,8 +93,9 @@ pub(crate) fn parse_tier(value: &str) -> Result<Tier, sqlx::Error> {
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown tier {value:?} in database").into()))
 }
 
-const COLUMNS: &str = "id, name, tier, limits_override, result_cache, input_retention_days, \
-                       result_retention_days, suspended_at, created_at";
+// The macros take literal SQL only, so each query spells out AccountRow's
+// columns; `limits_override` is named with its Rust type (jsonb decodes to
+// a JSON value otherwise).
 
 /// Inside a transaction too (`&mut *tx`), with the account's first user.
 pub async fn create(
@@ -103,23 +103,34 @@ pub async fn create(
     name: &str,
     tier: Tier,
 ) -> Result<Account, sqlx::Error> {
-    let row: AccountRow = sqlx::query_as(&format!(
-        "insert into accounts (id, name, tier) values ($1, $2, $3) returning {COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(name)
-    .bind(tier.as_str())
+    let row = sqlx::query_as!(
+        AccountRow,
+        r#"insert into accounts (id, name, tier) values ($1, $2, $3)
+           returning id, name, tier,
+                     limits_override as "limits_override: sqlx::types::Json<LimitsOverride>",
+                     result_cache, input_retention_days, result_retention_days, suspended_at,
+                     created_at"#,
+        Uuid::now_v7(),
+        name,
+        tier.as_str(),
+    )
     .fetch_one(db)
     .await?;
     row.try_into()
 }
 
 pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Account>, sqlx::Error> {
-    let row: Option<AccountRow> =
-        sqlx::query_as(&format!("select {COLUMNS} from accounts where id = $1"))
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
+    let row = sqlx::query_as!(
+        AccountRow,
+        r#"select id, name, tier,
+                  limits_override as "limits_override: sqlx::types::Json<LimitsOverride>",
+                  result_cache, input_retention_days, result_retention_days, suspended_at,
+                  created_at
+           from accounts where id = $1"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await?;
     row.map(Account::try_from).transpose()
 }
 
@@ -129,11 +140,16 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Account>, sqlx::Error> {
-    let rows: Vec<AccountRow> = sqlx::query_as(&format!(
-        "select {COLUMNS} from accounts where $1::uuid is null or id > $1 order by id limit $2"
-    ))
-    .bind(after)
-    .bind(limit)
+    let rows = sqlx::query_as!(
+        AccountRow,
+        r#"select id, name, tier,
+                  limits_override as "limits_override: sqlx::types::Json<LimitsOverride>",
+                  result_cache, input_retention_days, result_retention_days, suspended_at,
+                  created_at
+           from accounts where $1::uuid is null or id > $1 order by id limit $2"#,
+        after,
+        limit,
+    )
     .fetch_all(db)
     .await?;
     rows.into_iter().map(Account::try_from).collect()
@@ -157,8 +173,9 @@ pub async fn update(
     id: Uuid,
     changes: &AccountChanges,
 ) -> Result<Option<Account>, sqlx::Error> {
-    let row: Option<AccountRow> = sqlx::query_as(&format!(
-        "update accounts set
+    let row = sqlx::query_as!(
+        AccountRow,
+        r#"update accounts set
             tier = coalesce($2, tier),
             limits_override = coalesce($3, limits_override),
             suspended_at = case when $4::boolean is null then suspended_at
@@ -169,23 +186,30 @@ pub async fn update(
                                         when $6 = 0 then null else $6 end,
             result_retention_days = case when $7::int is null then result_retention_days
                                          when $7 = 0 then null else $7 end
-         where id = $1 returning {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(changes.tier.map(Tier::as_str))
-    .bind(changes.limits_override.as_ref().map(sqlx::types::Json))
-    .bind(changes.suspended)
-    .bind(changes.result_cache.map(ResultCachePolicy::as_str))
-    .bind(changes.input_retention_days)
-    .bind(changes.result_retention_days)
+         where id = $1
+         returning id, name, tier,
+                   limits_override as "limits_override: sqlx::types::Json<LimitsOverride>",
+                   result_cache, input_retention_days, result_retention_days, suspended_at,
+                   created_at"#,
+        id,
+        changes.tier.map(Tier::as_str),
+        // Json<T> is not the macros' jsonb type (a JSON value): bound as is.
+        changes.limits_override.as_ref().map(sqlx::types::Json) as _,
+        changes.suspended,
+        changes.result_cache.map(ResultCachePolicy::as_str),
+        changes.input_retention_days,
+        changes.result_retention_days,
+    )
     .fetch_optional(db)
     .await?;
     row.map(Account::try_from).transpose()
 }
 
 pub async fn exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("select exists(select 1 from accounts where id = $1)")
-        .bind(id)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar!(
+        r#"select exists(select 1 from accounts where id = $1) as "exists!""#,
+        id
+    )
+    .fetch_one(db)
+    .await
 }

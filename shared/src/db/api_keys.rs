@@ -22,7 +22,6 @@ pub struct KeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(sqlx::FromRow)]
 struct KeyRow {
     id: Uuid,
     name: String,
@@ -49,9 +48,6 @@ impl From<KeyRow> for KeyInfo {
     }
 }
 
-const COLUMNS: &str =
-    "id, name, public_id, scopes, created_at, last_used_at, expires_at, revoked_at";
-
 /// A new key and its plaintext, the only copy that will ever exist.
 pub struct CreatedKey {
     pub info: KeyInfo,
@@ -71,17 +67,19 @@ async fn insert(
     spec: &KeySpec<'_>,
 ) -> Result<CreatedKey, sqlx::Error> {
     let key = api_key::generate(pepper);
-    let row: KeyRow = sqlx::query_as(&format!(
+    let row = sqlx::query_as!(
+        KeyRow,
         "insert into api_keys (id, account_id, public_id, key_hash, name, scopes, created_by_user)
-         values ($1, $2, $3, $4, $5, $6, $7) returning {COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(spec.account_id)
-    .bind(&key.public_id)
-    .bind(&key.hash)
-    .bind(spec.name)
-    .bind(spec.scopes.names())
-    .bind(spec.created_by_user)
+         values ($1, $2, $3, $4, $5, $6, $7)
+         returning id, name, public_id, scopes, created_at, last_used_at, expires_at, revoked_at",
+        Uuid::now_v7(),
+        spec.account_id,
+        key.public_id,
+        key.hash,
+        spec.name,
+        &spec.scopes.names(),
+        spec.created_by_user,
+    )
     .fetch_one(conn)
     .await?;
     Ok(CreatedKey {
@@ -100,10 +98,12 @@ pub async fn create(
 }
 
 pub async fn list(db: &PgPool, account_id: Uuid) -> Result<Vec<KeyInfo>, sqlx::Error> {
-    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-        "select {COLUMNS} from api_keys where account_id = $1 order by created_at, id"
-    ))
-    .bind(account_id)
+    let rows = sqlx::query_as!(
+        KeyRow,
+        "select id, name, public_id, scopes, created_at, last_used_at, expires_at, revoked_at
+         from api_keys where account_id = $1 order by created_at, id",
+        account_id,
+    )
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(KeyInfo::from).collect())
@@ -111,11 +111,13 @@ pub async fn list(db: &PgPool, account_id: Uuid) -> Result<Vec<KeyInfo>, sqlx::E
 
 /// One key of the account, if it has it.
 pub async fn get(db: &PgPool, account_id: Uuid, id: Uuid) -> Result<Option<KeyInfo>, sqlx::Error> {
-    let row: Option<KeyRow> = sqlx::query_as(&format!(
-        "select {COLUMNS} from api_keys where id = $1 and account_id = $2"
-    ))
-    .bind(id)
-    .bind(account_id)
+    let row = sqlx::query_as!(
+        KeyRow,
+        "select id, name, public_id, scopes, created_at, last_used_at, expires_at, revoked_at
+         from api_keys where id = $1 and account_id = $2",
+        id,
+        account_id,
+    )
     .fetch_optional(db)
     .await?;
     Ok(row.map(KeyInfo::from))
@@ -132,40 +134,44 @@ pub async fn rotate(
     grace: chrono::Duration,
 ) -> Result<Option<(CreatedKey, KeyInfo)>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let old: Option<(String, Vec<String>, Option<Uuid>)> = sqlx::query_as(
+    let old = sqlx::query!(
         "select name, scopes, created_by_user from api_keys
          where id = $1 and account_id = $2 and revoked_at is null
            and (expires_at is null or expires_at > now()) and rotated_to is null
          for update",
+        id,
+        account_id,
     )
-    .bind(id)
-    .bind(account_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((name, scopes, created_by_user)) = old else {
+    let Some(old) = old else {
         return Ok(None);
     };
-    let scopes = Scopes::from_stored(&scopes);
+    let scopes = Scopes::from_stored(&old.scopes);
     let created = insert(
         &mut tx,
         pepper,
         &KeySpec {
             account_id,
-            name: &name,
+            name: &old.name,
             scopes: &scopes,
-            created_by_user,
+            created_by_user: old.created_by_user,
         },
     )
     .await?;
-    let old: KeyRow = sqlx::query_as(&format!(
+    let old = sqlx::query_as!(
+        KeyRow,
         "update api_keys set rotated_to = $2,
             revoked_at = case when $3 <= interval '0' then now() else null end,
             expires_at = case when $3 <= interval '0' then expires_at else now() + $3 end
-         where id = $1 returning {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(created.info.id)
-    .bind(grace)
+         where id = $1
+         returning id, name, public_id, scopes, created_at, last_used_at, expires_at, revoked_at",
+        id,
+        created.info.id,
+        // The macros know interval only as PgInterval; chrono's Duration
+        // encodes to the same interval.
+        grace as _,
+    )
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -178,12 +184,14 @@ pub async fn revoke(
     account_id: Uuid,
     id: Uuid,
 ) -> Result<Option<KeyInfo>, sqlx::Error> {
-    let row: Option<KeyRow> = sqlx::query_as(&format!(
+    let row = sqlx::query_as!(
+        KeyRow,
         "update api_keys set revoked_at = coalesce(revoked_at, now())
-         where id = $1 and account_id = $2 returning {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(account_id)
+         where id = $1 and account_id = $2
+         returning id, name, public_id, scopes, created_at, last_used_at, expires_at, revoked_at",
+        id,
+        account_id,
+    )
     .fetch_optional(db)
     .await?;
     Ok(row.map(KeyInfo::from))
@@ -201,7 +209,6 @@ pub struct KeyAuth {
     pub created_by_user: Option<Uuid>,
 }
 
-#[derive(sqlx::FromRow)]
 struct AuthRow {
     id: Uuid,
     account_id: Uuid,
@@ -227,17 +234,22 @@ pub async fn authenticate(
         return Ok(None);
     };
     // `stale` says whether last-used tracking needs a write: at most one per
-    // key per minute, so most requests cost this single read.
-    let row: Option<AuthRow> = sqlx::query_as(
-        "select k.id, k.account_id, k.key_hash, k.scopes, k.created_by_user, u.role as creator_role,
-                k.last_used_at is null or k.last_used_at < now() - interval '1 minute' as stale,
-                a.tier, a.limits_override, a.suspended_at is not null as suspended
+    // key per minute, so most requests cost this single read. The role is
+    // marked nullable: Postgres reports users.role as not null, which the
+    // left join does not keep.
+    let row = sqlx::query_as!(
+        AuthRow,
+        r#"select k.id, k.account_id, k.key_hash, k.scopes, k.created_by_user,
+                u.role as "creator_role?",
+                k.last_used_at is null or k.last_used_at < now() - interval '1 minute' as "stale!",
+                a.tier, a.limits_override as "limits_override: sqlx::types::Json<LimitsOverride>",
+                a.suspended_at is not null as "suspended!"
          from api_keys k join accounts a on a.id = k.account_id
               left join users u on u.id = k.created_by_user and u.account_id = k.account_id
          where k.public_id = $1 and k.revoked_at is null
-           and (k.expires_at is null or k.expires_at > now())",
+           and (k.expires_at is null or k.expires_at > now())"#,
+        parsed.public_id,
     )
-    .bind(parsed.public_id)
     .fetch_optional(db)
     .await?;
     let Some(row) = row else {
@@ -247,10 +259,12 @@ pub async fn authenticate(
         return Ok(None);
     }
     if row.stale {
-        sqlx::query("update api_keys set last_used_at = now() where id = $1")
-            .bind(row.id)
-            .execute(db)
-            .await?;
+        sqlx::query!(
+            "update api_keys set last_used_at = now() where id = $1",
+            row.id
+        )
+        .execute(db)
+        .await?;
     }
     let scopes = effective_scopes(&row)?;
     Ok(Some(KeyAuth {

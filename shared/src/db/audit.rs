@@ -17,21 +17,22 @@ pub struct AuditEvent {
 }
 
 pub async fn record(db: &PgPool, event: &AuditEvent) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into audit_log (account_id, actor, action, target, ip, request_id, details)
-         values ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(event.account_id)
-    .bind(&event.actor)
-    .bind(event.action)
-    .bind(&event.target)
-    .bind(&event.ip)
-    .bind(&event.request_id)
-    .bind(if event.details.is_null() {
+    let details = if event.details.is_null() {
         Value::Object(Default::default())
     } else {
         event.details.clone()
-    })
+    };
+    sqlx::query!(
+        "insert into audit_log (account_id, actor, action, target, ip, request_id, details)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        event.account_id,
+        event.actor,
+        event.action,
+        event.target,
+        event.ip,
+        event.request_id,
+        details,
+    )
     .execute(db)
     .await?;
     Ok(())

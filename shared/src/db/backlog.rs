@@ -37,50 +37,51 @@ pub struct Backlog {
 /// running jobs and on pending deliveries keep it off the finished rows.
 pub async fn read(db: &PgPool) -> Result<Backlog, sqlx::Error> {
     let mut conn = db.acquire().await?;
-    let queues: Vec<(Option<String>, i64, i64, f64)> = sqlx::query_as(
-        "select queue,
-                count(*) filter (where status = 'queued'),
-                count(*) filter (where status = 'running'),
+    let queues = sqlx::query!(
+        r#"select queue as "queue?",
+                count(*) filter (where status = 'queued') as "queued!",
+                count(*) filter (where status = 'running') as "running!",
                 coalesce(extract(epoch from now() - min(created_at)
-                                 filter (where status = 'queued'))::float8, 0)
+                                 filter (where status = 'queued'))::float8, 0) as "oldest!"
          from jobs where status in ('queued', 'running')
-         group by queue order by queue",
+         group by queue order by queue"#,
     )
     .fetch_all(&mut *conn)
     .await?;
-    let pending = |table: &str, filter: &str| {
-        format!(
-            "select count(*), coalesce(extract(epoch from now() - min(created_at))::float8, 0)
-             from {table} {filter}"
-        )
-    };
-    let (outbox_rows, outbox_age): (i64, f64) = sqlx::query_as(&pending("outbox", ""))
-        .fetch_one(&mut *conn)
-        .await?;
-    let (webhook_rows, webhook_age): (i64, f64) =
-        sqlx::query_as(&pending("webhook_deliveries", "where status = 'pending'"))
-            .fetch_one(&mut *conn)
-            .await?;
+    let outbox = sqlx::query!(
+        r#"select count(*) as "rows!",
+                  coalesce(extract(epoch from now() - min(created_at))::float8, 0) as "age!"
+           from outbox"#,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let webhooks = sqlx::query!(
+        r#"select count(*) as "rows!",
+                  coalesce(extract(epoch from now() - min(created_at))::float8, 0) as "age!"
+           from webhook_deliveries where status = 'pending'"#,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(Backlog {
         queues: queues
             .into_iter()
             // Jobs from before queues were recorded have none.
-            .filter_map(|(queue, queued, running, oldest)| {
+            .filter_map(|row| {
                 Some(QueueBacklog {
-                    queue: queue?,
-                    queued,
-                    running,
-                    oldest_queued_seconds: oldest.max(0.0),
+                    queue: row.queue?,
+                    queued: row.queued,
+                    running: row.running,
+                    oldest_queued_seconds: row.oldest.max(0.0),
                 })
             })
             .collect(),
         outbox: Pending {
-            rows: outbox_rows,
-            oldest_seconds: outbox_age.max(0.0),
+            rows: outbox.rows,
+            oldest_seconds: outbox.age.max(0.0),
         },
         webhooks: Pending {
-            rows: webhook_rows,
-            oldest_seconds: webhook_age.max(0.0),
+            rows: webhooks.rows,
+            oldest_seconds: webhooks.age.max(0.0),
         },
     })
 }

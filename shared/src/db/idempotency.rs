@@ -33,8 +33,11 @@ pub async fn claim(
     key: &str,
     request_hash: &[u8; 32],
 ) -> Result<Claim, sqlx::Error> {
-    let acquired: Option<bool> = sqlx::query_scalar(
-        "insert into idempotency_keys (account_id, key, request_hash, locked_until)
+    // Cast outside the macro: a cast inside it would switch off the check of
+    // the parameter's type.
+    let (lock_seconds, retention_hours) = (LOCK_SECONDS as f64, RETENTION_HOURS as i32);
+    let acquired = sqlx::query_scalar!(
+        r#"insert into idempotency_keys (account_id, key, request_hash, locked_until)
          values ($1, $2, $3, now() + make_interval(secs => $4))
          on conflict (account_id, key) do update
             set request_hash = excluded.request_hash, locked_until = excluded.locked_until,
@@ -42,31 +45,31 @@ pub async fn claim(
             where idempotency_keys.created_at < now() - make_interval(hours => $5::int)
                or (idempotency_keys.response_status is null
                    and idempotency_keys.locked_until < now())
-         returning true",
+         returning true as "acquired!""#,
+        account_id,
+        key,
+        request_hash.as_slice(),
+        lock_seconds,
+        retention_hours,
     )
-    .bind(account_id)
-    .bind(key)
-    .bind(request_hash.as_slice())
-    .bind(LOCK_SECONDS as f64)
-    .bind(RETENTION_HOURS as i32)
     .fetch_optional(db)
     .await?;
     if acquired.is_some() {
         return Ok(Claim::Acquired);
     }
-    #[derive(sqlx::FromRow)]
     struct Row {
         request_hash: Vec<u8>,
         response_status: Option<i16>,
         response_body: Option<Vec<u8>>,
         job_id: Option<Uuid>,
     }
-    let row: Option<Row> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        Row,
         "select request_hash, response_status, response_body, job_id
          from idempotency_keys where account_id = $1 and key = $2",
+        account_id,
+        key,
     )
-    .bind(account_id)
-    .bind(key)
     .fetch_optional(db)
     .await?;
     Ok(match row {
@@ -96,15 +99,15 @@ pub async fn complete(
     body: &[u8],
     job_id: Uuid,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "update idempotency_keys set response_status = $3, response_body = $4, job_id = $5
          where account_id = $1 and key = $2",
+        account_id,
+        key,
+        i16::try_from(status).unwrap_or(500),
+        body,
+        job_id,
     )
-    .bind(account_id)
-    .bind(key)
-    .bind(i16::try_from(status).unwrap_or(500))
-    .bind(body)
-    .bind(job_id)
     .execute(tx)
     .await?;
     Ok(())
@@ -113,12 +116,12 @@ pub async fn complete(
 /// Forgets an unfinished claim: the request failed, and failures are not
 /// remembered (a retry runs again).
 pub async fn abandon(db: &PgPool, account_id: Uuid, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "delete from idempotency_keys
          where account_id = $1 and key = $2 and response_status is null",
+        account_id,
+        key,
     )
-    .bind(account_id)
-    .bind(key)
     .execute(db)
     .await?;
     Ok(())
@@ -126,10 +129,11 @@ pub async fn abandon(db: &PgPool, account_id: Uuid, key: &str) -> Result<(), sql
 
 /// Deletes keys past their retention; returns how many.
 pub async fn purge_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let retention_hours = RETENTION_HOURS as i32;
+    let done = sqlx::query!(
         "delete from idempotency_keys where created_at < now() - make_interval(hours => $1::int)",
+        retention_hours,
     )
-    .bind(RETENTION_HOURS as i32)
     .execute(db)
     .await?;
     Ok(done.rows_affected())

@@ -52,7 +52,6 @@ pub struct Claim {
     pub waited_seconds: f64,
 }
 
-#[derive(sqlx::FromRow)]
 struct JobRow {
     id: Uuid,
     kind: String,
@@ -90,8 +89,9 @@ impl JobRow {
     }
 }
 
-const VIEW_COLUMNS: &str = "id, kind, status, params, result, error, attempts, created_at, \
-                            started_at, finished_at, data_deleted_at";
+// The macros take literal SQL only, so each query spells out JobRow's
+// columns; the JSON ones are named with their Rust types (jsonb decodes to
+// a JSON value otherwise).
 
 /// What a job is submitted with.
 #[derive(Clone, Copy)]
@@ -117,72 +117,133 @@ pub async fn insert(
     input: NewJobInput<'_>,
 ) -> Result<JobView, sqlx::Error> {
     // One statement for the job and its input: a round trip less on the
-    // submit path, which is bound by Postgres round trips.
-    const JOB: &str = "insert into jobs (id, account_id, kind, params, quota_day, reserved, queue)
-                       values ($1, $2, $3, $4, $5, $6, $7)";
-    let sql = match input {
+    // submit path, which is bound by Postgres round trips. One statement
+    // per kind of input, as the macros take literal SQL only.
+    // Json<T> is not the macros' jsonb type (a JSON value): bound as is.
+    let params = sqlx::types::Json(params);
+    let amounts = sqlx::types::Json(reservation.amounts);
+    let row = match input {
         NewJobInput::Audio(NewInput {
             data: AudioData::File { .. },
             ..
-        }) => format!("{JOB} returning {VIEW_COLUMNS}"),
-        NewJobInput::Audio(_) => format!(
-            "with job as ({JOB} returning {VIEW_COLUMNS}),
-                  input as (insert into job_inputs
-                      (job_id, content_type, codec, sample_rate, channels, duration_seconds, size_bytes, data)
-                      values ($1, $8, $9, $10, $11, $12, $13, $14))
-             select * from job"
-        ),
-        NewJobInput::Text(_) => format!(
-            "with job as ({JOB} returning {VIEW_COLUMNS}),
-                  input as (insert into job_inputs (job_id, content_type, size_bytes, text)
-                      values ($1, 'text/plain; charset=utf-8', $8, $9))
-             select * from job"
-        ),
-        NewJobInput::Url { .. } => format!(
-            "with job as ({JOB} returning {VIEW_COLUMNS}),
-                  input as (insert into job_inputs
-                      (job_id, content_type, size_bytes, source_url, audio_limit_ms)
-                      values ($1, 'text/uri-list', 0, $8, $9))
-             select * from job"
-        ),
-    };
-    let query = sqlx::query_as::<_, JobRow>(&sql)
-        .bind(reservation.job_id)
-        .bind(reservation.account_id)
-        .bind(kind.as_str())
-        .bind(sqlx::types::Json(params))
-        .bind(reservation.day)
-        .bind(sqlx::types::Json(reservation.amounts))
-        .bind(queue);
-    let query = match input {
-        NewJobInput::Audio(NewInput {
-            data: AudioData::File { .. },
-            ..
-        }) => query,
+        }) => {
+            sqlx::query_as!(
+                JobRow,
+                r#"insert into jobs (id, account_id, kind, params, quota_day, reserved, queue)
+                   values ($1, $2, $3, $4, $5, $6, $7)
+                   returning id, kind, status, params as "params: sqlx::types::Json<JobParams>",
+                             result, error as "error: sqlx::types::Json<JobError>", attempts,
+                             created_at, started_at, finished_at, data_deleted_at"#,
+                reservation.job_id,
+                reservation.account_id,
+                kind.as_str(),
+                params as _,
+                reservation.day,
+                amounts as _,
+                queue,
+            )
+            .fetch_one(&mut *tx)
+            .await?
+        }
         NewJobInput::Audio(
             input @ NewInput {
                 data: AudioData::Bytes(data),
                 ..
             },
-        ) => query
-            .bind(input.content_type)
-            .bind(input.codec)
-            .bind(i32::try_from(input.sample_rate).unwrap_or(i32::MAX))
-            .bind(i32::from(input.channels))
-            .bind(input.duration_seconds)
-            .bind(i64::try_from(data.len()).unwrap_or(i64::MAX))
-            .bind(data),
-        NewJobInput::Text(text) => query
-            .bind(i64::try_from(text.len()).unwrap_or(i64::MAX))
-            .bind(text),
+        ) => {
+            let sample_rate = i32::try_from(input.sample_rate).unwrap_or(i32::MAX);
+            let size_bytes = i64::try_from(data.len()).unwrap_or(i64::MAX);
+            sqlx::query_as!(
+                JobRow,
+                r#"with job as (
+                       insert into jobs (id, account_id, kind, params, quota_day, reserved, queue)
+                       values ($1, $2, $3, $4, $5, $6, $7)
+                       returning id, kind, status,
+                                 params as "params: sqlx::types::Json<JobParams>", result,
+                                 error as "error: sqlx::types::Json<JobError>", attempts,
+                                 created_at, started_at, finished_at, data_deleted_at),
+                   input as (insert into job_inputs
+                       (job_id, content_type, codec, sample_rate, channels, duration_seconds,
+                        size_bytes, data)
+                       values ($1, $8, $9, $10, $11, $12, $13, $14))
+                   select * from job"#,
+                reservation.job_id,
+                reservation.account_id,
+                kind.as_str(),
+                params as _,
+                reservation.day,
+                amounts as _,
+                queue,
+                input.content_type,
+                input.codec,
+                sample_rate,
+                i32::from(input.channels),
+                input.duration_seconds,
+                size_bytes,
+                data,
+            )
+            .fetch_one(&mut *tx)
+            .await?
+        }
+        NewJobInput::Text(text) => {
+            let size_bytes = i64::try_from(text.len()).unwrap_or(i64::MAX);
+            sqlx::query_as!(
+                JobRow,
+                r#"with job as (
+                       insert into jobs (id, account_id, kind, params, quota_day, reserved, queue)
+                       values ($1, $2, $3, $4, $5, $6, $7)
+                       returning id, kind, status,
+                                 params as "params: sqlx::types::Json<JobParams>", result,
+                                 error as "error: sqlx::types::Json<JobError>", attempts,
+                                 created_at, started_at, finished_at, data_deleted_at),
+                   input as (insert into job_inputs (job_id, content_type, size_bytes, text)
+                       values ($1, 'text/plain; charset=utf-8', $8, $9))
+                   select * from job"#,
+                reservation.job_id,
+                reservation.account_id,
+                kind.as_str(),
+                params as _,
+                reservation.day,
+                amounts as _,
+                queue,
+                size_bytes,
+                text,
+            )
+            .fetch_one(&mut *tx)
+            .await?
+        }
         NewJobInput::Url {
             url,
             audio_limit_ms,
-        } => query
-            .bind(url)
-            .bind(i64::try_from(audio_limit_ms).unwrap_or(i64::MAX)),
+        } => {
+            let audio_limit_ms = i64::try_from(audio_limit_ms).unwrap_or(i64::MAX);
+            sqlx::query_as!(
+                JobRow,
+                r#"with job as (
+                       insert into jobs (id, account_id, kind, params, quota_day, reserved, queue)
+                       values ($1, $2, $3, $4, $5, $6, $7)
+                       returning id, kind, status,
+                                 params as "params: sqlx::types::Json<JobParams>", result,
+                                 error as "error: sqlx::types::Json<JobError>", attempts,
+                                 created_at, started_at, finished_at, data_deleted_at),
+                   input as (insert into job_inputs
+                       (job_id, content_type, size_bytes, source_url, audio_limit_ms)
+                       values ($1, 'text/uri-list', 0, $8, $9))
+                   select * from job"#,
+                reservation.job_id,
+                reservation.account_id,
+                kind.as_str(),
+                params as _,
+                reservation.day,
+                amounts as _,
+                queue,
+                url,
+                audio_limit_ms,
+            )
+            .fetch_one(&mut *tx)
+            .await?
+        }
     };
-    let row = query.fetch_one(&mut *tx).await?;
     if let NewJobInput::Audio(
         input @ NewInput {
             data: AudioData::File { file, len },
@@ -223,6 +284,7 @@ async fn copy_audio_in(
         input.channels,
         input.duration_seconds,
     );
+    // Runtime-checked: COPY is not a statement the macros can prepare.
     let mut copy = tx
         .copy_in_raw(
             "copy job_inputs
@@ -281,11 +343,15 @@ pub async fn find_for_account(
     account_id: Uuid,
     id: Uuid,
 ) -> Result<Option<JobView>, sqlx::Error> {
-    let row: Option<JobRow> = sqlx::query_as(&format!(
-        "select {VIEW_COLUMNS} from jobs where id = $1 and account_id = $2"
-    ))
-    .bind(id)
-    .bind(account_id)
+    let row = sqlx::query_as!(
+        JobRow,
+        r#"select id, kind, status, params as "params: sqlx::types::Json<JobParams>", result,
+                  error as "error: sqlx::types::Json<JobError>", attempts, created_at,
+                  started_at, finished_at, data_deleted_at
+           from jobs where id = $1 and account_id = $2"#,
+        id,
+        account_id,
+    )
     .fetch_optional(db)
     .await?;
     row.map(JobRow::into_view).transpose()
@@ -297,23 +363,23 @@ pub async fn find_for_account(
 /// a second copy of its message (a relay's re-publish, say) must not run
 /// it twice.
 pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<Claim>, sqlx::Error> {
-    let row: Option<(i32, String, f64)> = sqlx::query_as(
-        "update jobs j set status = 'running', attempts = j.attempts + 1,
+    let row = sqlx::query!(
+        r#"update jobs j set status = 'running', attempts = j.attempts + 1,
                 started_at = coalesce(j.started_at, now())
          from accounts a
          where j.id = $1 and j.status in ('queued', 'running') and a.id = j.account_id
            and not (j.status = 'running' and j.detached and j.lease_until > now())
          returning j.attempts, a.result_cache,
-                   extract(epoch from now() - j.created_at)::float8",
+                   extract(epoch from now() - j.created_at)::float8 as "waited_seconds!""#,
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await?;
-    row.map(|(attempts, cache_policy, waited_seconds)| {
+    row.map(|row| {
         Ok(Claim {
-            attempts,
-            cache_policy: super::accounts::parse_cache_policy(&cache_policy)?,
-            waited_seconds: waited_seconds.max(0.0),
+            attempts: row.attempts,
+            cache_policy: super::accounts::parse_cache_policy(&row.result_cache)?,
+            waited_seconds: row.waited_seconds.max(0.0),
         })
     })
     .transpose()
@@ -323,11 +389,11 @@ pub async fn start(db: &PgPool, id: Uuid) -> Result<Option<Claim>, sqlx::Error> 
 pub async fn requeue(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     // Its message goes back to the broker: a lease left behind would run
     // out while the message waits, and the janitor would queue it twice.
-    sqlx::query(
+    sqlx::query!(
         "update jobs set status = 'queued', detached = false, lease_until = null
          where id = $1 and status = 'running'",
+        id,
     )
-    .bind(id)
     .execute(db)
     .await?;
     Ok(())
@@ -335,7 +401,6 @@ pub async fn requeue(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 
 /// The job's stored audio or text (`None` if it has none).
 pub async fn load_input(db: &PgPool, id: Uuid) -> Result<Option<StoredInput>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
     struct Row {
         data: Option<Vec<u8>>,
         duration_seconds: Option<f64>,
@@ -343,11 +408,12 @@ pub async fn load_input(db: &PgPool, id: Uuid) -> Result<Option<StoredInput>, sq
         source_url: Option<String>,
         audio_limit_ms: Option<i64>,
     }
-    let row: Option<Row> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        Row,
         "select data, duration_seconds, text, source_url, audio_limit_ms
          from job_inputs where job_id = $1",
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await?;
     Ok(
@@ -372,31 +438,52 @@ pub struct Ended {
     pub reservation: Reservation,
 }
 
-#[derive(sqlx::FromRow)]
+/// JobRow's columns and the reservation's: flat, as the macros fill
+/// structs column by column.
 struct EndedRow {
-    #[sqlx(flatten)]
-    job: JobRow,
+    id: Uuid,
+    kind: String,
+    status: String,
+    params: sqlx::types::Json<JobParams>,
+    result: Option<serde_json::Value>,
+    error: Option<sqlx::types::Json<JobError>>,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    data_deleted_at: Option<DateTime<Utc>>,
     account_id: Uuid,
-    quota_day: chrono::NaiveDate,
+    quota_day: NaiveDate,
     reserved: sqlx::types::Json<Amounts>,
 }
 
 impl EndedRow {
     fn into_ended(self) -> Result<Ended, sqlx::Error> {
         let reservation = Reservation {
-            job_id: self.job.id,
+            job_id: self.id,
             account_id: self.account_id,
             day: self.quota_day,
             amounts: self.reserved.0,
         };
+        let job = JobRow {
+            id: self.id,
+            kind: self.kind,
+            status: self.status,
+            params: self.params,
+            result: self.result,
+            error: self.error,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            data_deleted_at: self.data_deleted_at,
+        };
         Ok(Ended {
-            view: self.job.into_view()?,
+            view: job.into_view()?,
             reservation,
         })
     }
 }
-
-const ENDED_COLUMNS: &str = "account_id, quota_day, reserved";
 
 /// Records success, its result and its usage in one transaction. Returns
 /// `None`, changing nothing, when the job had already ended (another
@@ -410,16 +497,20 @@ pub async fn succeed(
     result_key: &[u8],
 ) -> Result<Option<Ended>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let row: Option<EndedRow> = sqlx::query_as(&format!(
-        "update jobs set status = 'succeeded', result = $2, error = null, finished_at = now(),
+    let row = sqlx::query_as!(
+        EndedRow,
+        r#"update jobs set status = 'succeeded', result = $2, error = null, finished_at = now(),
                 cache_hit = $3, result_key = $4
          where id = $1 and status in ('queued', 'running')
-         returning {VIEW_COLUMNS}, {ENDED_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(result)
-    .bind(cache_hit)
-    .bind(result_key)
+         returning id, kind, status, params as "params: sqlx::types::Json<JobParams>", result,
+                   error as "error: sqlx::types::Json<JobError>", attempts, created_at,
+                   started_at, finished_at, data_deleted_at, account_id, quota_day,
+                   reserved as "reserved: sqlx::types::Json<Amounts>""#,
+        id,
+        result,
+        cache_hit,
+        result_key,
+    )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
@@ -427,16 +518,16 @@ pub async fn succeed(
         return Ok(None);
     };
     for (metric, quantity) in usage {
-        sqlx::query(
+        sqlx::query!(
             "insert into usage_records (job_id, account_id, metric, quantity, usage_day)
              values ($1, $2, $3, $4, $5)
              on conflict on constraint usage_records_job_metric_key do nothing",
+            id,
+            row.account_id,
+            metric.as_str(),
+            quantity,
+            row.quota_day,
         )
-        .bind(id)
-        .bind(row.account_id)
-        .bind(metric.as_str())
-        .bind(quantity)
-        .bind(row.quota_day)
         .execute(&mut *tx)
         .await?;
     }
@@ -446,13 +537,18 @@ pub async fn succeed(
 
 /// Ends a job as failed unless it already ended.
 pub async fn fail(db: &PgPool, id: Uuid, error: &JobError) -> Result<Option<Ended>, sqlx::Error> {
-    let row: Option<EndedRow> = sqlx::query_as(&format!(
-        "update jobs set status = 'failed', error = $2, finished_at = now()
+    let row = sqlx::query_as!(
+        EndedRow,
+        r#"update jobs set status = 'failed', error = $2, finished_at = now()
          where id = $1 and status in ('queued', 'running')
-         returning {VIEW_COLUMNS}, {ENDED_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(sqlx::types::Json(error))
+         returning id, kind, status, params as "params: sqlx::types::Json<JobParams>", result,
+                   error as "error: sqlx::types::Json<JobError>", attempts, created_at,
+                   started_at, finished_at, data_deleted_at, account_id, quota_day,
+                   reserved as "reserved: sqlx::types::Json<Amounts>""#,
+        id,
+        // Json<T> is not the macros' jsonb type (a JSON value): bound as is.
+        sqlx::types::Json(error) as _,
+    )
     .fetch_optional(db)
     .await?;
     row.map(EndedRow::into_ended).transpose()
@@ -475,13 +571,17 @@ pub async fn cancel(
     id: Uuid,
 ) -> Result<Option<Cancelled>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let row: Option<EndedRow> = sqlx::query_as(&format!(
-        "update jobs set status = 'cancelled', finished_at = now()
+    let row = sqlx::query_as!(
+        EndedRow,
+        r#"update jobs set status = 'cancelled', finished_at = now()
          where id = $1 and account_id = $2 and status in ('queued', 'running')
-         returning {VIEW_COLUMNS}, {ENDED_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(account_id)
+         returning id, kind, status, params as "params: sqlx::types::Json<JobParams>", result,
+                   error as "error: sqlx::types::Json<JobError>", attempts, created_at,
+                   started_at, finished_at, data_deleted_at, account_id, quota_day,
+                   reserved as "reserved: sqlx::types::Json<Amounts>""#,
+        id,
+        account_id,
+    )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
@@ -491,8 +591,7 @@ pub async fn cancel(
             .map(Cancelled::AlreadyEnded));
     };
     // Not published yet: nothing to publish any more.
-    sqlx::query("delete from outbox where job_id = $1")
-        .bind(id)
+    sqlx::query!("delete from outbox where job_id = $1", id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -502,12 +601,12 @@ pub async fn cancel(
 /// Gives a claimed job back untouched (its worker is stopping): queued
 /// again, and the interrupted run does not count as an attempt.
 pub async fn release_claim(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "update jobs set status = 'queued', attempts = greatest(attempts - 1, 0),
                          detached = false, lease_until = null
          where id = $1 and status = 'running'",
+        id,
     )
-    .bind(id)
     .execute(db)
     .await?;
     Ok(())
@@ -520,12 +619,12 @@ pub async fn release_claim(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 /// again since is not the caller's to give back. Returns whether it was.
 pub async fn hand_back(db: &PgPool, id: Uuid, attempts: i32) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let detached: Option<bool> = sqlx::query_scalar(
+    let detached = sqlx::query_scalar!(
         "update jobs set attempts = greatest(attempts - 1, 0)
          where id = $1 and status = 'running' and attempts = $2 returning detached",
+        id,
+        attempts,
     )
-    .bind(id)
-    .bind(attempts)
     .fetch_optional(&mut *tx)
     .await?;
     match detached {
@@ -535,10 +634,12 @@ pub async fn hand_back(db: &PgPool, id: Uuid, attempts: i32) -> Result<bool, sql
         }
         Some(false) => {
             // Its unacknowledged message returns when the channel closes.
-            sqlx::query("update jobs set status = 'queued', lease_until = null where id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "update jobs set status = 'queued', lease_until = null where id = $1",
+                id,
+            )
+            .execute(&mut *tx)
+            .await?;
         }
     }
     tx.commit().await?;
@@ -556,26 +657,26 @@ pub struct Place {
 
 /// The job's place in line (`None` unless it is queued).
 pub async fn place(db: &PgPool, account_id: Uuid, id: Uuid) -> Result<Option<Place>, sqlx::Error> {
-    let row: Option<(i64, Option<f64>, String)> = sqlx::query_as(
-        "select
+    let row = sqlx::query!(
+        r#"select
             (select count(*) from jobs a
-              where a.queue = j.queue and a.status = 'queued' and a.id < j.id),
+              where a.queue = j.queue and a.status = 'queued' and a.id < j.id) as "ahead!",
             (select avg(extract(epoch from r.finished_at - r.started_at))::double precision
                from (select finished_at, started_at from jobs r
                       where r.queue = j.queue and r.status = 'succeeded'
-                      order by r.finished_at desc limit 50) r),
-            j.queue
+                      order by r.finished_at desc limit 50) r) as "recent_seconds?",
+            j.queue as "queue!"
          from jobs j
-         where j.id = $1 and j.account_id = $2 and j.status = 'queued' and j.queue is not null",
+         where j.id = $1 and j.account_id = $2 and j.status = 'queued' and j.queue is not null"#,
+        id,
+        account_id,
     )
-    .bind(id)
-    .bind(account_id)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(ahead, recent_seconds, queue)| Place {
-        ahead,
-        recent_seconds,
-        queue,
+    Ok(row.map(|row| Place {
+        ahead: row.ahead,
+        recent_seconds: row.recent_seconds,
+        queue: row.queue,
     }))
 }
 
@@ -594,37 +695,40 @@ pub async fn delete_data(
     id: Uuid,
 ) -> Result<Option<DataDeleted>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let row: Option<(String, Option<Vec<u8>>)> = sqlx::query_as(
+    let row = sqlx::query!(
         "select status, result_key from jobs where id = $1 and account_id = $2 for update",
+        id,
+        account_id,
     )
-    .bind(id)
-    .bind(account_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((status, result_key)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
-    let status = JobStatus::parse(&status)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown job status {status:?}").into()))?;
+    let status = JobStatus::parse(&row.status).ok_or_else(|| {
+        sqlx::Error::Decode(format!("unknown job status {:?}", row.status).into())
+    })?;
     if !status.is_terminal() {
         return Ok(Some(DataDeleted::NotEnded(status)));
     }
-    sqlx::query("delete from job_inputs where job_id = $1")
-        .bind(id)
+    sqlx::query!("delete from job_inputs where job_id = $1", id)
         .execute(&mut *tx)
         .await?;
-    if let Some(key) = result_key {
-        sqlx::query("delete from result_cache where key = $1")
-            .bind(key)
+    if let Some(key) = row.result_key {
+        sqlx::query!("delete from result_cache where key = $1", key)
             .execute(&mut *tx)
             .await?;
     }
-    let row: JobRow = sqlx::query_as(&format!(
-        "update jobs set result = null, result_key = null,
+    let row = sqlx::query_as!(
+        JobRow,
+        r#"update jobs set result = null, result_key = null,
                 data_deleted_at = coalesce(data_deleted_at, now())
-         where id = $1 returning {VIEW_COLUMNS}"
-    ))
-    .bind(id)
+         where id = $1
+         returning id, kind, status, params as "params: sqlx::types::Json<JobParams>", result,
+                   error as "error: sqlx::types::Json<JobError>", attempts, created_at,
+                   started_at, finished_at, data_deleted_at"#,
+        id,
+    )
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -635,7 +739,7 @@ pub async fn delete_data(
 /// ended longer ago than the account keeps them. Returns the jobs whose
 /// results went (to evict from caches), with their accounts.
 pub async fn apply_retention(db: &PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "delete from job_inputs i using jobs j, accounts a
          where i.job_id = j.id and a.id = j.account_id
            and a.input_retention_days is not null and j.finished_at is not null
@@ -644,34 +748,36 @@ pub async fn apply_retention(db: &PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)
     .execute(db)
     .await?;
     let mut tx = db.begin().await?;
-    let expired: Vec<(Uuid, Uuid, Option<Vec<u8>>)> = sqlx::query_as(
+    let expired = sqlx::query!(
         "select j.id, j.account_id, j.result_key from jobs j join accounts a on a.id = j.account_id
          where a.result_retention_days is not null and j.result is not null
            and j.finished_at < now() - make_interval(days => a.result_retention_days)
          limit $1
          for update of j skip locked",
+        limit,
     )
-    .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    let ids: Vec<Uuid> = expired.iter().map(|(id, _, _)| *id).collect();
-    let keys: Vec<Vec<u8>> = expired.iter().filter_map(|(_, _, k)| k.clone()).collect();
-    sqlx::query("delete from result_cache where key = any($1)")
-        .bind(&keys)
+    let ids: Vec<Uuid> = expired.iter().map(|row| row.id).collect();
+    let keys: Vec<Vec<u8>> = expired
+        .iter()
+        .filter_map(|row| row.result_key.clone())
+        .collect();
+    sqlx::query!("delete from result_cache where key = any($1)", &keys)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
+    sqlx::query!(
         "update jobs set result = null, result_key = null,
                 data_deleted_at = coalesce(data_deleted_at, now())
          where id = any($1)",
+        &ids,
     )
-    .bind(&ids)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(expired
         .into_iter()
-        .map(|(id, account, _)| (id, account))
+        .map(|row| (row.id, row.account_id))
         .collect())
 }
 
@@ -679,12 +785,12 @@ pub async fn apply_retention(db: &PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)
 /// unacknowledged delivery, says that a worker has it. Returns false if
 /// the job already ended (the delivery is only a redelivery).
 pub async fn detach(db: &PgPool, id: Uuid, lease_seconds: f64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "update jobs set detached = true, lease_until = now() + make_interval(secs => $2)
          where id = $1 and status in ('queued', 'running')",
+        id,
+        lease_seconds,
     )
-    .bind(id)
-    .bind(lease_seconds)
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -696,30 +802,30 @@ pub async fn reservation(
     account_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Reservation>, sqlx::Error> {
-    let row: Option<(NaiveDate, sqlx::types::Json<Amounts>)> = sqlx::query_as(
-        "select quota_day, reserved from jobs
-         where id = $1 and account_id = $2 and status in ('queued', 'running')",
+    let row = sqlx::query!(
+        r#"select quota_day, reserved as "reserved: sqlx::types::Json<Amounts>" from jobs
+         where id = $1 and account_id = $2 and status in ('queued', 'running')"#,
+        id,
+        account_id,
     )
-    .bind(id)
-    .bind(account_id)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(day, amounts)| Reservation {
+    Ok(row.map(|row| Reservation {
         job_id: id,
         account_id,
-        day,
-        amounts: amounts.0,
+        day: row.quota_day,
+        amounts: row.reserved.0,
     }))
 }
 
 /// Sets the audio the open job reserves (its fetched length).
 pub async fn set_reserved_audio(db: &PgPool, id: Uuid, audio_ms: u64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "update jobs set reserved = jsonb_set(reserved, '{audio_ms}', to_jsonb($2::bigint))
          where id = $1 and status in ('queued', 'running')",
+        id,
+        i64::try_from(audio_ms).unwrap_or(i64::MAX),
     )
-    .bind(id)
-    .bind(i64::try_from(audio_ms).unwrap_or(i64::MAX))
     .execute(db)
     .await?;
     Ok(())
@@ -727,10 +833,12 @@ pub async fn set_reserved_audio(db: &PgPool, id: Uuid, audio_ms: u64) -> Result<
 
 /// Those of `ids` cancelled meanwhile (a running batch's watcher asks).
 pub async fn cancelled(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("select id from jobs where id = any($1) and status = 'cancelled'")
-        .bind(ids)
-        .fetch_all(db)
-        .await
+    sqlx::query_scalar!(
+        "select id from jobs where id = any($1) and status = 'cancelled'",
+        ids,
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// Extends the leases of those of `ids` that are detached and open: the
@@ -740,12 +848,12 @@ pub async fn renew_leases(
     ids: &[Uuid],
     lease_seconds: f64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "update jobs set lease_until = now() + make_interval(secs => $2)
          where id = any($1) and detached and status in ('queued', 'running')",
+        ids,
+        lease_seconds,
     )
-    .bind(ids)
-    .bind(lease_seconds)
     .execute(db)
     .await?;
     Ok(())
@@ -772,7 +880,6 @@ pub async fn requeue_expired_leases(db: &PgPool) -> Result<u64, sqlx::Error> {
 }
 
 async fn requeue_detached_in(tx: &mut PgConnection, id: Option<Uuid>) -> Result<u64, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
     struct Row {
         id: Uuid,
         account_id: Uuid,
@@ -780,16 +887,18 @@ async fn requeue_detached_in(tx: &mut PgConnection, id: Option<Uuid>) -> Result<
         params: sqlx::types::Json<JobParams>,
         queue: Option<String>,
     }
-    let rows: Vec<Row> = sqlx::query_as(
-        "update jobs set status = 'queued', detached = false, lease_until = null
+    let rows = sqlx::query_as!(
+        Row,
+        r#"update jobs set status = 'queued', detached = false, lease_until = null
          where id in (select id from jobs
                       where status in ('queued', 'running')
                         and (($1::uuid is null and detached and lease_until < now())
                              or id = $1)
                       for update skip locked)
-         returning id, account_id, kind, params, queue",
+         returning id, account_id, kind, params as "params: sqlx::types::Json<JobParams>",
+                   queue"#,
+        id,
     )
-    .bind(id)
     .fetch_all(&mut *tx)
     .await?;
     for row in &rows {

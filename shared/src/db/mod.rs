@@ -42,18 +42,26 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
         .max_connections(1)
         .connect_with(options.database("postgres"))
         .await?;
-    let exists: bool =
-        sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
-            .bind(&name)
-            .fetch_one(&admin)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"select exists(select 1 from pg_database where datname = $1) as "exists!""#,
+        name
+    )
+    .fetch_one(&admin)
+    .await?;
     if !exists {
         // Identifiers cannot be bound; quote it the way Postgres does.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        // Runtime-checked: the database's name is spliced into the statement.
         sqlx::query(&format!("create database {quoted}"))
             .execute(&admin)
             .await?;
     }
     admin.close().await;
+    Ok(())
+}
+
+/// Whether Postgres answers a query (readiness).
+pub async fn ping(db: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query!("select 1 as one").fetch_one(db).await?;
     Ok(())
 }

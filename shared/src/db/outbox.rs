@@ -24,20 +24,21 @@ pub struct Pending {
 
 /// Adds the job's message in the caller's transaction.
 pub async fn insert(tx: &mut PgConnection, message: &Outgoing) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into outbox (job_id, model, routing_key, payload) values ($1, $2, $3, $4)")
-        .bind(message.job_id)
-        .bind(&message.model)
-        .bind(&message.routing_key)
-        .bind(&message.payload)
-        .execute(tx)
-        .await?;
+    sqlx::query!(
+        "insert into outbox (job_id, model, routing_key, payload) values ($1, $2, $3, $4)",
+        message.job_id,
+        message.model,
+        message.routing_key,
+        message.payload,
+    )
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
 /// Marks a job's messages sent (the broker confirmed them).
 pub async fn sent(db: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from outbox where job_id = $1")
-        .bind(job_id)
+    sqlx::query!("delete from outbox where job_id = $1", job_id)
         .execute(db)
         .await?;
     Ok(())
@@ -46,10 +47,12 @@ pub async fn sent(db: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
 /// The submit path could not publish the job's message: the relay takes
 /// it now rather than after the grace.
 pub async fn hand_over(db: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update outbox set handed_over = true where job_id = $1")
-        .bind(job_id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "update outbox set handed_over = true where job_id = $1",
+        job_id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -61,16 +64,20 @@ pub async fn lock_due(
     grace_ms: i64,
     limit: i64,
 ) -> Result<Vec<Pending>, sqlx::Error> {
-    sqlx::query_as(
+    // `$1::bigint` first: the milliseconds are bound as a bigint, as before,
+    // and checked as one.
+    sqlx::query_as!(
+        Pending,
         "select id, job_id, model, routing_key, payload, attempts from outbox
          where next_attempt_at <= now()
-           and (handed_over or created_at <= now() - make_interval(secs => $1::double precision / 1000))
+           and (handed_over
+                or created_at <= now() - make_interval(secs => $1::bigint::double precision / 1000))
          order by id
          limit $2
          for update skip locked",
+        grace_ms,
+        limit,
     )
-    .bind(grace_ms)
-    .bind(limit)
     .fetch_all(tx)
     .await
 }
@@ -79,8 +86,7 @@ pub async fn delete(tx: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Erro
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("delete from outbox where id = any($1)")
-        .bind(ids)
+    sqlx::query!("delete from outbox where id = any($1)", ids)
         .execute(tx)
         .await?;
     Ok(())
@@ -91,13 +97,13 @@ pub async fn postpone(tx: &mut PgConnection, ids: &[i64], error: &str) -> Result
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "update outbox set attempts = attempts + 1, last_error = left($2, 500),
                 next_attempt_at = now() + make_interval(secs => least(30, power(2, least(attempts, 5))))
          where id = any($1)",
+        ids,
+        error,
     )
-    .bind(ids)
-    .bind(error)
     .execute(tx)
     .await?;
     Ok(())
@@ -105,7 +111,7 @@ pub async fn postpone(tx: &mut PgConnection, ids: &[i64], error: &str) -> Result
 
 /// Messages not yet published.
 pub async fn backlog(db: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select count(*) from outbox")
+    sqlx::query_scalar!(r#"select count(*) as "count!" from outbox"#)
         .fetch_one(db)
         .await
 }

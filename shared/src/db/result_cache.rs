@@ -19,10 +19,12 @@ pub fn key(parts: &[&[u8]]) -> [u8; 32] {
 
 /// The cached result, counting the hit.
 pub async fn get(db: &PgPool, key: &[u8; 32]) -> Result<Option<serde_json::Value>, sqlx::Error> {
-    sqlx::query_scalar("update result_cache set hits = hits + 1 where key = $1 returning result")
-        .bind(key.as_slice())
-        .fetch_optional(db)
-        .await
+    sqlx::query_scalar!(
+        "update result_cache set hits = hits + 1 where key = $1 returning result",
+        key.as_slice(),
+    )
+    .fetch_optional(db)
+    .await
 }
 
 pub async fn put(
@@ -31,13 +33,13 @@ pub async fn put(
     model: &str,
     result: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into result_cache (key, model, result) values ($1, $2, $3)
          on conflict (key) do nothing",
+        key.as_slice(),
+        model,
+        result,
     )
-    .bind(key.as_slice())
-    .bind(model)
-    .bind(result)
     .execute(db)
     .await?;
     Ok(())

@@ -43,14 +43,16 @@ async fn insert_token(
     ttl: chrono::Duration,
 ) -> Result<IssuedRefresh, sqlx::Error> {
     let token = new_token();
-    let expires_at: DateTime<Utc> = sqlx::query_scalar(
+    let expires_at = sqlx::query_scalar!(
         "insert into refresh_tokens (id, family_id, token_hash, expires_at)
          values ($1, $2, $3, now() + $4) returning expires_at",
+        Uuid::now_v7(),
+        family_id,
+        token_hash(&token),
+        // The macros know interval only as PgInterval; chrono's Duration
+        // encodes to the same interval.
+        ttl as _,
     )
-    .bind(Uuid::now_v7())
-    .bind(family_id)
-    .bind(token_hash(&token))
-    .bind(ttl)
     .fetch_one(conn)
     .await?;
     Ok(IssuedRefresh {
@@ -68,11 +70,13 @@ pub async fn start(
 ) -> Result<IssuedRefresh, sqlx::Error> {
     let mut tx = db.begin().await?;
     let family_id = Uuid::now_v7();
-    sqlx::query("insert into token_families (id, user_id) values ($1, $2)")
-        .bind(family_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "insert into token_families (id, user_id) values ($1, $2)",
+        family_id,
+        user_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     let issued = insert_token(&mut tx, family_id, ttl).await?;
     tx.commit().await?;
     Ok(issued)
@@ -90,7 +94,6 @@ pub enum Rotation {
     Invalid,
 }
 
-#[derive(sqlx::FromRow)]
 struct PresentedRow {
     id: Uuid,
     family_id: Uuid,
@@ -111,14 +114,16 @@ pub async fn rotate(
     let mut tx = db.begin().await?;
     // The row lock makes two concurrent refreshes with one token see each
     // other: the second finds it spent.
-    let row: Option<PresentedRow> = sqlx::query_as(
-        "select t.id, t.family_id, f.user_id, t.expires_at <= now() as expired,
-                t.rotated_at is not null as rotated, f.revoked_at is not null as family_revoked
+    let row = sqlx::query_as!(
+        PresentedRow,
+        r#"select t.id, t.family_id, f.user_id, t.expires_at <= now() as "expired!",
+                t.rotated_at is not null as "rotated!",
+                f.revoked_at is not null as "family_revoked!"
          from refresh_tokens t join token_families f on f.id = t.family_id
          where t.token_hash = $1
-         for update of t",
+         for update of t"#,
+        token_hash(presented),
     )
-    .bind(token_hash(presented))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
@@ -135,10 +140,12 @@ pub async fn rotate(
             family_id: row.family_id,
         });
     }
-    sqlx::query("update refresh_tokens set rotated_at = now() where id = $1")
-        .bind(row.id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "update refresh_tokens set rotated_at = now() where id = $1",
+        row.id
+    )
+    .execute(&mut *tx)
+    .await?;
     let refresh = insert_token(&mut tx, row.family_id, ttl).await?;
     tx.commit().await?;
     Ok(Rotation::Rotated {
@@ -152,12 +159,12 @@ async fn revoke_family_in(
     family_id: Uuid,
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "update token_families set revoked_at = now(), revoke_reason = $2
          where id = $1 and revoked_at is null",
+        family_id,
+        reason,
     )
-    .bind(family_id)
-    .bind(reason)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -175,13 +182,14 @@ pub async fn revoke_family(
 
 /// The family a refresh token belongs to, if the token is known.
 pub async fn family_of(db: &PgPool, presented: &str) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
-    sqlx::query_as(
+    let row = sqlx::query!(
         "select f.id, f.user_id from refresh_tokens t join token_families f on f.id = t.family_id
          where t.token_hash = $1",
+        token_hash(presented),
     )
-    .bind(token_hash(presented))
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|r| (r.id, r.user_id)))
 }
 
 /// What an access token's bearer may do right now: read on every request so
@@ -195,7 +203,6 @@ pub struct SessionState {
     pub family_revoked: bool,
 }
 
-#[derive(sqlx::FromRow)]
 struct SessionRow {
     account_id: Uuid,
     tier: String,
@@ -210,16 +217,19 @@ pub async fn state(
     user_id: Uuid,
     family_id: Uuid,
 ) -> Result<Option<SessionState>, sqlx::Error> {
-    let row: Option<SessionRow> = sqlx::query_as(
-        "select a.id as account_id, a.tier, a.limits_override, a.suspended_at is not null as suspended,
-                u.role, f.revoked_at is not null as family_revoked
+    let row = sqlx::query_as!(
+        SessionRow,
+        r#"select a.id as account_id, a.tier,
+                a.limits_override as "limits_override: sqlx::types::Json<LimitsOverride>",
+                a.suspended_at is not null as "suspended!",
+                u.role, f.revoked_at is not null as "family_revoked!"
          from users u
          join accounts a on a.id = u.account_id
          join token_families f on f.user_id = u.id and f.id = $2
-         where u.id = $1",
+         where u.id = $1"#,
+        user_id,
+        family_id,
     )
-    .bind(user_id)
-    .bind(family_id)
     .fetch_optional(db)
     .await?;
     row.map(|r| {

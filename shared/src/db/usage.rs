@@ -9,8 +9,11 @@ pub struct UsageRecord {
 }
 
 pub async fn for_job(db: &PgPool, job_id: Uuid) -> Result<Vec<UsageRecord>, sqlx::Error> {
-    sqlx::query_as("select metric, quantity from usage_records where job_id = $1 order by metric")
-        .bind(job_id)
-        .fetch_all(db)
-        .await
+    sqlx::query_as!(
+        UsageRecord,
+        "select metric, quantity from usage_records where job_id = $1 order by metric",
+        job_id,
+    )
+    .fetch_all(db)
+    .await
 }

@@ -20,7 +20,6 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct UserRow {
     id: Uuid,
     account_id: Uuid,
@@ -50,8 +49,6 @@ impl TryFrom<UserRow> for Credentials {
     }
 }
 
-const COLUMNS: &str = "id, account_id, email, role, created_at, password_hash";
-
 /// `Err(Database)` with constraint `users_email_key` when the email is taken.
 pub async fn create(
     db: impl sqlx::PgExecutor<'_>,
@@ -60,25 +57,28 @@ pub async fn create(
     password_hash: &str,
     role: Role,
 ) -> Result<User, sqlx::Error> {
-    let row: UserRow = sqlx::query_as(&format!(
+    let row = sqlx::query_as!(
+        UserRow,
         "insert into users (id, account_id, email, password_hash, role) values ($1, $2, $3, $4, $5)
-         returning {COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(account_id)
-    .bind(email)
-    .bind(password_hash)
-    .bind(role.as_str())
+         returning id, account_id, email, role, created_at, password_hash",
+        Uuid::now_v7(),
+        account_id,
+        email,
+        password_hash,
+        role.as_str(),
+    )
     .fetch_one(db)
     .await?;
     Ok(Credentials::try_from(row)?.user)
 }
 
 pub async fn find_by_email(db: &PgPool, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
-    let row: Option<UserRow> = sqlx::query_as(&format!(
-        "select {COLUMNS} from users where lower(email) = lower($1)"
-    ))
-    .bind(email)
+    let row = sqlx::query_as!(
+        UserRow,
+        "select id, account_id, email, role, created_at, password_hash
+         from users where lower(email) = lower($1)",
+        email,
+    )
     .fetch_optional(db)
     .await?;
     row.map(Credentials::try_from).transpose()
@@ -89,10 +89,12 @@ pub fn is_duplicate_email(e: &sqlx::Error) -> bool {
 }
 
 pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<UserRow> =
-        sqlx::query_as(&format!("select {COLUMNS} from users where id = $1"))
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
+    let row = sqlx::query_as!(
+        UserRow,
+        "select id, account_id, email, role, created_at, password_hash from users where id = $1",
+        id,
+    )
+    .fetch_optional(db)
+    .await?;
     Ok(row.map(Credentials::try_from).transpose()?.map(|c| c.user))
 }

@@ -21,9 +21,6 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
 }
 
-const ENDPOINT_COLUMNS: &str =
-    "id, url, event_types, created_at, failing_since, disabled_at, disabled_reason";
-
 /// Registers an endpoint, unless the account already has `max_endpoints`
 /// (then `None`).
 pub async fn create_endpoint(
@@ -37,29 +34,34 @@ pub async fn create_endpoint(
     let mut tx = db.begin().await?;
     // Registrations of one account take turns, so concurrent ones cannot
     // all see room under the cap.
-    sqlx::query(
-        "select pg_advisory_xact_lock(hashtextextended('webhook_endpoints:' || $1::text, 0))",
+    // `$1::uuid` first: the id is bound as a uuid, as before, and checked
+    // as one.
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('webhook_endpoints:' || $1::uuid::text, 0))",
+        account_id,
     )
-    .bind(account_id)
     .execute(&mut *tx)
     .await?;
-    let (count,): (i64,) =
-        sqlx::query_as("select count(*) from webhook_endpoints where account_id = $1")
-            .bind(account_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let count = sqlx::query_scalar!(
+        r#"select count(*) as "count!" from webhook_endpoints where account_id = $1"#,
+        account_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if count >= max_endpoints {
         return Ok(None);
     }
-    let endpoint = sqlx::query_as(&format!(
+    let endpoint = sqlx::query_as!(
+        Endpoint,
         "insert into webhook_endpoints (id, account_id, url, event_types, secret)
-         values ($1, $2, $3, $4, $5) returning {ENDPOINT_COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(account_id)
-    .bind(url)
-    .bind(event_types)
-    .bind(secret)
+         values ($1, $2, $3, $4, $5)
+         returning id, url, event_types, created_at, failing_since, disabled_at, disabled_reason",
+        Uuid::now_v7(),
+        account_id,
+        url,
+        event_types,
+        secret,
+    )
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -67,10 +69,12 @@ pub async fn create_endpoint(
 }
 
 pub async fn list_endpoints(db: &PgPool, account_id: Uuid) -> Result<Vec<Endpoint>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "select {ENDPOINT_COLUMNS} from webhook_endpoints where account_id = $1 order by id"
-    ))
-    .bind(account_id)
+    sqlx::query_as!(
+        Endpoint,
+        "select id, url, event_types, created_at, failing_since, disabled_at, disabled_reason
+         from webhook_endpoints where account_id = $1 order by id",
+        account_id,
+    )
     .fetch_all(db)
     .await
 }
@@ -80,11 +84,13 @@ pub async fn get_endpoint(
     account_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Endpoint>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "select {ENDPOINT_COLUMNS} from webhook_endpoints where id = $1 and account_id = $2"
-    ))
-    .bind(id)
-    .bind(account_id)
+    sqlx::query_as!(
+        Endpoint,
+        "select id, url, event_types, created_at, failing_since, disabled_at, disabled_reason
+         from webhook_endpoints where id = $1 and account_id = $2",
+        id,
+        account_id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -99,33 +105,38 @@ pub async fn update_endpoint(
     event_types: Option<&[String]>,
     enabled: Option<bool>,
 ) -> Result<Option<Endpoint>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    // `$5::boolean`: Postgres cannot tell the type from `$5 is null`, and
+    // the macros describe the statement without the bound values' types.
+    sqlx::query_as!(
+        Endpoint,
         "update webhook_endpoints set
             url = coalesce($3, url),
             event_types = coalesce($4, event_types),
-            disabled_at = case when $5 is null then disabled_at
+            disabled_at = case when $5::boolean is null then disabled_at
                                when $5 then null else coalesce(disabled_at, now()) end,
             disabled_reason = case when $5 is null then disabled_reason
                                    when $5 then null else 'disabled by the account' end,
             failing_since = case when $5 then null else failing_since end
          where id = $1 and account_id = $2
-         returning {ENDPOINT_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(account_id)
-    .bind(url)
-    .bind(event_types)
-    .bind(enabled)
+         returning id, url, event_types, created_at, failing_since, disabled_at, disabled_reason",
+        id,
+        account_id,
+        url,
+        event_types,
+        enabled,
+    )
     .fetch_optional(db)
     .await
 }
 
 pub async fn delete_endpoint(db: &PgPool, account_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("delete from webhook_endpoints where id = $1 and account_id = $2")
-        .bind(id)
-        .bind(account_id)
-        .execute(db)
-        .await?;
+    let done = sqlx::query!(
+        "delete from webhook_endpoints where id = $1 and account_id = $2",
+        id,
+        account_id,
+    )
+    .execute(db)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -137,15 +148,15 @@ pub async fn rotate_secret(
     secret: &str,
     grace_hours: i32,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "update webhook_endpoints set previous_secret = secret, secret = $3,
                 previous_secret_until = now() + make_interval(hours => $4)
          where id = $1 and account_id = $2",
+        id,
+        account_id,
+        secret,
+        grace_hours,
     )
-    .bind(id)
-    .bind(account_id)
-    .bind(secret)
-    .bind(grace_hours)
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -154,12 +165,12 @@ pub async fn rotate_secret(
 /// The account's secret for per-job `webhook_url` deliveries, made on
 /// first use from `fresh`.
 pub async fn job_secret(db: &PgPool, account_id: Uuid, fresh: &str) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar(
-        "update accounts set webhook_secret = coalesce(webhook_secret, $2)
-         where id = $1 returning webhook_secret",
+    sqlx::query_scalar!(
+        r#"update accounts set webhook_secret = coalesce(webhook_secret, $2)
+         where id = $1 returning webhook_secret as "webhook_secret!""#,
+        account_id,
+        fresh,
     )
-    .bind(account_id)
-    .bind(fresh)
     .fetch_one(db)
     .await
 }
@@ -170,12 +181,12 @@ pub async fn enqueue_progress(
     job_id: Uuid,
     data: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "select enqueue_job_webhook(j.id, j.account_id, 'job.progress', j.params ->> 'webhook_url', $2)
          from jobs j where j.id = $1",
+        job_id,
+        data,
     )
-    .bind(job_id)
-    .bind(data)
     .execute(db)
     .await?;
     Ok(())
@@ -238,8 +249,12 @@ pub async fn lease_due(
     lease_seconds: f64,
     concurrency: Concurrency,
 ) -> Result<Vec<Due>, sqlx::Error> {
-    sqlx::query_as(
-        "with ready as (
+    // `$4::bigint`: the load it is compared with is numeric (a sum), which
+    // the macros would want bound as a decimal; it is bound as a bigint, as
+    // the per-endpoint cap is.
+    sqlx::query_as!(
+        Due,
+        r#"with ready as (
             select id, account_id, coalesce(endpoint_id::text, url) as target, next_attempt_at
             from webhook_deliveries
             where status = 'pending' and next_attempt_at <= now()
@@ -265,7 +280,7 @@ pub async fn lease_due(
             from by_target t where t.load <= $3),
          due as (
             select d.id from webhook_deliveries d join by_account a on a.id = d.id
-            where a.load <= $4
+            where a.load <= $4::bigint
             order by a.next_attempt_at
             limit $1
             for update of d skip locked)
@@ -273,21 +288,24 @@ pub async fn lease_due(
             set locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1
          from due where d.id = due.id
          returning d.id, d.event_id, d.endpoint_id, d.url, d.attempts,
-            (select e.payload::text from webhook_events e where e.id = d.event_id) as payload,
+            (select e.payload::text from webhook_events e where e.id = d.event_id)
+                as "payload!",
             coalesce((select w.secret from webhook_endpoints w where w.id = d.endpoint_id),
-                     (select a.webhook_secret from accounts a where a.id = d.account_id)) as secret,
+                     (select a.webhook_secret from accounts a where a.id = d.account_id))
+                as "secret?",
             (select w.previous_secret from webhook_endpoints w
-              where w.id = d.endpoint_id and w.previous_secret_until > now()) as previous_secret,
+              where w.id = d.endpoint_id and w.previous_secret_until > now())
+                as "previous_secret?",
             coalesce((select w.disabled_at is not null from webhook_endpoints w
-                      where w.id = d.endpoint_id), false) as endpoint_disabled,
+                      where w.id = d.endpoint_id), false) as "endpoint_disabled!",
             (select w.failing_since from webhook_endpoints w where w.id = d.endpoint_id)
-                as failing_since,
-            extract(epoch from now() - d.created_at)::float8 as age_seconds",
+                as "failing_since?",
+            extract(epoch from now() - d.created_at)::float8 as "age_seconds!""#,
+        limit,
+        lease_seconds,
+        concurrency.per_endpoint,
+        concurrency.per_account,
     )
-    .bind(limit)
-    .bind(lease_seconds)
-    .bind(concurrency.per_endpoint)
-    .bind(concurrency.per_account)
     .fetch_all(db)
     .await
 }
@@ -322,16 +340,16 @@ pub async fn record(
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     if let Some(a) = attempt {
-        sqlx::query(
+        sqlx::query!(
             "insert into webhook_attempts
                 (delivery_id, status_code, latency_ms, error, response_excerpt)
              values ($1, $2, $3, $4, $5)",
+            due.id,
+            a.status_code.map(i32::from),
+            a.latency_ms,
+            a.error.as_deref().map(storable),
+            a.response_excerpt.as_deref().map(storable),
         )
-        .bind(due.id)
-        .bind(a.status_code.map(i32::from))
-        .bind(a.latency_ms)
-        .bind(a.error.as_deref().map(storable))
-        .bind(a.response_excerpt.as_deref().map(storable))
         .execute(&mut *tx)
         .await?;
     }
@@ -341,50 +359,52 @@ pub async fn record(
         Next::GiveUp | Next::Disable(_) => ("failed", 0.0),
         Next::Cancel => ("cancelled", 0.0),
     };
-    sqlx::query(
+    sqlx::query!(
         "update webhook_deliveries set status = $2, locked_until = null,
             next_attempt_at = now() + make_interval(secs => $3),
             delivered_at = case when $2 = 'delivered' then now() end
          where id = $1",
+        due.id,
+        status,
+        delay,
     )
-    .bind(due.id)
-    .bind(status)
-    .bind(delay)
     .execute(&mut *tx)
     .await?;
     if let Some(endpoint) = due.endpoint_id {
         match next {
             Next::Delivered => {
-                sqlx::query("update webhook_endpoints set failing_since = null where id = $1")
-                    .bind(endpoint)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query!(
+                    "update webhook_endpoints set failing_since = null where id = $1",
+                    endpoint,
+                )
+                .execute(&mut *tx)
+                .await?;
             }
             Next::Disable(reason) => {
-                sqlx::query(
+                sqlx::query!(
                     "update webhook_endpoints set disabled_at = now(), disabled_reason = $2
                      where id = $1 and disabled_at is null",
+                    endpoint,
+                    reason,
                 )
-                .bind(endpoint)
-                .bind(reason)
                 .execute(&mut *tx)
                 .await?;
                 // Nothing more goes to a disabled endpoint.
-                sqlx::query(
+                sqlx::query!(
                     "update webhook_deliveries set status = 'cancelled'
                      where endpoint_id = $1 and status = 'pending' and id <> $2",
+                    endpoint,
+                    due.id,
                 )
-                .bind(endpoint)
-                .bind(due.id)
                 .execute(&mut *tx)
                 .await?;
             }
             Next::RetryIn(_) | Next::GiveUp => {
-                sqlx::query(
+                sqlx::query!(
                     "update webhook_endpoints set failing_since = coalesce(failing_since, now())
                      where id = $1",
+                    endpoint,
                 )
-                .bind(endpoint)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -436,7 +456,6 @@ pub struct DeliveryView {
     pub attempts: Vec<AttemptView>,
 }
 
-#[derive(sqlx::FromRow)]
 struct DeliveryRow {
     id: i64,
     event_id: String,
@@ -458,7 +477,8 @@ pub async fn deliveries(
     job_id: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<DeliveryView>, sqlx::Error> {
-    let rows: Vec<DeliveryRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        DeliveryRow,
         "select d.id, d.event_id, e.event_type, e.job_id, d.endpoint_id, d.url, d.status,
                 d.created_at, d.next_attempt_at
          from webhook_deliveries d join webhook_events e on e.id = d.event_id
@@ -466,25 +486,19 @@ pub async fn deliveries(
            and ($2::uuid is null or d.endpoint_id = $2)
            and ($3::uuid is null or e.job_id = $3)
          order by d.id desc limit $4",
+        account_id,
+        endpoint_id,
+        job_id,
+        limit,
     )
-    .bind(account_id)
-    .bind(endpoint_id)
-    .bind(job_id)
-    .bind(limit)
     .fetch_all(db)
     .await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        delivery_id: i64,
-        #[sqlx(flatten)]
-        attempt: AttemptView,
-    }
-    let attempts: Vec<Row> = sqlx::query_as(
+    let attempts = sqlx::query!(
         "select delivery_id, attempted_at, status_code, latency_ms, error, response_excerpt
          from webhook_attempts where delivery_id = any($1) order by id",
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -493,7 +507,13 @@ pub async fn deliveries(
             attempts: attempts
                 .iter()
                 .filter(|a| a.delivery_id == r.id)
-                .map(|a| a.attempt.clone())
+                .map(|a| AttemptView {
+                    attempted_at: a.attempted_at,
+                    status_code: a.status_code,
+                    latency_ms: a.latency_ms,
+                    error: a.error.clone(),
+                    response_excerpt: a.response_excerpt.clone(),
+                })
                 .collect(),
             next_attempt_at: (r.status == "pending").then_some(r.next_attempt_at),
             id: r.id,
@@ -515,19 +535,19 @@ pub async fn redeliver(
     account_id: Uuid,
     delivery_id: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let id: Option<i64> = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "insert into webhook_deliveries (event_id, account_id, endpoint_id, url)
          select d.event_id, d.account_id, d.endpoint_id,
                 coalesce((select w.url from webhook_endpoints w where w.id = d.endpoint_id), d.url)
          from webhook_deliveries d where d.id = $1 and d.account_id = $2
          returning id",
+        delivery_id,
+        account_id,
     )
-    .bind(delivery_id)
-    .bind(account_id)
     .fetch_optional(db)
     .await?;
     if id.is_some() {
-        sqlx::query("select pg_notify('voxq_webhooks', '')")
+        sqlx::query!("select pg_notify('voxq_webhooks', '')")
             .execute(db)
             .await?;
     }

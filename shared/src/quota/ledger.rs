@@ -24,6 +24,8 @@ fn lock_key(account: Uuid) -> i64 {
 }
 
 /// Starts a submission's transaction holding the account's shared lock.
+// Runtime-checked: `begin_with` sends its statement as the transaction's
+// first simple query (one round trip for both), which no macro can describe.
 /// Sent as one simple query (`begin; select …`): a round trip less on the
 /// submit path. The key is an integer we computed, never client input.
 pub async fn begin_submission(
@@ -37,7 +39,6 @@ pub async fn begin_submission(
     .await
 }
 
-#[derive(sqlx::FromRow)]
 struct InflightRow {
     id: Uuid,
     quota_day: NaiveDate,
@@ -50,29 +51,37 @@ pub async fn snapshot(
     account: Uuid,
     day: NaiveDate,
 ) -> Result<Counters, sqlx::Error> {
-    let requests: i64 =
-        sqlx::query_scalar("select count(*) from jobs where account_id = $1 and quota_day = $2")
-            .bind(account)
-            .bind(day)
-            .fetch_one(&mut *conn)
-            .await?;
-    // Rounded per row, exactly as the worker adds them to Redis.
-    let (audio_ms, processing_ms, text_chars): (i64, i64, i64) = sqlx::query_as(
-        "select
-            coalesce(sum(ceil(quantity * 1000)) filter (where metric = 'audio_seconds'), 0)::bigint,
-            coalesce(sum(ceil(quantity * 1000)) filter (where metric = 'processing_seconds'), 0)::bigint,
-            coalesce(sum(ceil(quantity)) filter (where metric = 'text_chars'), 0)::bigint
-         from usage_records where account_id = $1 and usage_day = $2",
+    let requests = sqlx::query_scalar!(
+        r#"select count(*) as "requests!" from jobs where account_id = $1 and quota_day = $2"#,
+        account,
+        day,
     )
-    .bind(account)
-    .bind(day)
     .fetch_one(&mut *conn)
     .await?;
-    let rows: Vec<InflightRow> = sqlx::query_as(
-        "select id, quota_day, reserved from jobs
-         where account_id = $1 and status in ('queued', 'running')",
+    // Rounded per row, exactly as the worker adds them to Redis.
+    let used = sqlx::query!(
+        r#"select
+            coalesce(sum(ceil(quantity * 1000)) filter (where metric = 'audio_seconds'), 0)::bigint
+                as "audio_ms!",
+            coalesce(sum(ceil(quantity * 1000)) filter (where metric = 'processing_seconds'), 0)::bigint
+                as "processing_ms!",
+            coalesce(sum(ceil(quantity)) filter (where metric = 'text_chars'), 0)::bigint
+                as "text_chars!"
+         from usage_records where account_id = $1 and usage_day = $2"#,
+        account,
+        day,
     )
-    .bind(account)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (audio_ms, processing_ms, text_chars) =
+        (used.audio_ms, used.processing_ms, used.text_chars);
+    let rows = sqlx::query_as!(
+        InflightRow,
+        r#"select id, quota_day as "quota_day!", reserved as "reserved!: sqlx::types::Json<Amounts>"
+         from jobs
+         where account_id = $1 and status in ('queued', 'running')"#,
+        account,
+    )
     .fetch_all(&mut *conn)
     .await?;
     let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -114,10 +123,14 @@ pub async fn rebuild(
     only_if_missing: bool,
 ) -> Result<Counters, crate::Error> {
     let mut tx = db.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(lock_key(account))
-        .execute(&mut *tx)
-        .await?;
+    // In the `from` clause: the function returns `void`, a type no Rust
+    // value decodes.
+    sqlx::query!(
+        "select 1 as locked from pg_advisory_xact_lock($1)",
+        lock_key(account)
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if only_if_missing {
         if let Some(current) = quotas.read(account, day).await? {
             return Ok(current);
@@ -147,8 +160,9 @@ pub async fn daily(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<DailyUsage>, sqlx::Error> {
-    sqlx::query_as(
-        "with requests as (
+    sqlx::query_as!(
+        DailyUsage,
+        r#"with requests as (
             select quota_day as day, count(*) as requests from jobs
             where account_id = $1 and quota_day between $2 and $3 group by quota_day
          ), usage as (
@@ -159,17 +173,17 @@ pub async fn daily(
             from usage_records
             where account_id = $1 and usage_day between $2 and $3 group by usage_day
          )
-         select coalesce(r.day, u.day) as day,
-                coalesce(r.requests, 0) as requests,
-                coalesce(u.audio_seconds, 0) as audio_seconds,
-                coalesce(u.text_chars, 0) as text_chars,
-                coalesce(u.processing_seconds, 0) as processing_seconds
+         select coalesce(r.day, u.day) as "day!",
+                coalesce(r.requests, 0) as "requests!",
+                coalesce(u.audio_seconds, 0) as "audio_seconds!",
+                coalesce(u.text_chars, 0) as "text_chars!",
+                coalesce(u.processing_seconds, 0) as "processing_seconds!"
          from requests r full join usage u on u.day = r.day
-         order by 1",
+         order by 1"#,
+        account,
+        from,
+        to,
     )
-    .bind(account)
-    .bind(from)
-    .bind(to)
     .fetch_all(db)
     .await
 }
