@@ -6,9 +6,8 @@ pub mod consumer;
 pub mod cpu_backend;
 pub mod dead_letters;
 pub mod engine;
-pub mod fetch;
+pub mod job;
 pub mod metrics;
-pub mod process;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -172,7 +171,7 @@ pub async fn run(
         listener,
         metrics::router(metrics.clone(), Arc::new(status.clone())),
     );
-    let ctx = Arc::new(process::Context {
+    let ctx = Arc::new(job::Context {
         db,
         cache: JobCache::new(
             redis.clone(),
@@ -190,7 +189,7 @@ pub async fn run(
         events: Events::new(redis.clone(), &config.common.namespace),
         interrupt: CancellationToken::new(),
         lease_seconds: config.lease_seconds.max(1) as f64,
-        fetcher: fetch::Fetcher {
+        fetcher: job::fetch::Fetcher {
             guard: config.fetch.guard(),
             timeout: Duration::from_secs(config.fetch_timeout),
             max_bytes: config.max_upload_bytes,
@@ -201,7 +200,7 @@ pub async fn run(
             .as_ref()
             .filter(|m| !m.is_empty())
             .map(|m| m.as_bytes().to_vec()),
-        held: process::Held::default(),
+        held: job::Held::default(),
     });
     let stop = CancellationToken::new();
     let consume = consumer::supervise(
