@@ -121,42 +121,50 @@ pub enum Command {
     Run,
     /// Transcribe a local file with the first configured model and print
     /// the result and timings as JSON; for benchmarks and debugging.
-    Transcribe {
-        file: PathBuf,
-        /// ISO 639-1 language code; omitted, a multilingual model detects it.
-        #[arg(long)]
-        language: Option<String>,
-        /// Produce English (Whisper's translate task).
-        #[arg(long)]
-        translate: bool,
-        /// Time every word too.
-        #[arg(long)]
-        words: bool,
-        /// Timed runs after one warm-up run.
-        #[arg(long, default_value_t = 1)]
-        runs: usize,
-        /// Copies of the file run as one batch per timed run.
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        /// Voice activity detection on (`true`) or off (`false`); omitted,
-        /// as for jobs (on above `--vad-auto-seconds`).
-        #[arg(long)]
-        vad: Option<bool>,
-    },
+    Transcribe(TranscribeArgs),
     /// Translate a local text file with the first configured translation
     /// model and print the result and timings as JSON; for benchmarks.
-    Translate {
-        file: PathBuf,
-        /// Target language (ISO 639-1 or the model's code).
-        #[arg(long)]
-        to: String,
-        /// Source language; the model's default if omitted.
-        #[arg(long)]
-        from: Option<String>,
-        /// Timed runs after one warm-up run.
-        #[arg(long, default_value_t = 1)]
-        runs: usize,
-    },
+    Translate(TranslateArgs),
+}
+
+// The arguments of the benchmark commands (`crate::bench`). No doc
+// comments on the structs: clap would take them for the commands' help.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TranscribeArgs {
+    pub file: PathBuf,
+    /// ISO 639-1 language code; omitted, a multilingual model detects it.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Produce English (Whisper's translate task).
+    #[arg(long)]
+    pub translate: bool,
+    /// Time every word too.
+    #[arg(long)]
+    pub words: bool,
+    /// Timed runs after one warm-up run.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Copies of the file run as one batch per timed run.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Voice activity detection on (`true`) or off (`false`); omitted,
+    /// as for jobs (on above `--vad-auto-seconds`).
+    #[arg(long)]
+    pub vad: Option<bool>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TranslateArgs {
+    pub file: PathBuf,
+    /// Target language (ISO 639-1 or the model's code).
+    #[arg(long)]
+    pub to: String,
+    /// Source language; the model's default if omitted.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Timed runs after one warm-up run.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
 }
 
 fn parse_lane(value: &str) -> Result<Lane, String> {

@@ -17,7 +17,7 @@ use voxq_shared::quota::Quotas;
 use super::fetch::Fetcher;
 use crate::engine::vad::Vad;
 use crate::metrics::Metrics;
-use crate::Served;
+use crate::models::Served;
 
 pub struct Context {
     pub db: PgPool,
