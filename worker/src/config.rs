@@ -102,10 +102,8 @@ pub struct WorkerConfig {
     #[arg(long, env = "VOXQ_VAD_AUTO_SECONDS", default_value_t = 30.0)]
     pub vad_auto_seconds: f64,
 
-    /// Chaos testing only: the worker aborts (as a crashing decoder would)
-    /// when a job's input contains these bytes. Unset in production.
-    #[arg(long, env = "VOXQ_CHAOS_ABORT_ON")]
-    pub chaos_abort_on: Option<String>,
+    #[command(flatten)]
+    pub chaos: crate::chaos::ChaosConfig,
 
     /// How long finished jobs stay in the Redis cache, in seconds.
     #[arg(long, env = "VOXQ_RESULT_CACHE_TTL", default_value_t = 24 * 3600)]

@@ -4,6 +4,7 @@
 //! [`bench`]).
 
 pub mod bench;
+pub mod chaos;
 pub mod config;
 pub mod consumer;
 pub mod cpu_backend;
@@ -47,6 +48,9 @@ impl Worker {
     /// listener. RabbitMQ is reached in [`run`](Worker::run), whose
     /// consumers reconnect by themselves.
     pub async fn build(config: WorkerConfig) -> anyhow::Result<Self> {
+        // Before loading models: a chaos setting this build cannot honour
+        // is refused at once.
+        config.chaos.check()?;
         let models = models::load_models(&config).await?;
         let db = voxq_shared::db::connect(&config.common.database_url, 4)
             .await
@@ -81,11 +85,8 @@ impl Worker {
                 max_bytes: config.max_upload_bytes,
             },
             max_audio_seconds: config.max_audio_seconds,
-            chaos_abort_on: config
-                .chaos_abort_on
-                .as_ref()
-                .filter(|m| !m.is_empty())
-                .map(|m| m.as_bytes().to_vec()),
+            #[cfg(feature = "chaos")]
+            faults: config.chaos.faults(),
             held: job::Held::default(),
         });
         Ok(Self {

@@ -41,8 +41,10 @@ pub struct Context {
     pub fetcher: Fetcher,
     /// Longest audio an `audio_url` may hold, in seconds.
     pub max_audio_seconds: f64,
-    /// Chaos testing: abort when an input contains these bytes.
-    pub chaos_abort_on: Option<Vec<u8>>,
+    /// Faults the chaos tests inject; absent from builds without the
+    /// `chaos` feature (see `crate::chaos`).
+    #[cfg(feature = "chaos")]
+    pub faults: crate::chaos::Faults,
     /// Voice activity detection, when the worker has the model.
     pub vad: Option<Arc<Vad>>,
     /// Jobs that do not say `vad` get it above this many seconds.

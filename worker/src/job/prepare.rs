@@ -146,12 +146,8 @@ pub(super) async fn prepare(
         }
     }
     if let (Some(data), Input::Audio { samples, .. }) = (audio, &mut prepared.input) {
-        if let Some(marker) = &ctx.chaos_abort_on {
-            if data.windows(marker.len()).any(|w| w == marker.as_slice()) {
-                tracing::error!("chaos: input carries the abort marker; aborting");
-                std::process::abort();
-            }
-        }
+        #[cfg(feature = "chaos")]
+        ctx.faults.before_decode(&data);
         *samples = decode(data, ctx.max_audio_seconds).await.map_err(fail)?;
     }
     let prepared_in = claiming.elapsed().as_secs_f64();
