@@ -25,6 +25,10 @@ case "$VOXQ_CTRANSLATE2" in
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$VOXQ_SOURCE_TARGET_DIR}" ;;
   *) echo "VOXQ_CTRANSLATE2 is prebuilt or source, not '$VOXQ_CTRANSLATE2'" >&2; return 1 ;;
 esac
+# Added by ops/test.sh only: the worker's fault injection for the
+# end-to-end tests (worker/src/chaos.rs), which production builds and
+# ops/setup.sh leave out.
+VOXQ_TEST_FEATURES=(--features voxq-worker/chaos)
 export VOXQ_BIN="$CARGO_TARGET_DIR/release"
 # The SQL macros check queries against the committed .sqlx, never a live
 # database (.cargo/config.toml sets the same); ops/check-sqlx.sh turns it

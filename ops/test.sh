@@ -31,13 +31,14 @@ if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
   ops/fetch-ctranslate2.sh
 fi
 # The end-to-end tests start the real binaries from this build. Binaries
-# and tests are built in one cargo call, with one set of features, so no
-# crate is compiled twice and `cargo test` below only runs them.
+# and tests are built in one cargo call, with one set of features (the
+# worker's `chaos` among them), so no crate is compiled twice and `cargo
+# test` below only runs them.
 phase "build: binaries and tests" "about 8 min fresh on 2 cores"
-cargo build --release --workspace --bins --tests "${VOXQ_CARGO_FEATURES[@]}"
+cargo build --release --workspace --bins --tests "${VOXQ_CARGO_FEATURES[@]}" "${VOXQ_TEST_FEATURES[@]}"
 phase "tests" "about 10 min"
 VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \
-  cargo test --release --workspace --no-fail-fast "${VOXQ_CARGO_FEATURES[@]}" "$@"
+  cargo test --release --workspace --no-fail-fast "${VOXQ_CARGO_FEATURES[@]}" "${VOXQ_TEST_FEATURES[@]}" "$@"
 # The images and the compose stack, on real containers. It builds the
 # images' own Rust (in Docker, not from this build), hence the time; skip
 # it while iterating with VOXQ_SKIP_COMPOSE=1; a test filter (arguments

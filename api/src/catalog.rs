@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
-use voxq_shared::models::{self, ModelInfo, Registry, ServedModel, WorkerStatus};
+use voxq_shared::registry::{self, ModelInfo, Registry, ServedModel, WorkerStatus};
 
 /// How long one read of the registry is reused.
 const FRESH_FOR: Duration = Duration::from_secs(1);
@@ -49,7 +49,7 @@ impl Catalog {
         second: &str,
     ) -> redis::RedisResult<Option<bool>> {
         let (_, workers) = self.read(false).await?;
-        Ok(models::served_together(&workers, first, second))
+        Ok(registry::served_together(&workers, first, second))
     }
 
     async fn read(
@@ -63,7 +63,7 @@ impl Catalog {
             }
         }
         let workers = Arc::new(self.registry.workers().await?);
-        let served = Arc::new(models::served(&workers, &self.standby));
+        let served = Arc::new(registry::served(&workers, &self.standby));
         *last = Some(Snapshot {
             at: Instant::now(),
             served: served.clone(),

@@ -28,9 +28,9 @@ use tokio::net::TcpListener;
 use voxq_shared::auth::limits::TierLimits;
 use voxq_shared::cache::JobCache;
 use voxq_shared::events::{EventHub, Events};
-use voxq_shared::models::Registry;
 use voxq_shared::queue::{Publisher, Topology};
 use voxq_shared::quota::Quotas;
+use voxq_shared::registry::Registry;
 
 use crate::background::dispatcher::Dispatcher;
 use crate::background::janitor::Janitor;

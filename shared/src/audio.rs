@@ -11,6 +11,9 @@
 //! resamples as it goes, so memory grows with the audio's length at 16 kHz
 //! (bounded by the caller's maximum), never with its length at the rate a
 //! header claims.
+//!
+//! Longer than most files: probing and decoding share the container
+//! handling and the hostile-input checks; a third of it is their tests.
 
 use std::io::Cursor;
 

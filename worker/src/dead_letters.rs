@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use voxq_shared::job::{JobError, JobMessage};
 use voxq_shared::queue::DELIVERY_LIMIT;
 
-use crate::process::{end_failed, Context};
+use crate::job::{end_failed, Context};
 
 /// Pause before a message whose job could not be ended is offered again.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);

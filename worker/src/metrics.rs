@@ -11,7 +11,7 @@ use prometheus::{
 use serde_json::json;
 use std::sync::Arc;
 
-use voxq_shared::models::WorkerStatus;
+use voxq_shared::registry::WorkerStatus;
 
 pub struct Metrics {
     registry: Registry,

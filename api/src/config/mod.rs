@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use voxq_shared::config::{CommonConfig, DEV_KEY_PEPPER};
-use voxq_shared::models::ModelInfo;
+use voxq_shared::registry::ModelInfo;
 
 mod webhooks;
 
@@ -257,7 +257,7 @@ pub struct ApiConfig {
 pub struct StandbyModels(pub Vec<ModelInfo>);
 
 fn parse_standby(value: &str) -> Result<StandbyModels, String> {
-    voxq_shared::models::parse_standby(value).map(StandbyModels)
+    voxq_shared::registry::parse_standby(value).map(StandbyModels)
 }
 
 impl ApiConfig {

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use voxq_shared::auth::scope::Scope;
-use voxq_shared::models::ServedModel;
+use voxq_shared::registry::ServedModel;
 
 use crate::error::{ErrorBody, Result};
 use crate::http::principal::Principal;

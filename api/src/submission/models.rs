@@ -3,7 +3,7 @@
 //! translation model that must run on the same worker.
 
 use voxq_shared::job::{JobKind, JobParams};
-use voxq_shared::models::{self, ServedModel};
+use voxq_shared::registry::{self, ServedModel};
 
 use super::invalid::Invalid;
 use crate::catalog::Catalog;
@@ -15,7 +15,7 @@ use crate::error::Result;
 /// than English).
 pub async fn resolve(catalog: &Catalog, kind: JobKind, params: &mut JobParams) -> Result<()> {
     let lookup = |models: &[ServedModel], kind: JobKind, name: Option<&str>| {
-        models::pick(models, kind, name).cloned()
+        registry::pick(models, kind, name).cloned()
     };
     let mut served = catalog.models(false).await?;
     let mut model = lookup(&served, kind, params.model.as_deref());

@@ -2,6 +2,9 @@
 //! and deliveries are created by the `jobs_webhook_events` trigger (and
 //! [`enqueue_progress`]); the dispatcher leases due deliveries, sends them
 //! and records each attempt here.
+//!
+//! Longer than most files: each statement is written out whole so that it
+//! is checked at compile time.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use ct2rs::sys::{TranslationOptions, Translator};
 use voxq_shared::job::JobKind;
-use voxq_shared::models::ModelInfo;
+use voxq_shared::registry::ModelInfo;
 
 use super::languages::{aliases, is_nllb_code};
 use super::text_tokenizer::TextTokenizer;

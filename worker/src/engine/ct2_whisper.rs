@@ -6,6 +6,10 @@
 //! seeking by the predicted timestamps, conditioning each window on the text
 //! before it, and falling back to sampling at higher temperatures when a
 //! window's output looks like a repetition loop or has a low log-probability.
+//!
+//! Longer than most files: the long-form loop is one algorithm whose steps
+//! share its state (the seek, the prompt, the fallback), kept together as
+//! the reference keeps them.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,7 +18,7 @@ use anyhow::{anyhow, Context};
 use ct2rs::sys::{Device, StorageView, Whisper, WhisperOptions};
 use tokenizers::Tokenizer;
 use voxq_shared::job::{Segment, TranscriptResult};
-use voxq_shared::models::ModelInfo;
+use voxq_shared::registry::ModelInfo;
 
 use super::mel::{Features, MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
 use super::vad::{self, Chunk};

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use voxq_shared::job::{JobKind, Segment, TranscriptResult, WHISPER_LANGUAGES};
-use voxq_shared::models::ModelInfo;
+use voxq_shared::registry::ModelInfo;
 
 use crate::config::ModelSpec;
 

@@ -4,6 +4,8 @@
 //! SentencePiece does (unigram and BPE models, byte fallback,
 //! user-defined pieces); joining pieces back into text is SentencePiece's
 //! own simple rule, written out below.
+//!
+//! Longer than most files: one file format, read and rebuilt whole.
 
 use std::collections::HashSet;
 use std::path::Path;

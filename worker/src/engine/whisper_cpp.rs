@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, Context};
 use voxq_shared::job::{Segment, TranscriptResult};
-use voxq_shared::models::ModelInfo;
+use voxq_shared::registry::ModelInfo;
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };

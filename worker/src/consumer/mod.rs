@@ -9,31 +9,28 @@
 //! with backoff. A delivery is only ever settled on the channel it came
 //! from: a lane dies with its channel, and the broker redelivers what it
 //! had not acknowledged.
+//!
+//! Each lane gathers and runs its batches in `lane`; what becomes of
+//! each delivery after its job's outcome is in `settle`.
+
+mod lane;
+mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::stream::{SelectAll, StreamExt};
-use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    BasicRejectOptions,
-};
+use futures::stream::SelectAll;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Consumer};
+use lapin::Channel;
 use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use voxq_shared::db::jobs;
-use voxq_shared::job::JobMessage;
 use voxq_shared::queue::{self, Lane, Topology};
 
-use crate::process::{process_batch, Context, Outcome};
+use crate::job::Context;
 
-/// Wait before requeueing in place when even the delayed retry could not
-/// be published, so an outage does not become a hot loop of redeliveries.
-const FALLBACK_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// How often the supervisor checks that the connection is still up.
 const WATCHDOG: Duration = Duration::from_secs(2);
 /// After the grace period, how long interrupted jobs get to reach a safe
@@ -145,7 +142,7 @@ async fn consume(
             tags.push(tag);
         }
         tracing::info!(lane = lane.as_str(), ?models, "consuming");
-        tasks.spawn(run_lane(
+        tasks.spawn(lane::run_lane(
             ctx.clone(),
             lane,
             consumers,
@@ -262,213 +259,4 @@ async fn join_all(tasks: &mut JoinSet<anyhow::Result<()>>) {
             );
         }
     }
-}
-
-/// One lane: take a delivery, gather more of the same model for the
-/// batching window, run them together, settle each. Returns `Ok` when
-/// `stop` is cancelled between batches.
-async fn run_lane(
-    ctx: Arc<Context>,
-    lane: Lane,
-    mut consumers: SelectAll<Consumer>,
-    window: Duration,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    // A delivery of another model that arrived while a batch was gathered.
-    let mut held: Option<(Delivery, JobMessage)> = None;
-    loop {
-        let first = match held.take() {
-            Some(first) => first,
-            None => {
-                let next = tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    next = next_job(&mut consumers) => next?,
-                };
-                match next {
-                    Some(job) => job,
-                    None => continue,
-                }
-            }
-        };
-        let batch_size = ctx.models.get(&first.1.model).map_or(1, |s| s.batch_size);
-        let mut batch = vec![first];
-        if batch_size > 1 {
-            let deadline = tokio::time::Instant::now() + window;
-            while batch.len() < batch_size && !stop.is_cancelled() {
-                let Ok(next) = tokio::time::timeout_at(deadline, next_job(&mut consumers)).await
-                else {
-                    break;
-                };
-                match next? {
-                    Some(job) if job.1.model == batch[0].1.model => batch.push(job),
-                    Some(job) => {
-                        held = Some(job);
-                        break;
-                    }
-                    None => {}
-                }
-            }
-        }
-        // Long jobs leave the broker's watch: leased in Postgres, then
-        // acknowledged (see `detach`).
-        let mut detached = vec![false; batch.len()];
-        if lane == Lane::Long {
-            for ((delivery, message), detached) in batch.iter().zip(&mut detached) {
-                *detached = detach(&ctx, delivery, message).await?;
-            }
-        }
-        let messages: Vec<JobMessage> = batch.iter().map(|(_, m)| m.clone()).collect();
-        tracing::debug!(lane = lane.as_str(), jobs = messages.len(), "running batch");
-        let outcomes = process_batch(&ctx, &messages).await;
-        for (((delivery, message), outcome), detached) in
-            batch.into_iter().zip(outcomes).zip(detached)
-        {
-            if detached {
-                settle_detached(&ctx, &delivery, &message, outcome).await;
-            } else {
-                settle_delivery(&ctx, delivery, &message, outcome).await?;
-            }
-        }
-        if stop.is_cancelled() {
-            if let Some((delivery, _)) = held.take() {
-                requeue_now(delivery).await;
-            }
-            return Ok(());
-        }
-    }
-}
-
-/// The next delivery with its parsed message; `None` when the delivery
-/// was malformed (and has been dead-lettered).
-async fn next_job(
-    consumers: &mut SelectAll<Consumer>,
-) -> anyhow::Result<Option<(Delivery, JobMessage)>> {
-    let delivery = match consumers.next().await {
-        Some(delivery) => delivery.context("receiving a delivery")?,
-        None => anyhow::bail!("the broker closed the consumers"),
-    };
-    match serde_json::from_slice::<JobMessage>(&delivery.data) {
-        Ok(message) => Ok(Some((delivery, message))),
-        Err(e) => {
-            tracing::error!(error = %e, "malformed job message; dead-lettering it");
-            delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await?;
-            Ok(None)
-        }
-    }
-}
-
-/// Acknowledges a long job's delivery once the job holds a lease in
-/// Postgres: RabbitMQ's consumer timeout, counted from delivery, would
-/// otherwise cut any job longer than it, and a worker that dies or hangs
-/// is found by its lease running out instead. Returns whether it did.
-async fn detach(ctx: &Context, delivery: &Delivery, message: &JobMessage) -> anyhow::Result<bool> {
-    match jobs::detach(&ctx.db, message.job_id, ctx.lease_seconds).await {
-        Ok(_) => {
-            delivery.acker.ack(BasicAckOptions::default()).await?;
-            Ok(true)
-        }
-        Err(e) => {
-            // Stays under the broker's watch, as a short job would.
-            tracing::warn!(job_id = %message.job_id, error = %e, "leasing a long job");
-            Ok(false)
-        }
-    }
-}
-
-/// What [`settle_delivery`] does, for a job whose delivery was already
-/// acknowledged: its message is published again instead of requeued.
-async fn settle_detached(
-    ctx: &Context,
-    delivery: &Delivery,
-    message: &JobMessage,
-    outcome: Outcome,
-) {
-    let job_id = message.job_id;
-    let routing_key = delivery.routing_key.as_str();
-    let published = match outcome {
-        Outcome::Ack => return,
-        // Interrupted by a stopping worker: straight back in line.
-        Outcome::Requeue => Ok(false),
-        Outcome::DeadLetter => ctx
-            .retries
-            .publish_dead(routing_key, &delivery.data, job_id)
-            .await
-            .map(|()| true),
-        Outcome::Retry { error, attempts } => {
-            tracing::warn!(%job_id, error = %error, attempts, "retrying a long job later");
-            ctx.retries
-                .publish_retry(attempts, routing_key, &delivery.data, job_id)
-                .await
-                .map(|_| true)
-        }
-    };
-    let published = published.unwrap_or_else(|e| {
-        tracing::warn!(%job_id, error = %e, "republishing a long job");
-        false
-    });
-    if !published {
-        // Back in line through the outbox; the API's relay publishes it.
-        if let Err(e) = jobs::requeue_detached(&ctx.db, job_id).await {
-            tracing::error!(%job_id, error = %e, "requeueing a long job; its lease will");
-        }
-    }
-}
-
-async fn requeue_now(delivery: Delivery) {
-    let requeue = BasicNackOptions {
-        requeue: true,
-        ..Default::default()
-    };
-    if let Err(e) = delivery.acker.nack(requeue).await {
-        tracing::warn!(error = %e, "requeueing a delivery");
-    }
-}
-
-async fn settle_delivery(
-    ctx: &Context,
-    delivery: Delivery,
-    message: &JobMessage,
-    outcome: Outcome,
-) -> anyhow::Result<()> {
-    match outcome {
-        Outcome::Ack => delivery.acker.ack(BasicAckOptions::default()).await?,
-        Outcome::Requeue => requeue_now(delivery).await,
-        Outcome::DeadLetter => {
-            // The queue's dead-letter exchange keeps a copy for operators.
-            delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await?
-        }
-        Outcome::Retry { error, attempts } => {
-            let published = ctx
-                .retries
-                .publish_retry(
-                    attempts,
-                    delivery.routing_key.as_str(),
-                    &delivery.data,
-                    message.job_id,
-                )
-                .await;
-            match published {
-                Ok(delay_ms) => {
-                    tracing::warn!(job_id = %message.job_id, error = %error, attempts, delay_ms, "retrying later");
-                    delivery.acker.ack(BasicAckOptions::default()).await?;
-                }
-                Err(e) => {
-                    tracing::warn!(job_id = %message.job_id, error = %e, "delayed retry unavailable; requeueing in place");
-                    // Off the lane's path: the other jobs of the batch are
-                    // not held.
-                    tokio::spawn(async move {
-                        tokio::time::sleep(FALLBACK_RETRY_DELAY).await;
-                        requeue_now(delivery).await;
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
 }
