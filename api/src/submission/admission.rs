@@ -108,7 +108,7 @@ async fn accept(
     .map_err(|e| ApiError::Internal(e.into()))?;
     if message.payload.len() > outbox::MAX_PAYLOAD_BYTES {
         drop(reserved);
-        reservations::release(state, &reservation).await;
+        state.quotas.release(&reservation).await;
         return Err(Invalid::ParamsTooLarge.into());
     }
     let url = format!("/v1/jobs/{id}");
@@ -127,7 +127,7 @@ async fn accept(
     }
     if let Err(e) = stored {
         drop(reserved);
-        reservations::release(state, &reservation).await;
+        state.quotas.release(&reservation).await;
         return Err(e.into());
     }
     reserved.commit(state, &reservation).await?;

@@ -39,7 +39,7 @@ impl Reserved {
         match self.tx.commit().await {
             Ok(()) => Ok(self.view),
             Err(e) => {
-                release(state, reservation).await;
+                state.quotas.release(reservation).await;
                 Err(e.into())
             }
         }
@@ -48,7 +48,7 @@ impl Reserved {
 
 /// Reserves the job's quota (see [`quota::admission`]), then inserts the
 /// job in the transaction that holds the account's quota lock. If the
-/// caller drops the transaction instead of committing, it must [`release`]
+/// caller drops the transaction instead of committing, it must [`Quotas::release`](voxq_shared::quota::Quotas::release)
 /// the reservation. `lane_for` picks the job's lane from how many of the
 /// account's jobs are in flight, this one included.
 pub async fn reserve_and_insert(
@@ -87,16 +87,10 @@ pub async fn reserve_and_insert(
         }),
         Err(e) => {
             drop(tx);
-            release(state, reservation).await;
+            state.quotas.release(reservation).await;
             Err(e.into())
         }
     }
-}
-
-/// Gives a reservation back; Postgres stays right if this fails, and the
-/// next rebuild corrects Redis.
-pub async fn release(state: &AppState, reservation: &Reservation) {
-    state.quotas.release(reservation).await;
 }
 
 /// The 429 for an exhausted quota, audited once per account, day and

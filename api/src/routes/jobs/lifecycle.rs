@@ -16,7 +16,6 @@ use crate::error::{ApiError, ErrorBody, Result};
 use crate::http::extract::PathId;
 use crate::http::principal::{Principal, RequestMeta};
 use crate::state::AppState;
-use crate::submission::reservations;
 
 /// Cancel a job: a queued job is cancelled at once, a running one stops
 /// at its worker's next safe point; either way its result is never
@@ -45,7 +44,7 @@ pub async fn cancel_job(
     match job_repo::cancel(&state.db, account_id, id).await? {
         None => Err(ApiError::NotFound),
         Some(Cancelled::Now(ended)) => {
-            reservations::release(&state, &ended.reservation).await;
+            state.quotas.release(&ended.reservation).await;
             if let Err(e) = state.cache.put_terminal(account_id, &ended.view).await {
                 tracing::warn!(error = %e, "caching a cancelled job");
             }
