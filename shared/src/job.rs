@@ -117,6 +117,25 @@ pub struct JobParams {
     /// Audio jobs: voice activity detection (`vad`, `vad_threshold`, …).
     #[serde(flatten)]
     pub vad: VadParams,
+    /// Audio jobs: text the first window is conditioned on, as if it had
+    /// just been said (names, spellings, punctuation style): Whisper's
+    /// initial prompt, OpenAI's `prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Audio jobs: the first decoding temperature, 0–1. 0 (the default) is
+    /// beam search; above it, sampling at that temperature. Either way a
+    /// window that fails the quality checks is decoded again at higher
+    /// temperatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Translate jobs: how many alternative translations to return
+    /// besides the best one (0–3).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub alternatives: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl JobParams {
@@ -157,6 +176,13 @@ pub struct Segment {
     /// Sampling temperature the window needed (0 = beam search).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// Where the window this segment was decoded in starts, in mel frames
+    /// (100 a second), as Whisper's `seek`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seek: Option<u64>,
+    /// The segment's text token ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<u32>,
     /// When word timestamps were asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<Word>,
@@ -208,6 +234,10 @@ pub struct TranslationResult {
     pub target_language: String,
     /// Sentences translated.
     pub sentences: usize,
+    /// When asked for (`alternatives`): other translations of the whole
+    /// text, most probable first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<String>,
 }
 
 /// Why a job failed, in a form a client can branch on.

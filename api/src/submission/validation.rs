@@ -18,6 +18,11 @@ use crate::outbound::MAX_URL_CHARS;
 
 /// Longest short form field (`kind`, `language`, `model`, …).
 const MAX_FIELD_CHARS: usize = 64;
+/// Longest `prompt`: Whisper reads at most 223 tokens of it, a few
+/// characters each.
+pub const MAX_PROMPT_CHARS: usize = 1000;
+/// Most alternative translations one job may ask for.
+pub const MAX_ALTERNATIVES: u8 = 3;
 
 /// An audio upload that passed every check.
 pub struct AudioUpload {
@@ -58,6 +63,29 @@ pub struct TextJobRequest {
     /// secret of `GET /v1/webhooks/job-secret`).
     #[serde(default)]
     webhook_url: Option<String>,
+    /// Alternative translations to return besides the best one, 0–3.
+    #[serde(default)]
+    alternatives: u8,
+}
+
+impl TextJobRequest {
+    /// A translation as the compatible APIs ask for one.
+    pub fn translate(
+        text: String,
+        source_language: Option<String>,
+        target_language: String,
+        alternatives: u8,
+    ) -> Self {
+        Self {
+            kind: JobKind::Translate.as_str().to_owned(),
+            text: Some(text),
+            target_language: Some(target_language),
+            source_language,
+            model: None,
+            webhook_url: None,
+            alternatives,
+        }
+    }
 }
 
 /// An audio job (`multipart/form-data` body of `POST /v1/jobs`).
@@ -97,6 +125,12 @@ pub struct AudioUploadForm {
     vad: Option<bool>,
     /// Speech probability from which a frame is speech, 0.05–0.95 (0.5).
     vad_threshold: Option<f32>,
+    /// Text to condition the first window on (names, spellings, style),
+    /// at most 1000 characters: Whisper's initial prompt.
+    prompt: Option<String>,
+    /// First decoding temperature, 0–1 (0: beam search). Windows that fail
+    /// the quality checks are decoded again at higher temperatures.
+    temperature: Option<f32>,
     /// Shorter sounds are not speech, in ms (250; at most 10000).
     vad_min_speech_ms: Option<u32>,
     /// Shorter pauses do not end a speech span, in ms (160; at most 10000).
@@ -116,8 +150,22 @@ fn parse_form_value<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> 
     })
 }
 
+/// A decoding temperature, 0–1.
+pub fn parse_temperature(value: &str) -> Result<f32> {
+    let temperature: f32 = parse_form_value("temperature", value)?;
+    if (0.0..=1.0).contains(&temperature) {
+        Ok(temperature)
+    } else {
+        Err(Invalid::FieldValue {
+            field: "temperature".into(),
+            value: value.to_owned(),
+        }
+        .into())
+    }
+}
+
 /// Whether `word` is among comma-separated timestamp granularities.
-fn parse_granularities(value: &str) -> Result<bool> {
+pub fn parse_granularities(value: &str) -> Result<bool> {
     let mut words = false;
     for granularity in value.split(',').map(str::trim) {
         match granularity {
@@ -156,6 +204,8 @@ pub async fn read_audio_upload(
                 data = Some(upload.data);
             }
             "kind"
+            | "prompt"
+            | "temperature"
             | "language"
             | "model"
             | "target_languages"
@@ -171,10 +221,10 @@ pub async fn read_audio_upload(
             | "vad_speech_pad_ms" => {
                 let value = field.text().await.map_err(part_error)?;
                 let value = value.trim();
-                let limit = if name == "webhook_url" || name == "audio_url" {
-                    MAX_URL_CHARS
-                } else {
-                    MAX_FIELD_CHARS
+                let limit = match name.as_str() {
+                    "webhook_url" | "audio_url" => MAX_URL_CHARS,
+                    "prompt" => MAX_PROMPT_CHARS,
+                    _ => MAX_FIELD_CHARS,
                 };
                 if value.chars().count() > limit {
                     return Err(Invalid::FieldTooLong(name).into());
@@ -192,6 +242,9 @@ pub async fn read_audio_upload(
                     "target_languages" => params.target_languages = parse_targets(value)?,
                     "translation_model" => params.translation_model = Some(value.to_owned()),
                     "model" => params.model = Some(value.to_owned()),
+                    "prompt" if !value.is_empty() => params.prompt = Some(value.to_owned()),
+                    "prompt" => {}
+                    "temperature" => params.temperature = Some(parse_temperature(value)?),
                     "webhook_url" => params.webhook_url = Some(value.to_owned()),
                     "audio_url" => url = Some(value.to_owned()),
                     "vad" => params.vad.enabled = Some(parse_form_value(&name, value)?),
@@ -331,7 +384,15 @@ pub fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(Job
     {
         return Err(Invalid::FieldTooLong("model".into()).into());
     }
+    if job.alternatives > MAX_ALTERNATIVES {
+        return Err(Invalid::FieldValue {
+            field: "alternatives".into(),
+            value: job.alternatives.to_string(),
+        }
+        .into());
+    }
     let params = JobParams {
+        alternatives: job.alternatives,
         target_language: Some(target),
         language: source,
         model: job.model,

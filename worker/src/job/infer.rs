@@ -183,6 +183,7 @@ fn run_engine(
                     text,
                     target_language: w.target_language.clone(),
                     sentences: sentences.len(),
+                    alternatives: Vec::new(),
                 }))
             })
             .collect();
