@@ -1,7 +1,7 @@
 //! The API's one error type and the one JSON shape every error takes:
 //! `{"error": {"code": "...", "message": "..."}}`.
 
-use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -41,6 +41,16 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A request that waits for its job's result waited its limit.
+    #[error(
+        "job {id} is still {status} after {waited} s; its result will be at /v1/jobs/{id} \
+         (sending the same request again waits on the same job)"
+    )]
+    Pending {
+        id: uuid::Uuid,
+        status: &'static str,
+        waited: u64,
+    },
     #[error("{0} is unavailable, try again shortly")]
     Unavailable(&'static str),
     #[error(transparent)]
@@ -62,7 +72,7 @@ impl ApiError {
         }
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
@@ -81,6 +91,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Self::Pending { .. } => (StatusCode::GATEWAY_TIMEOUT, "job_pending"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -175,6 +186,13 @@ impl IntoResponse for ApiError {
                 response
                     .extensions_mut()
                     .insert(crate::metrics::Refusal(code));
+                response
+            }
+            Self::Pending { id, .. } => {
+                let mut response = error_response(status, code, &message);
+                if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {
+                    response.headers_mut().insert(LOCATION, location);
+                }
                 response
             }
             _ => error_response(status, code, &message),

@@ -9,6 +9,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::jobs::{lifecycle, read, submit};
+use crate::routes::openai::audio as openai_audio;
 use crate::routes::{admin, auth, health, keys, models, usage, webhooks};
 use crate::state::AppState;
 use crate::submission::invalid::Invalid;
@@ -20,7 +21,9 @@ use crate::submission::invalid::Invalid;
         description = "Queue-backed speech-to-text and translation jobs. Authenticate with \
             `Authorization: Bearer` and an API key (`voxq_…`) or an access token from \
             `POST /v1/auth/login`; each route names the scope it needs. Every error is \
-            `{\"error\": {\"code\", \"message\"}}`. Answers carry the IETF `RateLimit-Policy` \
+            `{\"error\": {\"code\", \"message\"}}`, except on the OpenAI-compatible routes \
+            (`/v1/audio/…`), which answer OpenAI's `{\"error\": {\"message\", \"type\", \
+            \"param\", \"code\"}}`. Answers carry the IETF `RateLimit-Policy` \
             and `RateLimit` headers; 429s carry `Retry-After`."
     ),
     paths(
@@ -41,6 +44,8 @@ use crate::submission::invalid::Invalid;
         webhooks::job_deliveries,
         webhooks::redeliver,
         models::list,
+        openai_audio::transcriptions,
+        openai_audio::translations,
         usage::usage,
         keys::create,
         keys::list,
@@ -59,9 +64,12 @@ use crate::submission::invalid::Invalid;
         health::live,
         health::ready,
     ),
+    components(schemas(crate::routes::openai::OpenAiErrorBody)),
     modifiers(&BearerAuth, &ErrorAnswers, &SubmissionCodes),
     tags(
         (name = "jobs", description = "Submit jobs and read their results"),
+        (name = "openai", description = "OpenAI's audio API: point an OpenAI SDK's `base_url` \
+            at `…/v1` and use a voxq API key. The request waits for its job's result."),
         (name = "usage", description = "Quotas and usage"),
         (name = "keys", description = "API keys of the caller's account"),
         (name = "webhooks", description = "Webhook endpoints (Standard Webhooks), delivery logs, redelivery"),
@@ -106,12 +114,17 @@ impl Modify for ErrorAnswers {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
+                let shape = if path.starts_with("/v1/audio/") {
+                    "OpenAiErrorBody"
+                } else {
+                    "ErrorBody"
+                };
                 for (status, why) in error_answers(path, operation) {
                     operation
                         .responses
                         .responses
                         .entry(status.to_string())
-                        .or_insert_with(|| RefOr::T(error_response(why)));
+                        .or_insert_with(|| RefOr::T(error_response(why, shape)));
                 }
             }
         }
@@ -178,13 +191,13 @@ fn error_answers(path: &str, operation: &Operation) -> Vec<(u16, &'static str)> 
     answers
 }
 
-fn error_response(description: &str) -> Response {
+fn error_response(description: &str, shape: &str) -> Response {
     ResponseBuilder::new()
         .description(description)
         .content(
             "application/json",
             ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .schema(Some(Ref::from_schema_name(shape)))
                 .build(),
         )
         .build()

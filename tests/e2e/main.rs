@@ -20,6 +20,7 @@ mod isolation;
 mod key_authority;
 mod long_form;
 mod metrics;
+mod openai;
 mod outages;
 mod quotas;
 mod redelivery;

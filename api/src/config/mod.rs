@@ -68,6 +68,14 @@ pub struct ApiConfig {
     #[arg(long, env = "VOXQ_REQUEST_TIMEOUT", default_value_t = 60)]
     pub request_timeout: u64,
 
+    /// Seconds the OpenAI- and LibreTranslate-compatible routes wait for a
+    /// job's result before answering `504 job_pending`, which names the
+    /// job (its result stays at `/v1/jobs/{id}`; the same request sent
+    /// again waits on the same job).
+    #[arg(long, env = "VOXQ_RESULT_WAIT", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub result_wait: u64,
+
     /// Long-polls and event streams one API process holds at once; more
     /// are answered `429 too_many_waiting`.
     #[arg(

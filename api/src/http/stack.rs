@@ -1,7 +1,7 @@
 //! The HTTP stack around the routes, outermost last: request ids, the
-//! trace span, hidden credentials, the timeout, panics caught, CORS,
-//! security headers and header limits, metrics, then per-route
-//! authentication and body limits.
+//! trace span, hidden credentials, panics caught, CORS, security headers
+//! and header limits, metrics, then per-route timeouts, authentication and
+//! body limits (and the compatible APIs' error shapes).
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use super::{principal, security};
+use super::{principal, reshape, security};
 use crate::state::AppState;
 use crate::{error, metrics, openapi, routes};
 
@@ -53,10 +53,37 @@ pub fn router(state: AppState) -> Router {
             principal::authenticate,
         ))
         .layer(DefaultBodyLimit::max(state.config.max_json_bytes));
-    let router = Router::new()
+    let timed = Router::new()
         .merge(v1)
         .merge(routes::health::router())
         .merge(openapi::router())
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(axum::middleware::map_response(timeout_body));
+    // The compatible APIs' requests wait for their job's result, up to
+    // VOXQ_RESULT_WAIT, on top of the usual time to upload; they answer
+    // errors in their clients' shapes.
+    let waiting = timeout + Duration::from_secs(state.config.result_wait);
+    let openai = Router::new()
+        .merge(routes::openai::router(&state.config))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            principal::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_json_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            waiting,
+        ))
+        .layer(axum::middleware::map_response(timeout_body))
+        .layer(axum::middleware::from_fn(|request, next| {
+            reshape::errors(routes::openai::shape, request, next)
+        }));
+    let router = Router::new()
+        .merge(timed)
+        .merge(openai)
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
@@ -76,11 +103,6 @@ pub fn router(state: AppState) -> Router {
     };
     router
         .layer(CatchPanicLayer::custom(routes::panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
-        .layer(axum::middleware::map_response(timeout_body))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let request_id = request

@@ -3,10 +3,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod awaited;
 pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod models;
+pub mod openai;
 pub mod usage;
 pub mod webhooks;
 

@@ -1,4 +1,5 @@
-//! `GET /v1/models`: what jobs can run on right now.
+//! `GET /v1/models`: what jobs can run on right now, in a list OpenAI's
+//! SDKs read as well (`models.list()`).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -16,7 +17,26 @@ pub fn router() -> Router<AppState> {
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ModelList {
-    pub data: Vec<ServedModel>,
+    /// `list`, as OpenAI's list objects say.
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<ListedModel>,
+}
+
+/// A served model, with the fields OpenAI's `Model` object has.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ListedModel {
+    /// The model's name, as jobs give it.
+    #[schema(example = "whisper-tiny.en")]
+    pub id: String,
+    /// `model`.
+    pub object: &'static str,
+    /// Unix seconds; voxq does not track when a model was made: 0.
+    pub created: i64,
+    /// `voxq`.
+    pub owned_by: &'static str,
+    #[serde(flatten)]
+    pub model: ServedModel,
 }
 
 /// The models running workers serve (and standby models whose workers are
@@ -37,6 +57,16 @@ pub async fn list(principal: Principal, State(state): State<AppState>) -> Result
     principal.require(Scope::JobsRead)?;
     let models = state.catalog.models(false).await?;
     Ok(Json(ModelList {
-        data: models.as_ref().clone(),
+        object: "list",
+        data: models
+            .iter()
+            .map(|model| ListedModel {
+                id: model.info.name.clone(),
+                object: "model",
+                created: 0,
+                owned_by: "voxq",
+                model: model.clone(),
+            })
+            .collect(),
     }))
 }

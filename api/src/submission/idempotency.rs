@@ -130,3 +130,16 @@ pub async fn abandon(state: &AppState, principal: &Principal, held: &Held) {
         tracing::warn!(error = %e, "releasing an idempotency key");
     }
 }
+
+/// Forgets a stored response whose job cannot answer a replay any more.
+pub async fn forget(state: &AppState, principal: &Principal, key: &str, job_id: uuid::Uuid) {
+    if let Err(e) = idempotency::forget(&state.db, principal.account_id, key, job_id).await {
+        // The replay keeps answering with that job until the key expires.
+        tracing::warn!(error = %e, "forgetting an idempotency key");
+    }
+}
+
+/// Whether a response is a stored one replayed.
+pub fn replayed(response: &Response) -> bool {
+    response.headers().contains_key(&REPLAYED)
+}

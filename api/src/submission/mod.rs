@@ -1,12 +1,14 @@
 //! A job's way from request to queue: the request validated
 //! ([`validation`], refusals typed in [`invalid`]), its model resolved
-//! ([`models`], from the workers' catalog), then admitted ([`admission`]): under
+//! ([`models`], from the workers' catalog), its input and quota
+//! ([`inputs`]), then admitted ([`admission`]): under
 //! its idempotency key ([`idempotency`]), its quota reserved
 //! ([`reservations`]), committed with its message. Uploads are spooled
 //! ([`spool`]) on the way in.
 
 pub mod admission;
 pub mod idempotency;
+pub mod inputs;
 pub mod invalid;
 pub mod models;
 pub mod reservations;

@@ -292,6 +292,17 @@ pub async fn read_audio_upload(
         }
         (Some(data), None) => data,
     };
+    Ok(AudioUpload {
+        kind,
+        params,
+        source: probe(data, config).await?,
+        fingerprint: fingerprint.finish(),
+    })
+}
+
+/// Checks an uploaded file: not empty, a container and codec voxq decodes,
+/// a duration within the limits.
+pub async fn probe(data: Spooled, config: &ApiConfig) -> Result<AudioSource> {
     if data.is_empty() {
         return Err(Invalid::EmptyAudio.into());
     }
@@ -310,12 +321,7 @@ pub async fn read_audio_upload(
     let info = probe.await.map_err(|e| ApiError::Internal(e.into()))??;
     audio::check_length(&info, config.min_audio_seconds, config.max_audio_seconds)
         .map_err(Invalid::from)?;
-    Ok(AudioUpload {
-        kind,
-        params,
-        source: AudioSource::File { data, info },
-        fingerprint: fingerprint.finish(),
-    })
+    Ok(AudioSource::File { data, info })
 }
 
 fn parse_targets(value: &str) -> Result<Vec<String>> {
@@ -332,7 +338,7 @@ fn parse_targets(value: &str) -> Result<Vec<String>> {
     Ok(targets)
 }
 
-fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
+pub fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge { limit }
     } else {
@@ -340,7 +346,7 @@ fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
     }
 }
 
-fn validate_language(value: &str) -> Result<String> {
+pub fn validate_language(value: &str) -> Result<String> {
     let code = value.to_ascii_lowercase();
     if WHISPER_LANGUAGES.contains(&code.as_str()) {
         Ok(code)
@@ -403,7 +409,7 @@ pub fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(Job
 }
 
 /// ISO 639-1 (`de`) or NLLB/FLORES-200 (`deu_Latn`) codes.
-fn validate_target_language(value: &str) -> Result<String> {
+pub fn validate_target_language(value: &str) -> Result<String> {
     let nllb = value.len() == 8
         && value.as_bytes()[3] == b'_'
         && value[..3].bytes().all(|b| b.is_ascii_lowercase())

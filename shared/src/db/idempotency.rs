@@ -127,6 +127,26 @@ pub async fn abandon(db: &PgPool, account_id: Uuid, key: &str) -> Result<(), sql
     Ok(())
 }
 
+/// Forgets a finished claim whose job can no longer answer a replay (it
+/// was cancelled, failed or had its data deleted), so the same request
+/// makes a new job.
+pub async fn forget(
+    db: &PgPool,
+    account_id: Uuid,
+    key: &str,
+    job_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "delete from idempotency_keys where account_id = $1 and key = $2 and job_id = $3",
+        account_id,
+        key,
+        job_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Deletes keys past their retention; returns how many.
 pub async fn purge_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
     let retention_hours = RETENTION_HOURS as i32;

@@ -87,7 +87,7 @@ pub async fn get_job(
 /// The job once it has ended, or as it is after `wait`. Woken by job
 /// events (from any API instance's or worker's Redis publish), not by
 /// polling: it reads the job again only when an event or a resync says so.
-async fn wait_for_end(
+pub(crate) async fn wait_for_end(
     state: &AppState,
     account_id: Uuid,
     id: Uuid,

@@ -5,9 +5,7 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
 use voxq_shared::auth::scope::Scope;
-use voxq_shared::db::jobs::{NewInput, NewJobInput};
 use voxq_shared::job::JobKind;
-use voxq_shared::quota::{self, Amounts};
 
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::http::extract::refuse_nul;
@@ -19,7 +17,7 @@ use crate::submission::spool::Spooled;
 use crate::submission::validation::{
     self, read_audio_upload, validate_text_job, AudioSource, AudioUploadForm, TextJobRequest,
 };
-use crate::submission::{models, Submission};
+use crate::submission::{inputs, models};
 
 /// Submit a job: audio to transcribe, or text to translate.
 #[utoipa::path(
@@ -84,41 +82,13 @@ pub async fn submit(
         models::resolve(&state.catalog, upload.kind, &mut upload.params).await?;
         validation::check_webhook(&state.config, &mut upload.params).await?;
         let fingerprint = upload.fingerprint;
-        let (input, duration) = match &upload.source {
-            AudioSource::File { data, info } => (
-                NewJobInput::Audio(NewInput {
-                    content_type: info.container.mime(),
-                    codec: &info.codec,
-                    sample_rate: info.sample_rate,
-                    channels: info.channels,
-                    duration_seconds: info.duration_seconds,
-                    data: data.audio_data(),
-                }),
-                info.duration_seconds,
-            ),
-            // Its length is known once fetched: reserve the configured
-            // estimate; the worker settles what it really was.
-            AudioSource::Url(url) => (
-                NewJobInput::Url {
-                    url,
-                    audio_limit_ms: principal.limits.audio_seconds_per_day.saturating_mul(1000),
-                },
-                state
-                    .config
-                    .url_audio_estimate
-                    .min(state.config.max_audio_seconds),
-            ),
-        };
-        let submission = Submission {
-            kind: upload.kind,
-            params: upload.params,
-            input,
-            amounts: Amounts {
-                audio_ms: quota::seconds_to_ms(duration),
-                text_chars: 0,
-                processing_ms: quota::seconds_to_ms(duration * state.config.processing_estimate),
-            },
-        };
+        let submission = inputs::audio(
+            upload.kind,
+            upload.params,
+            &upload.source,
+            &principal,
+            &state.config,
+        );
         let keyed = idempotency_key.map(|key| (key, fingerprint));
         // Held until the job is committed.
         let _turn = match &upload.source {
@@ -147,19 +117,7 @@ pub async fn submit(
         let (mut params, text) = validate_text_job(job, &state.config)?;
         models::resolve(&state.catalog, JobKind::Translate, &mut params).await?;
         validation::check_webhook(&state.config, &mut params).await?;
-        let chars = text.chars().count() as u64;
-        let submission = Submission {
-            kind: JobKind::Translate,
-            params,
-            input: NewJobInput::Text(&text),
-            // About a millisecond of worker time per character, until the
-            // measured time replaces it.
-            amounts: Amounts {
-                audio_ms: 0,
-                text_chars: chars,
-                processing_ms: chars,
-            },
-        };
+        let submission = inputs::text(params, &text);
         let keyed = idempotency_key.map(|key| (key, fingerprint.finish()));
         admission::admit(&state, &principal, &meta, keyed, submission).await
     } else {
