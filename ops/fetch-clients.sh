@@ -23,7 +23,9 @@ then
 fi
 node="$dir/node"
 if [ "$(node -p "require('$node/node_modules/openai/package.json').version" 2>/dev/null)" != "$openai_node" ]; then
-  command -v npm >/dev/null || { echo "fetch-clients: npm is missing (apt-get install npm)" >&2; exit 1; }
+  if ! command -v npm >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
   mkdir -p "$node"
   (cd "$node" && npm install --silent --no-audit --no-fund --no-save "openai@$openai_node")
 fi

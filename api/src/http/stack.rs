@@ -14,7 +14,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use super::{principal, reshape, security};
+use super::{drain, principal, reshape, security};
 use crate::state::AppState;
 use crate::{error, metrics, openapi, routes};
 
@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
     // VOXQ_RESULT_WAIT, on top of the usual time to upload; they answer
     // errors in their clients' shapes.
     let waiting = timeout + Duration::from_secs(state.config.result_wait);
+    let upload_limit = routes::openai::body_limit(&state.config);
     let openai = Router::new()
         .merge(routes::openai::router(&state.config))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -80,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(timeout_body))
         .layer(axum::middleware::from_fn(|request, next| {
             reshape::errors(routes::openai::shape, request, next)
+        }))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            drain::unread_body(upload_limit, request, next)
         }));
     let router = Router::new()
         .merge(timed)

@@ -607,6 +607,7 @@ impl Ct2Whisper {
                 compression_ratio: Some(round_ms(decoded.compression_ratio)),
                 temperature: Some(f64::from(decoded.temperature)),
                 words: Vec::new(),
+                ..Segment::default()
             });
         }
         if decoded.exhausted || decoded.temperature > PROMPT_RESET_TEMPERATURE {

@@ -23,8 +23,13 @@ use crate::state::AppState;
 /// Headroom over the upload limit for multipart framing and text fields.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
+/// The largest body these routes take: an upload and its form.
+pub fn body_limit(config: &ApiConfig) -> usize {
+    config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD)
+}
+
 pub fn router(config: &ApiConfig) -> Router<AppState> {
-    let limit = DefaultBodyLimit::max(config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
+    let limit = DefaultBodyLimit::max(body_limit(config));
     Router::new()
         .route(
             "/v1/audio/transcriptions",
