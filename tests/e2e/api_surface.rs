@@ -112,6 +112,8 @@ async fn the_openapi_document_describes_every_route_and_every_documented_route_e
         ("get", "/v1/usage"),
         ("post", "/v1/keys"),
         ("get", "/v1/models"),
+        ("post", "/v1/audio/transcriptions"),
+        ("post", "/v1/audio/translations"),
         ("get", "/v1/keys"),
         ("get", "/v1/keys/{id}"),
         ("delete", "/v1/keys/{id}"),
