@@ -606,7 +606,9 @@ impl Ct2Whisper {
                 no_speech_prob: Some(round_ms(f64::from(decoded.no_speech_prob))),
                 compression_ratio: Some(round_ms(decoded.compression_ratio)),
                 temperature: Some(f64::from(decoded.temperature)),
-                words: Vec::new(),
+                // `seek` and `tokens` (new in the shared Segment) are left
+                // for the engine's own change to fill.
+                ..Segment::default()
             });
         }
         if decoded.exhausted || decoded.temperature > PROMPT_RESET_TEMPERATURE {
