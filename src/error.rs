@@ -34,7 +34,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Some of a batch failed; each failure was reported as it happened.
-    #[error("{failed} of {total} failed")]
+    #[error("{failed} of {total} files failed")]
     Partial { failed: usize, total: usize },
     /// A job followed to its end did not succeed.
     #[error("job {id} {status}")]

@@ -27,6 +27,7 @@ pub struct GlobalArgs {
         global = true,
         env = "VOXQ_URL",
         alias = "api-url",
+        hide_env_values = true,
         value_name = "URL",
         help_heading = "Connection"
     )]
@@ -55,6 +56,7 @@ pub struct GlobalArgs {
         global = true,
         env = "VOXQ_PROFILE",
         default_value = profile::DEFAULT_PROFILE,
+        hide_env_values = true,
         value_name = "NAME",
         help_heading = "Connection"
     )]
@@ -65,6 +67,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "VOXQ_CONFIG",
+        hide_env_values = true,
         value_name = "FILE",
         help_heading = "Connection"
     )]

@@ -38,8 +38,7 @@ pub struct TranscribeArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
 
-    /// Output formats: txt, srt, vtt, json (the whole result: segments,
-    /// timings, language). Repeat the flag or separate with commas.
+    /// Output formats: repeat the flag or separate them with commas.
     #[arg(
         short,
         long = "format",
@@ -65,9 +64,6 @@ pub struct TranscribeArgs {
     )]
     pub concurrency: u16,
 
-    #[command(flatten)]
-    pub job: JobOptions,
-
     /// Submit and exit without waiting: print each file's job id and path
     /// (tab-separated) on stdout, write no outputs. Running the same
     /// command later without --no-wait picks up these jobs, paying for
@@ -86,6 +82,10 @@ pub struct TranscribeArgs {
     /// Longest wait for one job to end, in seconds.
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub timeout: u64,
+
+    // Last, since its heading applies to whatever follows it.
+    #[command(flatten)]
+    pub job: JobOptions,
 }
 
 const TRANSCRIBE_HELP: &str = "\
