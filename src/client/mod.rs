@@ -27,6 +27,16 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// (`concurrency_limit`): a batch larger than that limit is the normal
 /// case, so this is waited out far longer than other refusals.
 const MAX_CONCURRENCY_WAIT: Duration = Duration::from_secs(30 * 60);
+/// Pauses before sending again to an API that could not be reached or
+/// answered 502, 503 or 504: under ten seconds in all, enough for an API
+/// restarting behind its load balancer, short enough that a mistyped URL
+/// is reported soon.
+const OUTAGE_PAUSES: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 /// For requests that answer at once (everything but uploads and
 /// long-polls, which set their own).
 const QUICK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -78,18 +88,33 @@ impl Client {
     }
 
     /// Sends what `build` makes, again while the API asks to wait
-    /// (`Retry-After`); any other refusal is an [`Error::Api`]. `build`
-    /// runs once per try because a streamed upload cannot be cloned.
+    /// (`Retry-After`) and, a few times with growing pauses, when it could
+    /// not be reached or said it is briefly unavailable, if sending again
+    /// is safe (see [`repeatable`]); any other refusal is an
+    /// [`Error::Api`]. `build` runs once per try because a streamed upload
+    /// cannot be cloned.
     pub async fn send(&self, build: impl AsyncFn() -> Result<RequestBuilder>) -> Result<Response> {
         let mut tries = 0;
         let mut crowded = Duration::ZERO;
+        let mut outages = 0;
         loop {
             tries += 1;
-            let request = build().await?.bearer_auth(self.key.expose_secret());
-            let response = request.send().await.map_err(|source| Error::Transport {
-                url: self.base.clone(),
-                source,
-            })?;
+            let request = build()
+                .await?
+                .bearer_auth(self.key.expose_secret())
+                .build()
+                .map_err(|source| self.transport(source))?;
+            let safe = repeatable(&request);
+            let response = match self.http.execute(request).await {
+                Ok(response) => response,
+                Err(_) if safe && outages < OUTAGE_PAUSES.len() => {
+                    tokio::time::sleep(OUTAGE_PAUSES[outages]).await;
+                    outages += 1;
+                    tries -= 1;
+                    continue;
+                }
+                Err(source) => return Err(self.transport(source)),
+            };
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
@@ -115,12 +140,31 @@ impl Client {
                 {
                     Some(Duration::from_secs(1))
                 }
+                // A proxy in front of a restarting API, or the API with a
+                // store down (its 503 accepts nothing).
+                (
+                    StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT,
+                    _,
+                ) if safe && outages < OUTAGE_PAUSES.len() => {
+                    outages += 1;
+                    tries -= 1;
+                    Some(OUTAGE_PAUSES[outages - 1])
+                }
                 _ => None,
             };
             match again {
                 Some(wait) if tries < MAX_TRIES => tokio::time::sleep(wait).await,
                 _ => return Err(error),
             }
+        }
+    }
+
+    fn transport(&self, source: reqwest::Error) -> Error {
+        Error::Transport {
+            url: self.base.clone(),
+            source,
         }
     }
 
@@ -139,11 +183,22 @@ impl Client {
     }
 
     pub async fn read_bytes(&self, response: Response) -> Result<bytes::Bytes> {
-        response.bytes().await.map_err(|source| Error::Transport {
-            url: self.base.clone(),
-            source,
-        })
+        response
+            .bytes()
+            .await
+            .map_err(|source| self.transport(source))
     }
+}
+
+/// Whether sending `request` twice does what sending it once does:
+/// reads, cancels (cancelling twice is fine), and submissions carrying an
+/// `Idempotency-Key` (the API answers a repeat with the first answer).
+/// Creating a key is none of these: a lost answer may hide a created key.
+fn repeatable(request: &reqwest::Request) -> bool {
+    matches!(
+        *request.method(),
+        reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::DELETE
+    ) || request.headers().contains_key("idempotency-key")
 }
 
 fn retry_after(response: &Response) -> Option<Duration> {

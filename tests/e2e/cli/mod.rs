@@ -2,12 +2,14 @@
 //! one file per group of commands: `transcribe` (outputs, skipping what
 //! is done, resuming an interrupted run without new jobs, a corrupt file
 //! among good ones), `jobs`, `account` (usage and keys), `settings`
-//! (precedence, profiles, completions) and `admin` (the commands the ops
-//! scripts run). Here: what they share.
+//! (precedence, profiles, completions), `outages` (an API briefly
+//! unreachable) and `admin` (the commands the ops scripts run). Here: what
+//! they share.
 
 mod account;
 mod admin;
 mod jobs;
+mod outages;
 mod settings;
 mod transcribe;
 
