@@ -1,11 +1,11 @@
 //! `voxq transcribe`: transcripts of a folder beside the audio and under
 //! `--out`, skipping what is done, a corrupt file among good ones, and
-//! an interrupted run picked up without new jobs.
+//! an interrupted run picked up without new jobs; and `voxq demo`.
 
 use crate::common;
 
 use super::{json, read, speak_to};
-use common::{cli::Voxq, speech, wer::wer, TestApp};
+use common::{cli::Voxq, speech, wer::wer, TestApp, PEPPER};
 use serde_json::Value;
 
 /// `voxq transcribe` of a folder: transcripts beside the audio (the
@@ -177,4 +177,20 @@ async fn a_rerun_picks_up_the_jobs_an_interrupted_run_submitted() {
     let job = json(&voxq.run(&["jobs", "get", ids[1]]).await.ok());
     assert_eq!(job["status"], "succeeded");
     assert!(job["result"]["text"].is_string(), "{job}");
+
+    // `voxq demo`, as ops/setup.sh and the compose stack's demo run it
+    // (the latter with the older VOXQ_API_URL).
+    let demo = Voxq::bare()
+        .env("VOXQ_DATABASE_URL", &app.database_url())
+        .env("VOXQ_KEY_PEPPER", PEPPER)
+        .env("VOXQ_API_URL", &app.api_url)
+        .run(&["demo", "--text", speech::SENTENCES[1]])
+        .await
+        .ok();
+    let transcript = demo
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("transcript:"))
+        .unwrap_or_else(|| panic!("{demo:?}"));
+    assert!(wer(speech::SENTENCES[1], transcript) < 0.3, "{demo:?}");
 }
