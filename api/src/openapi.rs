@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::jobs::{lifecycle, read, submit};
+use crate::routes::jobs::{lifecycle, list, read, submit};
 use crate::routes::openai::audio as openai_audio;
 use crate::routes::{admin, auth, health, keys, models, usage, webhooks};
 use crate::state::AppState;
@@ -28,6 +28,7 @@ use crate::submission::invalid::Invalid;
     ),
     paths(
         submit::submit,
+        list::list_jobs,
         read::get_job,
         lifecycle::cancel_job,
         lifecycle::cancel_job_post,

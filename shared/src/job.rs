@@ -276,6 +276,27 @@ pub struct JobView {
     pub data_deleted_at: Option<DateTime<Utc>>,
 }
 
+/// A job in a list: what [`JobView`] says of it, less its result and
+/// the live readings (progress, queue place) that cost a read each. A
+/// list is for finding jobs; `GET /v1/jobs/{id}` reads one whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobSummary {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    pub params: JobParams,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_deleted_at: Option<DateTime<Utc>>,
+}
+
 /// A queued job's place in its queue (its model and lane).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueuePlace {

@@ -94,6 +94,7 @@ async fn the_openapi_document_describes_every_route_and_every_documented_route_e
     );
     let expected = [
         ("post", "/v1/jobs"),
+        ("get", "/v1/jobs"),
         ("get", "/v1/jobs/{id}"),
         ("delete", "/v1/jobs/{id}"),
         ("post", "/v1/jobs/{id}/cancel"),

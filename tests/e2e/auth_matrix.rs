@@ -105,6 +105,13 @@ async fn every_route_refuses_every_bad_credential_and_hides_other_accounts_objec
         ),
         route(
             Method::GET,
+            "/v1/jobs".into(),
+            Some(Scope::JobsRead),
+            None,
+            false,
+        ),
+        route(
+            Method::GET,
             format!("/v1/jobs/{job_id}"),
             Some(Scope::JobsRead),
             None,

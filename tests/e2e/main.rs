@@ -10,6 +10,7 @@ mod audio_url;
 mod auth_matrix;
 mod bad_input;
 mod chaos;
+mod cli;
 mod data;
 mod delivery;
 mod edge;

@@ -4,9 +4,11 @@
 //! ports. Logs are silent unless `TEST_LOG` is set.
 //!
 //! [`spawning`] starts and tears down a world, [`client`] talks to it as a
-//! client would, [`fixtures`] sets up what tests need beside it; the rest
-//! are tools of particular tests (speech, proxies, webhook receivers, WER).
+//! client would, [`cli`] runs the `voxq` binary against it, [`fixtures`]
+//! sets up what tests need beside it; the rest are tools of particular
+//! tests (speech, proxies, webhook receivers, WER).
 
+pub mod cli;
 pub mod client;
 pub mod fixtures;
 pub mod long_speech;

@@ -389,6 +389,14 @@ impl TestApp {
         }
     }
 
+    /// The test database's URL, for commands that work on it directly.
+    pub fn database_url(&self) -> String {
+        format!(
+            "postgres://postgres:postgres@127.0.0.1:5432/{}",
+            self.db_name
+        )
+    }
+
     /// Starts a worker (another one, or again after [`Self::kill_worker`]).
     pub fn start_worker(&mut self) {
         let (child, listening) = spawn("voxq-worker", &self.worker_env, &[]);

@@ -1,8 +1,9 @@
-//! `/v1/jobs`: submitting a job, reading it (at once or long-polled), and
-//! its life after submission (cancelling it, deleting its data, following
-//! its events).
+//! `/v1/jobs`: submitting a job, listing the caller's jobs, reading one
+//! (at once or long-polled), and its life after submission (cancelling
+//! it, deleting its data, following its events).
 
 pub mod lifecycle;
+pub mod list;
 pub mod read;
 pub mod submit;
 
@@ -20,9 +21,11 @@ pub fn router(config: &ApiConfig) -> Router<AppState> {
     Router::new()
         .route(
             "/v1/jobs",
-            post(submit::submit).layer(DefaultBodyLimit::max(
-                config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
-            )),
+            post(submit::submit)
+                .layer(DefaultBodyLimit::max(
+                    config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
+                ))
+                .get(list::list_jobs),
         )
         .route(
             "/v1/jobs/{id}",
