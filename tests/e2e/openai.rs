@@ -306,12 +306,15 @@ async fn a_result_past_the_wait_is_an_error_naming_its_job_and_a_retry_waits_on_
     assert_eq!(jobs_of(&app, account).await, 3);
 }
 
+/// Extra multipart fields sent beside the file and model.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 #[tokio::test(flavor = "multi_thread")]
 async fn openai_routes_refuse_bad_parameters_in_openais_error_shape() {
     let app = TestApp::spawn_without_worker().await;
     let (_, key) = app.new_account().await;
     let wav = speech::wav_16k("Hello.");
-    let cases: [(&[(&str, &str)], &str, &str); 5] = [
+    let cases: [(Fields, &str, &str); 5] = [
         (&[("temperature", "7")], "temperature", "invalid_parameter"),
         (&[("language", "xx")], "language", "unknown_language"),
         (
