@@ -12,6 +12,7 @@ mod bad_input;
 mod chaos;
 mod cli;
 mod data;
+mod decoding;
 mod delivery;
 mod edge;
 mod engines;

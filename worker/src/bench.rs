@@ -23,6 +23,8 @@ pub async fn transcribe(config: &WorkerConfig, args: TranscribeArgs) -> anyhow::
         runs,
         batch,
         vad,
+        prompt,
+        temperature,
     } = args;
     let models = load_models(config).await?;
     let (name, engine) = first_model(config, &models, |_| true)?;
@@ -44,8 +46,9 @@ pub async fn transcribe(config: &WorkerConfig, args: TranscribeArgs) -> anyhow::
                 Task::Transcribe
             },
             word_timestamps: words,
-            speech: None,
-            control: None,
+            prompt,
+            temperature,
+            ..TranscribeOptions::default()
         };
         let clips = vec![audio.as_slice(); batch.max(1)];
         let (result, times) = timed(runs, || {
@@ -76,6 +79,7 @@ pub async fn translate(config: &WorkerConfig, args: TranslateArgs) -> anyhow::Re
         to,
         from,
         runs,
+        alternatives,
     } = args;
     let models = load_models(config).await?;
     let (name, engine) = first_model(config, &models, |engine| {
@@ -86,8 +90,9 @@ pub async fn translate(config: &WorkerConfig, args: TranslateArgs) -> anyhow::Re
             text: std::fs::read_to_string(&file)?,
             source: from,
             target: to,
+            alternatives,
         };
-        let (text, times) = timed(runs, || {
+        let (translation, times) = timed(runs, || {
             engine
                 .translate_batch(std::slice::from_ref(&request))?
                 .pop()
@@ -95,7 +100,12 @@ pub async fn translate(config: &WorkerConfig, args: TranslateArgs) -> anyhow::Re
         })?;
         println!(
             "{}",
-            serde_json::json!({ "model": name, "text": text, "seconds": times })
+            serde_json::json!({
+                "model": name,
+                "text": translation.text,
+                "alternatives": translation.alternatives,
+                "seconds": times,
+            })
         );
         Ok(())
     })

@@ -152,6 +152,12 @@ pub struct TranscribeArgs {
     /// as for jobs (on above `--vad-auto-seconds`).
     #[arg(long)]
     pub vad: Option<bool>,
+    /// Text the decoding starts conditioned on (Whisper's initial prompt).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// First decoding temperature (0: beam search; up to 1: sampling).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -163,6 +169,9 @@ pub struct TranslateArgs {
     /// Source language; the model's default if omitted.
     #[arg(long)]
     pub from: Option<String>,
+    /// Alternative translations to print besides the best one.
+    #[arg(long, default_value_t = 0)]
+    pub alternatives: usize,
     /// Timed runs after one warm-up run.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,

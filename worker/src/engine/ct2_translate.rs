@@ -18,7 +18,9 @@ use voxq_shared::registry::ModelInfo;
 
 use super::languages::{aliases, is_nllb_code};
 use super::text_tokenizer::TextTokenizer;
-use super::{ct2_config, sentences, vocabulary, Engine, TranslateRequest, Unsupported};
+use super::{
+    ct2_config, sentences, vocabulary, Engine, TranslateRequest, Translation, Unsupported,
+};
 use crate::config::ModelSpec;
 
 /// Sentences per batch inside one CTranslate2 call (jobs are batched by
@@ -208,7 +210,38 @@ impl Engine for Ct2Translate {
         &self.info
     }
 
-    fn translate_batch(&self, requests: &[TranslateRequest]) -> anyhow::Result<Vec<String>> {
+    fn translate_batch(&self, requests: &[TranslateRequest]) -> anyhow::Result<Vec<Translation>> {
+        // One call per number of alternatives: the wider beam they need
+        // would change the other requests' results.
+        let mut wanted: Vec<usize> = requests.iter().map(|r| r.alternatives).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut out: Vec<Option<Translation>> = requests.iter().map(|_| None).collect();
+        for alternatives in wanted {
+            let indices: Vec<usize> = (0..requests.len())
+                .filter(|&i| requests[i].alternatives == alternatives)
+                .collect();
+            let group: Vec<&TranslateRequest> = indices.iter().map(|&i| &requests[i]).collect();
+            for (i, translation) in indices
+                .into_iter()
+                .zip(self.translate_group(&group, alternatives)?)
+            {
+                out[i] = Some(translation);
+            }
+        }
+        out.into_iter()
+            .map(|t| t.ok_or_else(|| anyhow::anyhow!("the translator returned too few results")))
+            .collect()
+    }
+}
+
+impl Ct2Translate {
+    /// Translates requests that ask for the same number of alternatives.
+    fn translate_group(
+        &self,
+        requests: &[&TranslateRequest],
+        alternatives: usize,
+    ) -> anyhow::Result<Vec<Translation>> {
         // Every sentence of every request goes into one call; CTranslate2
         // sorts them by length into batches of `max_batch_size`.
         let mut sources: Vec<Vec<String>> = Vec::new();
@@ -241,8 +274,12 @@ impl Engine for Ct2Translate {
             }
             layouts.push((layout, pieces.len()));
         }
+        // Alternatives are the next beams: the beam is at least as wide as
+        // the hypotheses it returns.
+        let hypotheses = alternatives + 1;
         let options = TranslationOptions::<String, String> {
-            beam_size: self.beam_size,
+            beam_size: self.beam_size.max(hypotheses),
+            num_hypotheses: hypotheses,
             max_decoding_length: self.max_decoding_length,
             max_batch_size: self.max_batch_size,
             ..TranslationOptions::default()
@@ -261,23 +298,59 @@ impl Engine for Ct2Translate {
             results.len(),
             sources.len()
         );
+        // Each sentence's hypotheses as text, most probable first.
         let translated = results
             .into_iter()
             .zip(prefixes)
             .map(|(result, prefix)| {
-                let tokens = result.hypotheses.into_iter().next().unwrap_or_default();
-                // The output may repeat the target prefix; it is not text.
-                let text = tokens.strip_prefix(prefix.as_slice()).unwrap_or(&tokens);
-                self.tokenizer.decode(text)
+                result
+                    .hypotheses
+                    .into_iter()
+                    .map(|tokens| {
+                        // The output may repeat the target prefix; it is not text.
+                        let text = tokens.strip_prefix(prefix.as_slice()).unwrap_or(&tokens);
+                        self.tokenizer.decode(text)
+                    })
+                    .collect::<anyhow::Result<Vec<String>>>()
             })
-            .collect::<anyhow::Result<Vec<String>>>()?;
+            .collect::<anyhow::Result<Vec<Vec<String>>>>()?;
         let mut translated = translated.into_iter();
         Ok(layouts
             .into_iter()
             .map(|(layout, n)| {
-                let sentences: Vec<String> = translated.by_ref().take(n).collect();
-                sentences::join(&layout, &sentences)
+                let sentences: Vec<Vec<String>> = translated.by_ref().take(n).collect();
+                whole_texts(&layout, &sentences, alternatives)
             })
             .collect())
+    }
+}
+
+/// A text's translation and its alternatives from its sentences'
+/// hypotheses: alternative k takes each sentence's k-th hypothesis (its
+/// best where it has fewer), so that it differs from the best where the
+/// model was least sure.
+fn whole_texts(
+    layout: &sentences::Layout,
+    sentences: &[Vec<String>],
+    alternatives: usize,
+) -> Translation {
+    let nth = |k: usize| {
+        let picked: Vec<String> = sentences
+            .iter()
+            .map(|h| h.get(k).or_else(|| h.first()).cloned().unwrap_or_default())
+            .collect();
+        sentences::join(layout, &picked)
+    };
+    let text = nth(0);
+    let mut others: Vec<String> = Vec::with_capacity(alternatives);
+    for k in 1..=alternatives {
+        let candidate = nth(k);
+        if candidate != text && !others.contains(&candidate) {
+            others.push(candidate);
+        }
+    }
+    Translation {
+        text,
+        alternatives: others,
     }
 }

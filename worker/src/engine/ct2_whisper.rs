@@ -117,6 +117,27 @@ impl Ct2Whisper {
         })
     }
 
+    /// A job's prompt as text tokens, with the leading space the reference
+    /// gives it. Special tokens a prompt spells out (`<|endoftext|>`) are
+    /// dropped: a prompt is text, never control.
+    fn initial_prompt(&self, prompt: Option<&str>) -> Vec<u32> {
+        let Some(prompt) = prompt.map(str::trim).filter(|p| !p.is_empty()) else {
+            return Vec::new();
+        };
+        match self.tokenizer.encode(format!(" {prompt}"), false) {
+            Ok(encoding) => encoding
+                .get_ids()
+                .iter()
+                .copied()
+                .filter(|&t| t < self.eot)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the prompt could not be tokenized; decoding without it");
+                Vec::new()
+            }
+        }
+    }
+
     fn decode_text(&self, tokens: &[u32]) -> String {
         let text: Vec<u32> = tokens.iter().copied().filter(|&t| t < self.eot).collect();
         self.tokenizer.decode(&text, true).unwrap_or_default()
@@ -205,7 +226,10 @@ struct Stream {
     task: Task,
     language: Option<String>,
     language_probability: Option<f64>,
+    /// The first temperature tried on each window.
+    temperature: f32,
     seek: usize,
+    /// The text so far, after the job's initial prompt.
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
     segments: Vec<Segment>,
@@ -309,7 +333,9 @@ impl Ct2Whisper {
                 self.prompt(s, s.language.as_deref().unwrap_or("en"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let first = self.run_generate(&encoded, &prompts, 0.0)?;
+        // Streams of a group share their first temperature (`groups`).
+        let temperature = streams[group[0]].temperature;
+        let first = self.run_generate(&encoded, &prompts, temperature)?;
         let mut windows = Vec::new();
         for ((&i, prompt), decoded) in group.iter().zip(&prompts).zip(first) {
             let decoded = if decoded.acceptable() {
@@ -515,16 +541,17 @@ impl Ct2Whisper {
             .collect())
     }
 
-    /// The reference's temperature fallback for one window whose beam
-    /// search output failed the checks.
+    /// The reference's temperature fallback for one window whose first
+    /// decoding failed the checks: the ladder's higher temperatures.
     fn fall_back(
         &self,
         encoded: &StorageView,
         prompt: &[String],
         first: Decoded,
     ) -> anyhow::Result<Decoded> {
+        let start = first.temperature;
         let mut candidates = vec![first];
-        for temperature in TEMPERATURES.into_iter().skip(1) {
+        for temperature in TEMPERATURES.into_iter().filter(|&t| t > start) {
             let decoded = self
                 .run_generate(encoded, std::slice::from_ref(&prompt.to_vec()), temperature)?
                 .pop()
@@ -580,6 +607,10 @@ impl Ct2Whisper {
             return window;
         }
         let time_offset = (seek * HOP) as f64 / SAMPLE_RATE as f64;
+        // Where the window starts in the clip, in mel frames, as the
+        // reference's `seek` (a chunk of speech starts partway through).
+        let clip_seek = (stream.chunk.original_time(time_offset) * SAMPLE_RATE as f64 / HOP as f64)
+            .round() as u64;
         let (window_segments, next_seek) =
             self.split_segments(&decoded.tokens, time_offset, segment_size, seek);
         for (start, end, tokens) in window_segments {
@@ -587,12 +618,9 @@ impl Ct2Whisper {
             if start >= end || text.trim().is_empty() {
                 continue;
             }
-            window
-                .segment_tokens
-                .push(tokens.iter().filter(|&&t| t < self.eot).count());
-            window
-                .tokens
-                .extend(tokens.iter().filter(|&&t| t < self.eot));
+            let text_tokens: Vec<u32> = tokens.iter().copied().filter(|&t| t < self.eot).collect();
+            window.segment_tokens.push(text_tokens.len());
+            window.tokens.extend(&text_tokens);
             // The next window is conditioned on this text with its
             // timestamps, as in the reference: without them the model
             // learns from its own prompt to stop predicting timestamps,
@@ -605,9 +633,10 @@ impl Ct2Whisper {
                 avg_logprob: Some(round_ms(decoded.avg_logprob)),
                 no_speech_prob: Some(round_ms(f64::from(decoded.no_speech_prob))),
                 compression_ratio: Some(round_ms(decoded.compression_ratio)),
-                temperature: Some(f64::from(decoded.temperature)),
+                temperature: Some(round_ms(f64::from(decoded.temperature))),
+                seek: Some(clip_seek),
+                tokens: text_tokens,
                 words: Vec::new(),
-                ..Segment::default()
             });
         }
         if decoded.exhausted || decoded.temperature > PROMPT_RESET_TEMPERATURE {
@@ -671,6 +700,7 @@ impl Engine for Ct2Whisper {
         let english_only = !self.multilingual;
         let mut streams: Vec<Stream> = Vec::new();
         for (clip, (samples, options)) in audio.iter().zip(options).enumerate() {
+            let initial = self.initial_prompt(options.prompt.as_deref());
             for chunk in vad::plan(options.speech.as_ref(), samples.len()) {
                 let features = self.mel.compute(&chunk.audio(samples));
                 streams.push(Stream {
@@ -689,8 +719,11 @@ impl Engine for Ct2Whisper {
                         options.language.clone()
                     },
                     language_probability: None,
+                    temperature: options.temperature.clamp(0.0, 1.0),
                     seek: 0,
-                    all_tokens: Vec::new(),
+                    // Each stretch of speech starts from the job's prompt,
+                    // as a whole clip does.
+                    all_tokens: initial.clone(),
                     prompt_reset_since: 0,
                     segments: Vec::new(),
                     error: None,
@@ -700,11 +733,16 @@ impl Engine for Ct2Whisper {
             }
         }
         loop {
-            // Windows whose prompts share a layout go through one batch.
-            let mut groups: BTreeMap<(usize, Task), Vec<usize>> = BTreeMap::new();
+            // Windows whose prompts share a layout and whose first
+            // temperature is the same go through one batch.
+            let mut groups: BTreeMap<(usize, Task, u32), Vec<usize>> = BTreeMap::new();
             for (i, stream) in streams.iter().enumerate().filter(|(_, s)| s.active()) {
                 groups
-                    .entry((stream.previous().len(), stream.task))
+                    .entry((
+                        stream.previous().len(),
+                        stream.task,
+                        stream.temperature.to_bits(),
+                    ))
                     .or_default()
                     .push(i);
             }

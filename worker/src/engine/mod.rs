@@ -47,6 +47,13 @@ pub struct TranscribeOptions {
     /// Where voice activity detection found speech; `None`: it did not
     /// run, and Whisper hears the whole clip.
     pub speech: Option<vad::Speech>,
+    /// Text the decoding starts conditioned on (Whisper's initial prompt):
+    /// vocabulary, spellings, punctuation style.
+    pub prompt: Option<String>,
+    /// The first decoding temperature: 0 is beam search, above it
+    /// sampling. Windows failing the quality checks go on to the higher
+    /// temperatures of the fallback ladder.
+    pub temperature: f32,
     /// The running job's controls; `None` outside jobs (benchmarks).
     pub control: Option<Arc<JobControl>>,
 }
@@ -92,6 +99,18 @@ pub struct TranslateRequest {
     /// ISO 639-1 or the model's own code; `None`: the model's default.
     pub source: Option<String>,
     pub target: String,
+    /// Other translations wanted besides the best one.
+    pub alternatives: usize,
+}
+
+/// One text translated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Translation {
+    pub text: String,
+    /// The next most probable translations of the whole text, distinct
+    /// from `text` and from each other; fewer than asked when the model
+    /// finds no more.
+    pub alternatives: Vec<String>,
 }
 
 /// A request the model cannot serve: retrying will not help.
@@ -182,7 +201,7 @@ pub trait Engine: Send + Sync {
     }
 
     /// Translates texts, one output per request, paragraph breaks kept.
-    fn translate_batch(&self, _requests: &[TranslateRequest]) -> anyhow::Result<Vec<String>> {
+    fn translate_batch(&self, _requests: &[TranslateRequest]) -> anyhow::Result<Vec<Translation>> {
         Err(Unsupported {
             model: self.name().to_owned(),
             what: "translate text".into(),

@@ -100,6 +100,7 @@ impl WhisperCpp {
             Some("en".to_owned())
         };
         let speech = options.speech.as_ref();
+        let prompt = self.initial_prompt(options.prompt.as_deref())?;
         let mut segments = Vec::new();
         for chunk in vad::plan(speech, audio.len()) {
             if let Some(control) = &options.control {
@@ -109,15 +110,22 @@ impl WhisperCpp {
                 control.report(chunk.start());
             }
             let first = segments.is_empty();
+            // The prompt leads the first chunk; the later ones read on from
+            // the text before them, which it already shaped.
+            let prompt: &[i32] = if first { &prompt } else { &[] };
             let (decoded, detected) = self.decode(
                 state,
                 &chunk.audio(audio),
                 options,
-                language.as_deref(),
+                (language.as_deref(), prompt),
                 first,
             )?;
+            let seek = (chunk.start() * 100.0).round() as u64;
             language.get_or_insert(detected);
             for mut segment in decoded {
+                // whisper.cpp does not say which window a segment came
+                // from: its chunk's start stands in for it.
+                segment.seek = Some(seek);
                 vad::place(&mut segment, &chunk, speech);
                 segments.push(segment);
             }
@@ -125,20 +133,53 @@ impl WhisperCpp {
         Ok((segments, language.unwrap_or_else(|| "en".to_owned())))
     }
 
+    /// A job's prompt as whisper.cpp's tokens, with the reference's
+    /// leading space, at most the half context the decoder reads of it.
+    /// Tokens are given rather than the text: whisper-rs leaks the text's
+    /// copy on every call.
+    fn initial_prompt(&self, prompt: Option<&str>) -> anyhow::Result<Vec<i32>> {
+        let Some(prompt) = prompt.map(str::trim).filter(|p| !p.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        // No text a C string cannot carry; room for one token per byte, as
+        // whisper-rs misreads whisper.cpp's "too many tokens" answer.
+        let text = format!(" {}", prompt.replace('\0', ""));
+        let tokens = self
+            .context
+            .tokenize(&text, text.len() + 1)
+            .map_err(|e| anyhow!("the prompt could not be tokenized: {e:?}"))?;
+        let keep = (self.context.n_text_ctx() / 2 - 1).max(0) as usize;
+        let text_tokens: Vec<i32> = tokens.into_iter().filter(|&t| t < self.eot).collect();
+        Ok(text_tokens[text_tokens.len().saturating_sub(keep)..].to_vec())
+    }
+
     /// One whisper.cpp call over `audio`: its segments (times from the
-    /// start of `audio`) and its language.
+    /// start of `audio`) and its language. `lead` is the language to
+    /// decode in (`None`: detect it) and the prompt tokens.
     fn decode(
         &self,
         state: &mut WhisperState,
         audio: &[f32],
         options: &TranscribeOptions,
-        language: Option<&str>,
+        lead: (Option<&str>, &[i32]),
         first: bool,
     ) -> anyhow::Result<(Vec<Segment>, String)> {
-        let mut params = FullParams::new(SamplingStrategy::BeamSearch {
-            beam_size: self.beam_size as i32,
-            patience: -1.0,
-        });
+        let (language, prompt) = lead;
+        let temperature = options.temperature.clamp(0.0, 1.0);
+        // As the reference: beam search at temperature 0, best-of sampling
+        // above it; whisper.cpp climbs the fallback ladder from there.
+        let mut params = if temperature > 0.0 {
+            FullParams::new(SamplingStrategy::Greedy { best_of: 5 })
+        } else {
+            FullParams::new(SamplingStrategy::BeamSearch {
+                beam_size: self.beam_size as i32,
+                patience: -1.0,
+            })
+        };
+        params.set_temperature(temperature);
+        if !prompt.is_empty() {
+            params.set_tokens(prompt);
+        }
         params.set_n_threads(self.threads as i32);
         // `None` makes whisper.cpp detect the language.
         params.set_language(language);
@@ -172,7 +213,8 @@ impl WhisperCpp {
             if text.is_empty() {
                 continue;
             }
-            let (mut logprob_sum, mut tokens) = (0.0f64, 0usize);
+            let mut logprob_sum = 0.0f64;
+            let mut text_tokens = Vec::new();
             // Text tokens: bytes, (start, end) in seconds, probability.
             let mut timed_tokens = Vec::new();
             for i in 0..segment.n_tokens() {
@@ -180,7 +222,7 @@ impl WhisperCpp {
                     if token.token_id() < self.eot {
                         let probability = token.token_probability();
                         logprob_sum += f64::from(probability.max(1e-10)).ln();
-                        tokens += 1;
+                        text_tokens.push(token.token_id() as u32);
                         if options.word_timestamps {
                             let data = token.token_data();
                             timed_tokens.push((
@@ -199,8 +241,10 @@ impl WhisperCpp {
                 start: round_ms(start),
                 end: round_ms(end.max(start)),
                 text,
-                avg_logprob: (tokens > 0).then(|| round_ms(logprob_sum / tokens as f64)),
+                avg_logprob: (!text_tokens.is_empty())
+                    .then(|| round_ms(logprob_sum / text_tokens.len() as f64)),
                 no_speech_prob: Some(round_ms(f64::from(segment.no_speech_probability()))),
+                tokens: text_tokens,
                 ..Segment::default()
             };
             if !timed_tokens.is_empty() {

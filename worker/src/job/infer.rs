@@ -107,6 +107,7 @@ struct Work {
     target_language: String,
     target_languages: Vec<String>,
     translation_model: Option<String>,
+    alternatives: usize,
     vad: VadParams,
 }
 
@@ -132,11 +133,14 @@ impl Work {
                 task: Task::Transcribe,
                 word_timestamps: params.word_timestamps,
                 speech: None,
+                prompt: params.prompt.clone(),
+                temperature: params.temperature.unwrap_or(0.0),
                 control: Some(job.control.clone()),
             },
             target_language: params.target_language.clone().unwrap_or_default(),
             target_languages: params.target_languages.clone(),
             translation_model: params.translation_model.clone(),
+            alternatives: usize::from(params.alternatives),
             vad: params.vad.clone(),
         }
     }
@@ -158,6 +162,7 @@ fn run_engine(
                 text: w.text.clone(),
                 source: w.options.language.clone(),
                 target: w.target_language.clone(),
+                alternatives: w.alternatives,
             })
             .collect();
         let translated = match engine.translate_batch(&requests) {
@@ -176,14 +181,14 @@ fn run_engine(
         return translated
             .into_iter()
             .zip(&work)
-            .map(|(text, w)| {
-                let text = text.map_err(Failure::engine)?;
+            .map(|(translation, w)| {
+                let translation = translation.map_err(Failure::engine)?;
                 let (sentences, _) = crate::engine::sentences::split(&w.text);
                 to_json(serde_json::to_value(TranslationResult {
-                    text,
+                    text: translation.text,
                     target_language: w.target_language.clone(),
                     sentences: sentences.len(),
-                    alternatives: Vec::new(),
+                    alternatives: translation.alternatives,
                 }))
             })
             .collect();
@@ -255,6 +260,9 @@ fn render(
             task: Task::Translate,
             word_timestamps: false,
             speech: work.options.speech.clone(),
+            // The rendition reads the audio as the transcript did.
+            prompt: work.options.prompt.clone(),
+            temperature: work.options.temperature,
             control: work.options.control.clone(),
         };
         let english = whisper
@@ -279,6 +287,7 @@ fn render(
             text: s.text.clone(),
             source: Some(transcript.language.clone()),
             target: target.to_owned(),
+            alternatives: 0,
         })
         .collect();
     let texts = if requests.is_empty() {
@@ -292,10 +301,10 @@ fn render(
         .segments
         .iter()
         .zip(texts)
-        .map(|(source, text)| Segment {
+        .map(|(source, translation)| Segment {
             start: source.start,
             end: source.end,
-            text,
+            text: translation.text,
             ..Segment::default()
         })
         .collect();
