@@ -117,7 +117,7 @@ pub struct JobParams {
     /// Audio jobs: voice activity detection (`vad`, `vad_threshold`, …).
     #[serde(flatten)]
     pub vad: VadParams,
-    /// Audio jobs: text the first window is conditioned on, as if it had
+    /// Audio jobs: text the decoding starts conditioned on, as if it had
     /// just been said (names, spellings, punctuation style): Whisper's
     /// initial prompt, OpenAI's `prompt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
