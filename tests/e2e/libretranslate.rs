@@ -136,12 +136,37 @@ async fn libretranslatepy_translates_lists_detects_and_raises_for_key_quota_and_
         .expect("confidence");
     assert!(confidence > 0.0 && confidence <= 100.0, "{out}");
 
+    // `auto` detected German and translated it.
+    assert!(
+        out["auto"].as_str().is_some_and(|t| !t.trim().is_empty()),
+        "{out}"
+    );
+    // A list: one translation per text, the language detected once for
+    // the request (one job, one source) and given per text.
+    let list = &out["list"];
+    assert_eq!(
+        list["translatedText"].as_array().map(Vec::len),
+        Some(2),
+        "{out}"
+    );
+    assert_eq!(
+        list["detectedLanguage"].as_array().map(Vec::len),
+        Some(2),
+        "{out}"
+    );
+    let html = out["html"]["translatedText"].as_str().expect("html");
+    assert!(
+        html.starts_with("<p class=\"x\">") && html.ends_with("</p>"),
+        "{out}"
+    );
+
     assert_refused(&out["wrong_key"], 403, "wrong key");
     assert_refused(&out["no_key"], 403, "no key");
     assert_refused(&out["quota"], 429, "spent quota");
     assert_refused(&out["bad_language"], 400, "bad language");
-    // The translation was a job like any other.
-    assert_eq!(translate_jobs(&app, account).await, 1);
+    // Each translation was a job like any other: the text, auto, the
+    // list, the HTML.
+    assert_eq!(translate_jobs(&app, account).await, 4);
 }
 
 /// Posts LibreTranslate JSON and returns the status and body.
@@ -182,6 +207,16 @@ async fn lists_html_auto_detection_and_refusals_answer_in_libretranslates_shapes
     );
     assert_eq!(list[2], "", "{body}");
     assert!(body.get("detectedLanguage").is_none(), "{body}");
+    // The same request again (a client retrying) waits on the same job.
+    let (status, again) = post(
+        &app,
+        "/translate",
+        json!({"q": [TEXT, "Hello world.", ""], "source": "en", "target": "de", "api_key": key}),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, body);
+    assert_eq!(translate_jobs(&app, account).await, 1);
     // `auto`: the language detected among those the model translates.
     let (status, body) = post(
         &app,
@@ -224,13 +259,16 @@ async fn lists_html_auto_detection_and_refusals_answer_in_libretranslates_shapes
     );
     // Hostile HTML is refused or answered, never a crash.
     let hostile = format!("{}x{}", "<div>".repeat(5000), "<a href=\"".repeat(100));
-    let (status, _) = post(
+    let (status, body) = post(
         &app,
         "/translate",
         json!({"q": hostile, "source": "en", "target": "de", "format": "html", "api_key": key}),
     )
     .await;
-    assert!(status == 200 || status == 400, "{status}");
+    assert_eq!(status, 200, "{body}");
+    let out = body["translatedText"].as_str().expect("html");
+    assert!(out.starts_with(&"<div>".repeat(5000)), "{out}");
+    assert!(out.ends_with(&"<a href=\"".repeat(100)), "{out}");
 
     // The key in X-API-Key or Authorization; a form or multipart body.
     for (name, value) in [
@@ -348,9 +386,8 @@ async fn lists_html_auto_detection_and_refusals_answer_in_libretranslates_shapes
     assert_eq!(response.status(), 400);
     assert!(response.json::<Value>().await.expect("json")["error"].is_string());
 
-    // Only the requests that translated made jobs: the list, auto, the
-    // HTML, the multipart form (the refused ones made none; the hostile
-    // one may have).
-    let jobs = translate_jobs(&app, account).await;
-    assert!((4..=5).contains(&jobs), "{jobs} jobs");
+    // Only the requests that translated made jobs: the list (once), auto,
+    // the HTML, the hostile HTML (its one letter), the multipart form;
+    // the refused ones made none.
+    assert_eq!(translate_jobs(&app, account).await, 5);
 }

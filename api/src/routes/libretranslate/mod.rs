@@ -51,6 +51,9 @@ pub fn shape(failure: &Failure) -> (StatusCode, serde_json::Value) {
     let status = match (failure.status.as_u16(), failure.code.as_str()) {
         (401 | 403, _) => StatusCode::FORBIDDEN,
         (429, _) => StatusCode::TOO_MANY_REQUESTS,
+        // Abandoned while it waited: the server's time ran out, not a
+        // fault of the request.
+        (408, _) => StatusCode::INTERNAL_SERVER_ERROR,
         (_, "job_failed" | "job_cancelled" | "data_deleted") => StatusCode::INTERNAL_SERVER_ERROR,
         (400..=499, _) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -87,6 +90,7 @@ mod tests {
         assert_eq!(shaped(413, "payload_too_large").0, 400);
         assert_eq!(shaped(422, "job_failed").0, 500);
         assert_eq!(shaped(504, "job_pending").0, 500);
+        assert_eq!(shaped(408, "request_timeout").0, 500);
         assert_eq!(shaped(503, "service_unavailable").0, 500);
     }
 }
