@@ -49,8 +49,21 @@ impl Fields {
         }
     }
 
-    fn insert(&mut self, name: String, value: Value) {
+    /// Keeps a field; NUL is refused here, for every way a field comes
+    /// (Postgres text cannot hold it, and no language writes it).
+    fn insert(&mut self, name: String, value: Value) -> Result<(), ApiError> {
+        let nul = match &value {
+            Value::One(text) => text.contains('\0'),
+            Value::Many(texts) => texts.iter().any(|t| t.contains('\0')),
+        };
+        if nul || name.contains('\0') {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid request: {} may not contain the NUL character (U+0000)",
+                name.replace('\0', "")
+            )));
+        }
         self.0.insert(name, value);
+        Ok(())
     }
 }
 
@@ -68,7 +81,7 @@ async fn fields(limit: usize, request: Request) -> Result<Request, ApiError> {
     let mut fields = Fields::default();
     if let Some(query) = parts.uri.query() {
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            fields.insert(name.into_owned(), Value::One(value.into_owned()));
+            fields.insert(name.into_owned(), Value::One(value.into_owned()))?;
         }
     }
     // Reading fails past the limit, or when the client goes away (then
@@ -94,7 +107,7 @@ async fn fields(limit: usize, request: Request) -> Result<Request, ApiError> {
             || content_type.is_empty()
         {
             for (name, value) in url::form_urlencoded::parse(&bytes) {
-                fields.insert(name.into_owned(), Value::One(value.into_owned()));
+                fields.insert(name.into_owned(), Value::One(value.into_owned()))?;
             }
         } else {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -153,7 +166,7 @@ fn json(bytes: &[u8], fields: &mut Fields) -> Result<(), ApiError> {
                 )))
             }
         };
-        fields.insert(name, value);
+        fields.insert(name, value)?;
     }
     Ok(())
 }
@@ -171,7 +184,7 @@ async fn multipart(request: Request, fields: &mut Fields) -> Result<(), ApiError
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or("").to_owned();
         let value = field.text().await.map_err(bad)?;
-        fields.insert(name, Value::One(value));
+        fields.insert(name, Value::One(value))?;
     }
     Ok(())
 }
@@ -195,7 +208,14 @@ mod tests {
         assert_eq!(fields.text("alternatives"), Ok(Some("2")));
         assert_eq!(fields.text("source"), Ok(None));
         assert!(fields.text("q").is_err());
-        for bad in [&br#"{"q": [1]}"#[..], br#"{"q": {}}"#, b"[1]", b"{"] {
+        for bad in [
+            &br#"{"q": [1]}"#[..],
+            br#"{"q": {}}"#,
+            b"[1]",
+            b"{",
+            br#"{"q": "a\u0000b"}"#,
+            br#"{"q": ["a", "\u0000"]}"#,
+        ] {
             assert!(json(bad, &mut Fields::default()).is_err());
         }
     }
