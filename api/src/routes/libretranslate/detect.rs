@@ -40,7 +40,8 @@ pub struct DetectRequest {
         (status = 200, description = "The most likely language and the detector's confidence \
             (0–100); an empty list when the text has no letters to go by",
          body = Vec<Detected>, example = json!([{"confidence": 92.5, "language": "de"}])),
-        (status = 400, description = "`q` is missing, empty or too long", body = LibreTranslateError),
+        (status = 400, description = "`q` is missing, empty or too long, or the body is \
+            malformed", body = LibreTranslateError),
         (status = 403, description = "Missing or wrong API key", body = LibreTranslateError),
         (status = 429, description = "Rate limit", body = LibreTranslateError),
     )

@@ -57,10 +57,9 @@ impl Fields {
             Value::Many(texts) => texts.iter().any(|t| t.contains('\0')),
         };
         if nul || name.contains('\0') {
-            return Err(ApiError::BadRequest(format!(
-                "Invalid request: {} may not contain the NUL character (U+0000)",
-                name.replace('\0', "")
-            )));
+            return Err(ApiError::BadRequest(
+                "Invalid request: fields may not contain the NUL character (U+0000)".into(),
+            ));
         }
         self.0.insert(name, value);
         Ok(())

@@ -36,6 +36,8 @@ pub struct Language {
         (status = 200, description = "The languages and their targets", body = Vec<Language>,
          example = json!([{"code": "de", "name": "German", "targets": ["en", "es", "fr"]},
                           {"code": "en", "name": "English", "targets": ["de", "es", "fr"]}])),
+        (status = 400, description = "A malformed body or query string (NUL, bad JSON, an \
+            unsupported `Content-Type`)", body = LibreTranslateError),
         (status = 403, description = "Missing or wrong API key", body = LibreTranslateError),
         (status = 429, description = "Rate limit", body = LibreTranslateError),
     )
