@@ -2,8 +2,9 @@
 # Installs the published clients the compatibility tests drive, pinned:
 # OpenAI's Python SDK and libretranslatepy in a virtual environment, and
 # OpenAI's Node SDK, under ~/.cache/voxq/clients (tests/e2e/openai.rs,
-# tests/e2e/libretranslate.rs). Idempotent: pinned versions in place are
-# kept.
+# tests/e2e/libretranslate.rs); and Debian's headless Chromium, which
+# renders the docs page (tests/e2e/docs.rs). Idempotent: pinned versions
+# in place are kept.
 set -euo pipefail
 openai_python=3.63.0
 libretranslatepy=2.1.4
@@ -29,4 +30,7 @@ if [ "$(node -p "require('$node/node_modules/openai/package.json').version" 2>/d
   mkdir -p "$node"
   (cd "$node" && npm install --silent --no-audit --no-fund --no-save "openai@$openai_node")
 fi
-echo "clients: openai $openai_python and libretranslatepy $libretranslatepy (Python), openai $openai_node (Node.js) in $dir"
+if ! command -v chromium >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+echo "clients: openai $openai_python and libretranslatepy $libretranslatepy (Python), openai $openai_node (Node.js) in $dir; $(chromium --version 2>/dev/null)"

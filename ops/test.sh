@@ -26,7 +26,7 @@ phase "SQL query data (.sqlx) against the migrated schema" "4 min fresh on 2 cor
 ops/check-sqlx.sh
 phase "schemathesis, for the API fuzzing test" "under 1 min fresh, seconds after"
 ops/fetch-schemathesis.sh
-phase "OpenAI's SDKs and libretranslatepy, for the compatibility tests" "20 s fresh, seconds after"
+phase "OpenAI's SDKs, libretranslatepy and Chromium, for the compatibility and docs tests" "20 s fresh, seconds after"
 ops/fetch-clients.sh
 if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
   phase "CTranslate2: the PyPI wheel's library" "10 s fresh"

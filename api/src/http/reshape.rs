@@ -27,12 +27,12 @@ pub struct Shaped;
 /// Voxq's errors are small; anything larger is not one of them.
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 
+/// An error's status and body in a compatible API's shape (its clients
+/// may know fewer statuses than voxq answers).
+pub type Shape = fn(&Failure) -> (StatusCode, serde_json::Value);
+
 /// Runs the request, then rewrites an error answer with `shape`.
-pub async fn errors(
-    shape: fn(&Failure) -> serde_json::Value,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn errors(shape: Shape, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
@@ -65,7 +65,9 @@ pub async fn errors(
                 text => text.to_owned(),
             },
         });
-    let body = shape(&failure).to_string();
+    let (status, body) = shape(&failure);
+    parts.status = status;
+    let body = body.to_string();
     parts.headers.remove(CONTENT_LENGTH);
     parts
         .headers

@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(v1)
         .merge(routes::health::router())
         .merge(openapi::router())
+        .merge(routes::docs::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -80,14 +81,35 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(timeout_body))
         .layer(axum::middleware::from_fn(|request, next| {
-            reshape::errors(routes::openai::shape, request, next)
+            reshape::errors(routes::openai::shape_keeping_status, request, next)
         }))
         .layer(axum::middleware::from_fn(move |request, next| {
             drain::unread_body(upload_limit, request, next)
         }));
+    // LibreTranslate's fields are read (and its `api_key` lifted into
+    // `Authorization`) before authentication looks for credentials.
+    let text_limit = routes::libretranslate::body_limit(&state.config);
+    let libretranslate = Router::new()
+        .merge(routes::libretranslate::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            principal::authenticate,
+        ))
+        .route_layer(axum::middleware::from_fn(move |request, next| {
+            routes::libretranslate::fields::read(text_limit, request, next)
+        }))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            waiting,
+        ))
+        .layer(axum::middleware::map_response(timeout_body))
+        .layer(axum::middleware::from_fn(|request, next| {
+            reshape::errors(routes::libretranslate::shape, request, next)
+        }));
     let router = Router::new()
         .merge(timed)
         .merge(openai)
+        .merge(libretranslate)
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

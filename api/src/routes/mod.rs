@@ -4,9 +4,11 @@
 pub mod admin;
 pub mod auth;
 pub mod awaited;
+pub mod docs;
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod libretranslate;
 pub mod models;
 pub mod openai;
 pub mod usage;

@@ -48,7 +48,17 @@ pub struct ListedModel {
     tag = "jobs",
     security(("bearer" = ["jobs:read"])),
     responses(
-        (status = 200, body = ModelList),
+        (status = 200, body = ModelList,
+         example = json!({"object": "list", "data": [
+             {"id": "whisper-tiny.en", "object": "model", "created": 0, "owned_by": "voxq",
+              "name": "whisper-tiny.en", "engine": "ct2-whisper",
+              "kinds": ["transcribe", "speech_translate"], "languages": ["en"],
+              "default": true, "workers": 2},
+             {"id": "nllb-200-distilled-600m", "object": "model", "created": 0,
+              "owned_by": "voxq", "name": "nllb-200-distilled-600m", "engine": "ct2-translate",
+              "kinds": ["translate"], "languages": ["de", "deu_Latn", "en", "eng_Latn"],
+              "default": true, "workers": 1}
+         ]})),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )

@@ -47,7 +47,16 @@ const MAX_WAIT_SECONDS: u64 = 60;
     security(("bearer" = ["jobs:read"])),
     params(("id" = Uuid, Path, description = "Job id"), GetJobQuery),
     responses(
-        (status = 200, description = "The job (or its transcript as text, SRT or WebVTT)", body = JobView),
+        (status = 200, description = "The job (or its transcript as text, SRT or WebVTT)", body = JobView,
+         example = json!({
+             "id": "0193f0c2-7b1e-7d3a-9c41-2f6d8e5a1b07", "kind": "transcribe",
+             "status": "succeeded", "attempts": 1,
+             "params": {"model": "whisper-tiny.en", "language": "en"},
+             "created_at": "2026-01-31T12:00:00Z", "started_at": "2026-01-31T12:00:01Z",
+             "finished_at": "2026-01-31T12:00:03Z",
+             "result": {"text": "Hello world.", "language": "en", "duration": 2.1,
+                        "segments": [{"start": 0.0, "end": 2.1, "text": "Hello world."}]}
+         })),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "No such job for this account", body = ErrorBody),

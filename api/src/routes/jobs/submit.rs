@@ -43,7 +43,9 @@ use crate::submission::{inputs, models};
         (status = 202, description = "Committed with its queue message, quota reserved: the \
             job will finish, fail with a reason or be cancelled, whatever crashes meanwhile",
          body = JobAccepted,
-         headers(("location" = String, description = "The job's URL"))),
+         headers(("location" = String, description = "The job's URL")),
+         example = json!({"id": "0193f0c2-7b1e-7d3a-9c41-2f6d8e5a1b07", "status": "queued",
+                          "url": "/v1/jobs/0193f0c2-7b1e-7d3a-9c41-2f6d8e5a1b07"})),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 409, description = "`idempotency_in_progress`", body = ErrorBody),

@@ -51,6 +51,11 @@ pub fn shape(failure: &Failure) -> serde_json::Value {
     body(failure.status, &failure.code, &failure.message, None)
 }
 
+/// [`shape`] with the status kept, for the router's edge.
+pub fn shape_keeping_status(failure: &Failure) -> (StatusCode, serde_json::Value) {
+    (failure.status, shape(failure))
+}
+
 fn body(status: StatusCode, code: &str, message: &str, param: Option<&str>) -> serde_json::Value {
     let (kind, code) = match (status.as_u16(), code) {
         (401, _) => ("invalid_request_error", "invalid_api_key"),

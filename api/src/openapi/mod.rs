@@ -1,5 +1,10 @@
 //! The OpenAPI 3.1 description of the API, generated from the handlers'
-//! annotations and served at `GET /openapi.json`.
+//! annotations (with an example for every answer, `examples`) and served
+//! at `GET /openapi.json`.
+
+mod examples;
+
+use std::sync::LazyLock;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,6 +14,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::jobs::{lifecycle, list, read, submit};
+use crate::routes::libretranslate::{
+    detect as lt_detect, list as lt_list, translate as lt_translate,
+};
 use crate::routes::openai::audio as openai_audio;
 use crate::routes::{admin, auth, health, keys, models, usage, webhooks};
 use crate::state::AppState;
@@ -23,7 +31,8 @@ use crate::submission::invalid::Invalid;
             `POST /v1/auth/login`; each route names the scope it needs. Every error is \
             `{\"error\": {\"code\", \"message\"}}`, except on the OpenAI-compatible routes \
             (`/v1/audio/…`), which answer OpenAI's `{\"error\": {\"message\", \"type\", \
-            \"param\", \"code\"}}`. Answers carry the IETF `RateLimit-Policy` \
+            \"param\", \"code\"}}`, and the LibreTranslate-compatible ones (`/translate`, \
+            `/detect`, `/languages`), which answer `{\"error\": \"…\"}`. Answers carry the IETF `RateLimit-Policy` \
             and `RateLimit` headers; 429s carry `Retry-After`."
     ),
     paths(
@@ -47,6 +56,9 @@ use crate::submission::invalid::Invalid;
         models::list,
         openai_audio::transcriptions,
         openai_audio::translations,
+        lt_translate::translate,
+        lt_detect::detect,
+        lt_list::languages,
         usage::usage,
         keys::create,
         keys::list,
@@ -71,6 +83,9 @@ use crate::submission::invalid::Invalid;
         (name = "jobs", description = "Submit jobs and read their results"),
         (name = "openai", description = "OpenAI's audio API: point an OpenAI SDK's `base_url` \
             at `…/v1` and use a voxq API key. The request waits for its job's result."),
+        (name = "libretranslate", description = "LibreTranslate's API: point a \
+            LibreTranslate client or plug-in at voxq's base URL and use a voxq API key as its \
+            `api_key`. Translations are queued jobs; the request waits for the result."),
         (name = "usage", description = "Quotas and usage"),
         (name = "keys", description = "API keys of the caller's account"),
         (name = "webhooks", description = "Webhook endpoints (Standard Webhooks), delivery logs, redelivery"),
@@ -204,13 +219,56 @@ fn error_response(description: &str, shape: &str) -> Response {
         .build()
 }
 
+/// The document as served: built once, examples filled in.
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
+        // Serialising types utoipa built itself cannot fail; an empty
+        // document would say so at once.
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        examples::fill(&mut document);
+        document
+    });
+    &DOCUMENT
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `content` (a media type map) shows an example.
+    fn shows_example(content: &serde_json::Value) -> bool {
+        content.as_object().is_some_and(|types| {
+            types
+                .values()
+                .any(|t| t.get("example").is_some() || t.get("examples").is_some())
+        })
+    }
+
+    #[test]
+    fn every_route_has_an_example_of_its_answer() {
+        let document = document();
+        let mut missing = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("operations") {
+                let answers = operation["responses"].as_object().expect("responses");
+                // A success with a body shows an example; one without a
+                // body (204, a redirect) has nothing to show.
+                let bodies: Vec<&serde_json::Value> = answers
+                    .iter()
+                    .filter(|(status, _)| status.starts_with('2'))
+                    .filter_map(|(_, answer)| answer.get("content"))
+                    .collect();
+                if !bodies.is_empty() && !bodies.iter().any(|c| shows_example(c)) {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no example: {missing:?}");
+    }
 
     #[test]
     fn the_submit_route_lists_every_code_of_a_refused_submission() {
