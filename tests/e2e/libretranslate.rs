@@ -335,10 +335,6 @@ async fn lists_html_auto_detection_and_refusals_answer_in_libretranslates_shapes
             "unsupported pair",
         ),
         (
-            json!({"q": TEXT, "source": "en", "target": "en"}),
-            "same language",
-        ),
-        (
             json!({"q": TEXT, "source": "en", "target": "de", "format": "pdf"}),
             "bad format",
         ),
@@ -364,6 +360,20 @@ async fn lists_html_auto_detection_and_refusals_answer_in_libretranslates_shapes
             "{case}: {answer}"
         );
     }
+    // Text already in the target language comes back as sent, markup and
+    // all, without a job.
+    let (status, answer) = post(
+        &app,
+        "/translate",
+        json!({"q": ["<p>Hello, <b>you</b> &amp; me</p>", TEXT], "source": "en",
+               "target": "en", "format": "html", "api_key": key}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["translatedText"],
+        json!(["<p>Hello, <b>you</b> &amp; me</p>", TEXT])
+    );
     let (status, answer) = post(&app, "/detect", json!({"api_key": key})).await;
     assert_eq!(status, 400, "{answer}");
     let (status, answer) = post(

@@ -150,6 +150,24 @@ pub fn pairs(models: &[ServedModel]) -> BTreeMap<String, BTreeSet<String>> {
     pairs
 }
 
+/// The translation model a pair runs on: the default one when it speaks
+/// both languages, else the first that does (`pairs` lists the pairs of
+/// every model, so a pair only another model speaks still translates).
+pub fn model_for(models: &[ServedModel], from: &str, to: &str) -> Option<String> {
+    let speaks_both = |m: &&ServedModel| {
+        m.info.kinds.contains(&JobKind::Translate) && {
+            let codes: BTreeSet<String> = m.info.languages.iter().map(|c| client_code(c)).collect();
+            codes.contains(from) && codes.contains(to)
+        }
+    };
+    let serving: Vec<&ServedModel> = models.iter().filter(speaks_both).collect();
+    serving
+        .iter()
+        .find(|m| m.info.default)
+        .or_else(|| serving.first())
+        .map(|m| m.info.name.clone())
+}
+
 /// A detected language and how sure the detector is, 0–100 as
 /// LibreTranslate answers it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -235,6 +253,15 @@ mod tests {
         let pairs = pairs(&models);
         assert_eq!(pairs.keys().collect::<Vec<_>>(), ["de", "en", "fr"]);
         assert_eq!(pairs["de"].iter().collect::<Vec<_>>(), ["en", "fr"]);
+
+        // A pair runs on the default model when it speaks it, else on one
+        // that does.
+        let mut default = model("d", vec![JobKind::Translate], &["en", "de"]);
+        default.info.default = true;
+        let models = [models[0].clone(), default];
+        assert_eq!(model_for(&models, "en", "de").as_deref(), Some("d"));
+        assert_eq!(model_for(&models, "en", "fr").as_deref(), Some("t"));
+        assert_eq!(model_for(&models, "en", "ja"), None);
     }
 
     #[test]

@@ -108,21 +108,33 @@ pub async fn translate(
         languages::client_code(&source),
         languages::client_code(&target),
     );
-    if from == to {
-        return Err(bad(format!(
-            "Invalid request: source and target are both {from}"
-        )));
+    if from == to && pairs.contains_key(&from) {
+        // Already in the target language (a page in its reader's own, say):
+        // handed back as sent, with no job and nothing billed.
+        let same = asked.batch.rebuild(&text).map_err(|m| {
+            ApiError::Internal(anyhow::anyhow!(
+                "{} paragraphs rebuilt as {}",
+                m.sent,
+                m.received
+            ))
+        })?;
+        return Ok(Json(answer(
+            asked.list,
+            same,
+            detected,
+            asked.alternatives,
+            Vec::new(),
+        ))
+        .into_response());
     }
-    if !pairs
-        .get(&from)
-        .is_some_and(|targets| targets.contains(&to))
-    {
-        return Err(bad(format!(
+    let model = languages::model_for(&served, &from, &to).ok_or_else(|| {
+        bad(format!(
             "{from} to {to} is not supported: GET /languages lists the pairs"
-        )));
-    }
+        ))
+    })?;
     let job = TextJobRequest::translate(text, Some(source), target, asked.alternatives);
     let (mut params, text) = validate_text_job(job, &state.config)?;
+    params.model = Some(model);
     models::resolve(&state.catalog, JobKind::Translate, &mut params).await?;
 
     let mut fingerprint = Fingerprint::new("libretranslate");
