@@ -7,7 +7,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{models_file, models_root, speech, Options, TestApp};
+use crate::engines::spawn;
+use common::{speech, TestApp};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
@@ -16,44 +17,6 @@ const WAIT: Duration = Duration::from_secs(300);
 /// Names tiny.en cannot spell from espeak-ng's voice alone.
 const SPOKEN: &str = "Please call Siobhan Ngozi about the Quarvex report.";
 const PROMPT: &str = "Siobhan Ngozi, Quarvex.";
-
-fn models_toml() -> String {
-    format!(
-        r#"
-[[models]]
-name = "whisper-tiny.en"
-engine = "ct2-whisper"
-path = "{root}/whisper-tiny.en"
-threads = 2
-batch_size = 4
-default = true
-
-[[models]]
-name = "whisper-tiny.en-cpp"
-engine = "whisper-cpp"
-path = "{root}/ggml-tiny.en.bin"
-threads = 2
-
-[[models]]
-name = "translate-test"
-engine = "ct2-translate"
-path = "{root}/translate-test"
-threads = 1
-batch_size = 4
-max_decoding_length = 12
-default = true
-"#,
-        root = models_root().display()
-    )
-}
-
-async fn spawn(dir: &tempfile::TempDir) -> TestApp {
-    TestApp::spawn_with(Options {
-        models_file: Some(models_file(dir.path(), &models_toml())),
-        ..Options::default()
-    })
-    .await
-}
 
 /// Submits `wav` with `fields` and waits for the job to succeed.
 async fn transcript(app: &TestApp, key: &str, wav: &[u8], fields: &[(&str, &str)]) -> Value {

@@ -59,7 +59,8 @@ max_decoding_length = 12
     )
 }
 
-async fn spawn(dir: &tempfile::TempDir) -> TestApp {
+/// An API and a worker serving every test model.
+pub(crate) async fn spawn(dir: &tempfile::TempDir) -> TestApp {
     TestApp::spawn_with(Options {
         models_file: Some(models_file(dir.path(), &models_toml())),
         ..Options::default()

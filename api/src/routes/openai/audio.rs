@@ -139,6 +139,7 @@ pub async fn transcriptions(
          )),
         (status = 400, description = "A parameter is invalid (`param` names it)", body = OpenAiErrorBody),
         (status = 401, description = "Missing or wrong API key (`invalid_api_key`)", body = OpenAiErrorBody),
+        (status = 413, description = "The file is larger than the upload limit", body = OpenAiErrorBody),
         (status = 429, description = "Rate limit or quota", body = OpenAiErrorBody),
         (status = 422, description = "The job failed (`job_failed`) or was cancelled \
             (`job_cancelled`)", body = OpenAiErrorBody),
