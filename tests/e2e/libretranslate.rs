@@ -327,6 +327,14 @@ async fn lists_html_auto_detection_and_refusals_answer_in_libretranslates_shapes
             "too long",
         ),
         (
+            json!({"q": too_long, "source": "auto", "target": "de"}),
+            "too long to detect",
+        ),
+        (
+            json!({"q": too_long, "source": "en", "target": "en"}),
+            "too long to hand back",
+        ),
+        (
             json!({"q": TEXT, "source": "en", "target": "xx"}),
             "unknown language",
         ),

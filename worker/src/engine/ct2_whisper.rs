@@ -24,8 +24,8 @@ use super::mel::{Features, MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
 use super::vad::{self, Chunk};
 use super::words::{self, Timed};
 use super::{
-    ct2_config, join_text, round_ms, vocabulary, whisper_info, Engine, Stopped, Task,
-    TranscribeOptions,
+    ct2_config, first_temperature, join_text, round_ms, vocabulary, whisper_info, Engine, Stopped,
+    Task, TranscribeOptions,
 };
 use crate::config::ModelSpec;
 
@@ -719,7 +719,7 @@ impl Engine for Ct2Whisper {
                         options.language.clone()
                     },
                     language_probability: None,
-                    temperature: options.temperature.clamp(0.0, 1.0),
+                    temperature: first_temperature(options.temperature),
                     seek: 0,
                     // Each stretch of speech starts from the job's prompt,
                     // as a whole clip does.

@@ -163,6 +163,16 @@ pub(crate) fn join_text(segments: &[Segment]) -> String {
         .join(" ")
 }
 
+/// The first temperature an engine decodes at: below 0.01, beam search,
+/// as a near-zero temperature would overflow the logits it divides.
+pub(crate) fn first_temperature(asked: f32) -> f32 {
+    if asked >= 0.01 {
+        asked.min(1.0)
+    } else {
+        0.0
+    }
+}
+
 /// Seconds rounded to the millisecond, as results report times.
 pub(crate) fn round_ms(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
@@ -207,5 +217,20 @@ pub trait Engine: Send + Sync {
             what: "translate text".into(),
         }
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_temperature;
+
+    #[test]
+    fn near_zero_temperatures_decode_by_beam_search() {
+        assert_eq!(first_temperature(0.0), 0.0);
+        assert_eq!(first_temperature(1e-40), 0.0);
+        assert_eq!(first_temperature(0.009), 0.0);
+        assert_eq!(first_temperature(f32::NAN), 0.0);
+        assert_eq!(first_temperature(0.4), 0.4);
+        assert_eq!(first_temperature(7.0), 1.0);
     }
 }

@@ -18,7 +18,9 @@ use whisper_rs::{
 
 use super::vad;
 use super::words::{self, Timed};
-use super::{join_text, round_ms, whisper_info, Engine, Stopped, Task, TranscribeOptions};
+use super::{
+    first_temperature, join_text, round_ms, whisper_info, Engine, Stopped, Task, TranscribeOptions,
+};
 use crate::config::{DeviceArg, ModelSpec};
 
 const SAMPLE_RATE: f64 = 16_000.0;
@@ -165,7 +167,7 @@ impl WhisperCpp {
         first: bool,
     ) -> anyhow::Result<(Vec<Segment>, String)> {
         let (language, prompt) = lead;
-        let temperature = options.temperature.clamp(0.0, 1.0);
+        let temperature = first_temperature(options.temperature);
         // As the reference: beam search at temperature 0, best-of sampling
         // above it; whisper.cpp climbs the fallback ladder from there.
         let mut params = if temperature > 0.0 {

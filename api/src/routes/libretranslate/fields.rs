@@ -99,8 +99,11 @@ async fn fields(limit: usize, request: Request) -> Result<Request, ApiError> {
             json(&bytes, &mut fields)?;
         } else if content_type.starts_with("multipart/form-data") {
             // The parser needs the body and its boundary, nothing else.
+            // With the route's own body limit (an extension), not the
+            // multipart extractor's 2 MiB default.
             let mut request = Request::new(Body::from(bytes.clone()));
             *request.headers_mut() = parts.headers.clone();
+            *request.extensions_mut() = parts.extensions.clone();
             multipart(request, &mut fields).await?;
         } else if content_type.starts_with("application/x-www-form-urlencoded")
             || content_type.is_empty()

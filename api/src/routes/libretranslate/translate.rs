@@ -94,6 +94,14 @@ pub async fn translate(
     let served = state.catalog.models(false).await?;
     let pairs = languages::pairs(&served);
     let text = asked.batch.text();
+    // Before detection and the same-language answer, which read it all.
+    let chars = text.chars().count();
+    if chars > state.config.max_text_chars {
+        return Err(bad(format!(
+            "Invalid request: q has {chars} characters; at most {} are translated",
+            state.config.max_text_chars
+        )));
+    }
     let (source, detected) = match asked.source.as_str() {
         auto if auto.eq_ignore_ascii_case("auto") => {
             let detected = languages::detect(&text, pairs.keys()).ok_or_else(|| {
