@@ -409,3 +409,30 @@ async fn lists_html_auto_detection_and_refusals_answer_in_libretranslates_shapes
     // the refused ones made none.
     assert_eq!(translate_jobs(&app, account).await, 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_address_rate_limit_comes_before_a_body_is_read() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        api_env: vec![
+            ("VOXQ_IP_RATE_PER_MINUTE".into(), "1".into()),
+            ("VOXQ_IP_BURST".into(), "3".into()),
+            // A body limit of about 66 KB (12 × 100 characters + 64 KiB).
+            ("VOXQ_MAX_TEXT_CHARS".into(), "100".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    // No key: the burst's requests are read and refused for the key.
+    let body = json!({"q": TEXT, "source": "en", "target": "de"});
+    for _ in 0..3 {
+        let (status, answer) = post(&app, "/translate", body.clone()).await;
+        assert_eq!(status, 403, "{answer}");
+    }
+    // Past the burst, a body over the limit is refused for the address,
+    // not read (reading it would answer 413).
+    let oversized = json!({"q": "x".repeat(80_000), "source": "en", "target": "de"});
+    let (status, answer) = post(&app, "/translate", oversized).await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
+}

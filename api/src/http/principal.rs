@@ -166,16 +166,16 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let ip = client_ip(&state, request.headers(), request.extensions());
-    let ip_policy = Policy {
-        name: "ip",
-        per_minute: state.config.ip_rate_per_minute,
-        burst: state.config.ip_burst,
-    };
-    let address = address_group(ip, state.config.ipv6_prefix);
-    let mut decision = match limit(&state, &address, ip_policy).await {
-        Ok(d) => d,
-        Err(response) => return response,
+    let limited = request.extensions().get::<AddressLimited>().copied();
+    let mut decision = match limited {
+        Some(AddressLimited(decision)) => decision,
+        None => {
+            let ip = client_ip(&state, request.headers(), request.extensions());
+            match limit_address(&state, ip).await {
+                Ok(d) => d,
+                Err(response) => return response,
+            }
+        }
     };
     let principal = match bearer(request.headers()) {
         Ok(None) => None,
@@ -204,6 +204,41 @@ pub async fn authenticate(
 
 /// `Ok(None)` when Redis cannot answer: rate limiting fails open (quotas,
 /// which fail closed, still bound what can be submitted).
+/// The address's rate limit, already applied (by `limit_address_first`).
+#[derive(Clone, Copy)]
+struct AddressLimited(Option<Decision>);
+
+/// The client address's rate limit, for a route that must read its body
+/// before `authenticate` (LibreTranslate's key may be in it): nobody
+/// gets a body read and parsed beyond the address's limit.
+pub async fn limit_address_first(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let ip = client_ip(&state, request.headers(), request.extensions());
+    match limit_address(&state, ip).await {
+        Ok(decision) => {
+            request.extensions_mut().insert(AddressLimited(decision));
+            next.run(request).await
+        }
+        Err(response) => response,
+    }
+}
+
+async fn limit_address(
+    state: &AppState,
+    ip: IpAddr,
+) -> std::result::Result<Option<Decision>, Response> {
+    let ip_policy = Policy {
+        name: "ip",
+        per_minute: state.config.ip_rate_per_minute,
+        burst: state.config.ip_burst,
+    };
+    let address = address_group(ip, state.config.ipv6_prefix);
+    limit(state, &address, ip_policy).await
+}
+
 async fn limit(
     state: &AppState,
     subject: &str,

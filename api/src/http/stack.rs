@@ -98,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(move |request, next| {
             routes::libretranslate::fields::read(text_limit, request, next)
         }))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            principal::limit_address_first,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(text_limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
