@@ -102,7 +102,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             principal::limit_address_first,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(text_limit))
+        .layer(DefaultBodyLimit::max(text_limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             waiting,

@@ -356,6 +356,19 @@ pub fn validate_language(value: &str) -> Result<String> {
 }
 
 /// Checks a text job's body.
+/// A text job's text is at most `VOXQ_MAX_TEXT_CHARS` characters.
+pub fn check_text_length(text: &str, config: &ApiConfig) -> Result<()> {
+    let chars = text.chars().count();
+    if chars > config.max_text_chars {
+        return Err(Invalid::TextTooLong {
+            chars,
+            max: config.max_text_chars,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 pub fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobParams, String)> {
     match JobKind::parse(&job.kind) {
         Some(JobKind::Translate) => {}
@@ -368,14 +381,7 @@ pub fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(Job
     if text.trim().is_empty() {
         return Err(Invalid::NoText.into());
     }
-    let chars = text.chars().count();
-    if chars > config.max_text_chars {
-        return Err(Invalid::TextTooLong {
-            chars,
-            max: config.max_text_chars,
-        }
-        .into());
-    }
+    check_text_length(&text, config)?;
     let target = job.target_language.ok_or(Invalid::NoTargetLanguage)?;
     let target = validate_target_language(&target)?;
     let source = job

@@ -12,14 +12,16 @@ use voxq_shared::job::{JobKind, JobStatus, TranslationResult};
 
 use super::fields::{Fields, Value};
 use super::languages::{self, Detected};
-use super::segments::Batch;
+use super::segments::{Batch, Mismatch};
 use super::LibreTranslateError;
 use crate::error::{ApiError, Result};
 use crate::http::principal::{Principal, RequestMeta};
 use crate::routes::awaited::{self, Keyed};
 use crate::state::AppState;
 use crate::submission::idempotency::Fingerprint;
-use crate::submission::validation::{validate_target_language, validate_text_job, TextJobRequest};
+use crate::submission::validation::{
+    check_text_length, validate_target_language, validate_text_job, TextJobRequest,
+};
 use crate::submission::{inputs, models};
 
 /// The body LibreTranslate's clients send (JSON, or the same fields as a
@@ -95,13 +97,7 @@ pub async fn translate(
     let pairs = languages::pairs(&served);
     let text = asked.batch.text();
     // Before detection and the same-language answer, which read it all.
-    let chars = text.chars().count();
-    if chars > state.config.max_text_chars {
-        return Err(bad(format!(
-            "Invalid request: q has {chars} characters; at most {} are translated",
-            state.config.max_text_chars
-        )));
-    }
+    check_text_length(&text, &state.config)?;
     let (source, detected) = match asked.source.as_str() {
         auto if auto.eq_ignore_ascii_case("auto") => {
             let detected = languages::detect(&text, pairs.keys()).ok_or_else(|| {
@@ -119,13 +115,7 @@ pub async fn translate(
     if from == to && pairs.contains_key(&from) {
         // Already in the target language (a page in its reader's own, say):
         // handed back as sent, with no job and nothing billed.
-        let same = asked.batch.rebuild(&text).map_err(|m| {
-            ApiError::Internal(anyhow::anyhow!(
-                "{} paragraphs rebuilt as {}",
-                m.sent,
-                m.received
-            ))
-        })?;
+        let same = asked.batch.rebuild(&text).map_err(mismatch)?;
         return Ok(Json(answer(
             asked.list,
             same,
@@ -171,13 +161,7 @@ pub async fn translate(
         .ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("succeeded job without a translation"))
         })?;
-    let translated = asked.batch.rebuild(&result.text).map_err(|m| {
-        ApiError::Internal(anyhow::anyhow!(
-            "translation of {} paragraphs came back as {}",
-            m.sent,
-            m.received
-        ))
-    })?;
+    let translated = asked.batch.rebuild(&result.text).map_err(mismatch)?;
     // An alternative that lost a paragraph break cannot be cut back: it
     // is left out rather than misplaced.
     let alternatives: Vec<Vec<String>> = result
@@ -259,6 +243,16 @@ impl Asked {
             alternatives,
         })
     }
+}
+
+/// Texts that did not come back in as many paragraphs as they went:
+/// voxq's fault, not the client's.
+fn mismatch(m: Mismatch) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!(
+        "{} paragraphs came back as {}",
+        m.sent,
+        m.received
+    ))
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
