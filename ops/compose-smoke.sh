@@ -23,7 +23,13 @@
 #   ops/compose-smoke.sh
 # Environment: VOXQ_SMOKE_LOCAL_IMAGES=1|0 forces or forbids the local base
 # images (default: when Docker Hub does not answer); VOXQ_SMOKE_KEEP=1
-# leaves the stack up for a look (remove it with the printed command).
+# leaves the stack up for a look (remove it with the printed command);
+# VOXQ_SMOKE_BINARIES=host|compiled: the images carry this checkout's
+# release binaries, built here by cargo (seconds after ops/test.sh's build;
+# the Dockerfile's VOXQ_BINARIES=dist), or compile them in the image's own
+# build stage as a user's `docker compose build` does (about 10 min more
+# from nothing). Default: host on a Debian bookworm host (the images' base,
+# so the same C library), compiled elsewhere.
 set -euo pipefail
 
 if [ -z "${VOXQ_SMOKE_INNER:-}" ]; then
@@ -105,6 +111,14 @@ compose/init-env.sh "$env_file" 2>/dev/null
   echo "VOXQ_REVISION=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } >>"$env_file"
 
+binaries="${VOXQ_SMOKE_BINARIES:-}"
+if [ -z "$binaries" ]; then
+  # shellcheck disable=SC1091
+  codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+  if [ "$codename" = bookworm ]; then binaries=host; else binaries=compiled; fi
+fi
+case "$binaries" in host|compiled) ;; *) fail "VOXQ_SMOKE_BINARIES is host or compiled, not '$binaries'" ;; esac
+
 phase "base images"
 local_images="${VOXQ_SMOKE_LOCAL_IMAGES:-}"
 if [ -z "$local_images" ]; then
@@ -113,7 +127,8 @@ if [ -z "$local_images" ]; then
 fi
 if [ "$local_images" = 1 ]; then
   say "no image registry answers: local base images (ops/docker/local-base.sh)"
-  ops/docker/local-base.sh debian rust stores
+  if [ "$binaries" = host ]; then bases=(debian stores); else bases=(debian rust stores); fi
+  ops/docker/local-base.sh "${bases[@]}"
   cat "${XDG_CACHE_HOME:-$HOME/.cache}/voxq/docker/local-images.env" >>"$env_file"
 fi
 
@@ -139,6 +154,26 @@ services:
 EOF
   compose_files+=(-f "$work/compose.override.yaml")
 fi
+
+case "$binaries" in
+  host)
+    phase "release binaries (this checkout, as the images run them)"
+    # The production feature set (no test-only fault injection): after
+    # ops/test.sh's build, only voxq-worker's own crate compiles again.
+    (
+      # shellcheck source=ops/env.sh
+      source ops/env.sh
+      ops/fetch-ctranslate2.sh >/dev/null
+      timeout 3600 nice -n 19 cargo build --release --locked --quiet "${VOXQ_CARGO_FEATURES[@]}" \
+        -p voxq -p voxq-api -p voxq-worker
+      rm -rf compose/.dist
+      mkdir -p compose/.dist/lib/voxq
+      ops/install.sh compose/.dist 2>/dev/null
+    ) || fail "building the release binaries"
+    echo "VOXQ_BINARIES=dist" >>"$env_file"
+    ;;
+  compiled) echo "VOXQ_BINARIES=compiled" >>"$env_file" ;;
+esac
 
 phase "build images (api, worker, models, demo)"
 # Under a fixed project name: compose labels the images it builds with

@@ -41,12 +41,15 @@ cargo build --release --workspace --bins --tests "${VOXQ_CARGO_FEATURES[@]}" "${
 phase "tests" "about 10 min"
 VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \
   cargo test --release --workspace --no-fail-fast "${VOXQ_CARGO_FEATURES[@]}" "${VOXQ_TEST_FEATURES[@]}" "$@"
-# The images and the compose stack, on real containers. It builds the
-# images' own Rust (in Docker, not from this build), hence the time; skip
-# it while iterating with VOXQ_SKIP_COMPOSE=1; a test filter (arguments
-# for cargo test) skips it too.
+# The images and the compose stack, on real containers. On a Debian
+# bookworm host the images carry the binaries built here (the production
+# features: only voxq-worker's crate compiles again);
+# VOXQ_SMOKE_BINARIES=compiled builds them inside Docker as a user's
+# `docker compose build` does (about 10 min more). Skip it while iterating
+# with VOXQ_SKIP_COMPOSE=1; a test filter (arguments for cargo test) skips
+# it too.
 if [ "${VOXQ_SKIP_COMPOSE:-0}" != 1 ] && [ $# -eq 0 ]; then
-  phase "compose stack: images, scaling, a worker killed mid-job" "about 15 min fresh on 2 cores, 2 min after"
+  phase "compose stack: images, scaling, a worker killed mid-job" "about 6 min fresh on 2 cores, 2 min after"
   ops/compose-smoke.sh
 fi
 phases_total
