@@ -7,7 +7,8 @@ use axum::extract::Multipart;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use voxq_shared::audio::{self, AudioInfo};
-use voxq_shared::job::{JobKind, JobParams, WHISPER_LANGUAGES};
+use voxq_shared::job::{JobKind, JobParams};
+use voxq_shared::whisper_languages::WHISPER_LANGUAGES;
 
 use super::idempotency::Fingerprint;
 use super::invalid::{Invalid, MAX_TARGETS};
