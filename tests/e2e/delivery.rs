@@ -6,9 +6,9 @@
 //!
 //! Longer than most files: one test per delivery guarantee, each proven
 //! against real processes and faults (a proxy that cuts the broker,
-//! SIGTERM, a killed worker); the accepted-job tests and the running-job
-//! tests share their counters (`job_count`, `outbox_backlog`) and read
-//! best side by side, one guarantee building on another.
+//! SIGTERM, a killed worker); the tests share their helpers
+//! (`outbox_backlog` counts for the broker's outage and for a lost worker
+//! alike) and read best side by side, one guarantee building on another.
 
 use crate::common;
 

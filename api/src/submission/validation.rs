@@ -4,7 +4,7 @@
 //!
 //! Longer than most files: these are the checks of every way a job comes
 //! in (the OpenAI and LibreTranslate routes call them too), kept in one
-//! place so that the ways agree; a hundred lines are the two documented
+//! place so that the ways agree; some eighty lines are the two documented
 //! request bodies, whose doc comments are the OpenAPI document's.
 
 use axum::extract::multipart::MultipartError;
