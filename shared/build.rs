@@ -1,5 +1,5 @@
-// Compile-time inputs that stable Rust cannot track by itself, so cargo
-// reruns this script, and recompiles the crate, when they change:
+// Tells cargo when to rerun this script, and so recompile the crate: on
+// changes to compile-time inputs that stable Rust cannot track by itself:
 // - `sqlx::migrate!` embeds the migrations;
 // - the query macros read the committed query data (`.sqlx`), or describe
 //   their queries on the database named by DATABASE_URL when SQLX_OFFLINE

@@ -1,7 +1,7 @@
 //! The command line: the top-level parser, its commands, and which
 //! settings each needs before it runs.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
 use crate::client::Client;
@@ -116,7 +116,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys(command) => keys::run(&client()?, command).await,
         Command::Submit(args) => submit::run(&client()?, args).await,
         Command::Completions { shell } => {
-            completions::run(shell);
+            completions::run(shell, Cli::command());
             Ok(())
         }
         Command::Migrate(db) => admin::migrate(&db).await,

@@ -20,5 +20,6 @@ pub mod subtitles;
 pub mod telemetry;
 pub mod vad;
 pub mod webhooks;
+pub mod whisper_languages;
 
 pub use error::{Error, Result};

@@ -1,5 +1,11 @@
 //! Bad input of every kind gets a clear 4xx in the one error shape, nothing
 //! crashes, and the next good job still succeeds.
+//!
+//! Longer than most files: the two upload tests each walk a whole
+//! catalogue of bad audio against one spawned stack (one per case would
+//! start a worker each time), then prove a good job still runs; the
+//! helpers that forge lying headers (`ogg_claiming`, `flac_claiming`, …)
+//! serve the test about them and sit beside it.
 
 use crate::common;
 

@@ -3,6 +3,12 @@
 //! replay instead of duplicating, cancellation releases quota, long-polls
 //! and event streams wake on events, and a stopping worker hands its job
 //! back.
+//!
+//! Longer than most files: one test per delivery guarantee, each proven
+//! against real processes and faults (a proxy that cuts the broker,
+//! SIGTERM, a killed worker); the tests share their helpers
+//! (`outbox_backlog` counts for the broker's outage and for a lost worker
+//! alike) and read best side by side, one guarantee building on another.
 
 use crate::common;
 

@@ -3,6 +3,12 @@
 //! generated model (language codes, sentences, paragraphs, batching, the
 //! result cache), speech translation with language detection, the model
 //! list and the output formats.
+//!
+//! Longer than most files: every test here runs on the one set of test
+//! models (`models_toml` and `spawn`, which `decoding` and `long_form`
+//! use too) and shares the output checks (`check_srt`, `check_vtt`,
+//! `check_words`) and submit helpers; a test per engine or format
+//! elsewhere would take those with it or duplicate them.
 
 use crate::common;
 

@@ -4,6 +4,11 @@
 //! raising for a wrong key, a spent quota and a bad language; then what
 //! other clients send: JSON lists, HTML, `auto`, keys in headers, forms,
 //! and the refusals, all in LibreTranslate's shapes.
+//!
+//! Longer than most files: the second test runs every body a
+//! LibreTranslate client may send, and every refusal, against one spawned
+//! API and translation worker rather than starting one per case; it
+//! shares `spawn` and its models file with the client library's test.
 
 use crate::common;
 

@@ -1,6 +1,12 @@
 //! Logins, refresh-token rotation and reuse detection, logout, key
 //! rotation and revocation, suspension — effective at once on every API
 //! instance — and the audit trail they leave.
+//!
+//! Longer than most files: four tests, each one whole story (logging in,
+//! a refresh token reused, keys rotated and revoked, accounts
+//! administered; two of them across two API instances), checked step by
+//! step with the audit entries each step leaves; they share `status` and
+//! `audit_actions`.
 
 use crate::common;
 

@@ -1,7 +1,7 @@
 //! The worker's settings, from flags or `VOXQ_*` environment variables.
 //!
-//! A little over 400 lines, tests included, and kept whole: every setting
-//! and command is here, documented where `--help` shows it.
+//! Over 400 lines, tests included, and kept whole: every setting and
+//! command is here, documented where `--help` shows it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,3 +1,6 @@
+//! The `voxq-worker` binary: settings, logging and the CPU backend, then
+//! the worker until a signal, or a benchmark command.
+
 use clap::Parser;
 use voxq_shared::telemetry::Output;
 use voxq_worker::config::{Command, WorkerConfig};

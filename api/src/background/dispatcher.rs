@@ -68,6 +68,8 @@ impl Dispatcher {
     /// their leases let another dispatcher retry them.
     pub async fn run(self, stop: CancellationToken, drain: Duration) {
         let this = Arc::new(self);
+        // Runtime-checked: LISTEN is not a statement the macros can prepare;
+        // `PgListener` sends it with the fixed channel name quoted in.
         let mut listener = match PgListener::connect_with(&this.db).await {
             Ok(mut l) => match l.listen("voxq_webhooks").await {
                 Ok(()) => Some(l),

@@ -6,6 +6,13 @@
 //! 401, suspended accounts with 403), applies the rate limits and adds the
 //! rate-limit headers to the answer. Handlers take [`Principal`] as an
 //! extractor and check scopes with [`Principal::require`].
+//!
+//! Longer than most files: the rate limits are applied here, not in their
+//! own layer, because `authenticate` puts them around the credential in
+//! one pass (the address's limit before the credential is resolved, the
+//! principal's after it, both answered in the same headers), and
+//! `limit_address_first` hands its decision to `authenticate`; the
+//! limiter itself is `rate_limit`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -202,8 +209,6 @@ pub async fn authenticate(
     response
 }
 
-/// `Ok(None)` when Redis cannot answer: rate limiting fails open (quotas,
-/// which fail closed, still bound what can be submitted).
 /// The address's rate limit, already applied (by `limit_address_first`).
 #[derive(Clone, Copy)]
 struct AddressLimited(Option<Decision>);
@@ -239,6 +244,8 @@ async fn limit_address(
     limit(state, &address, ip_policy).await
 }
 
+/// `Ok(None)` when Redis cannot answer: rate limiting fails open (quotas,
+/// which fail closed, still bound what can be submitted).
 async fn limit(
     state: &AppState,
     subject: &str,

@@ -1,5 +1,10 @@
 //! Operator endpoints (`admin` scope): accounts, tiers, per-account limit
 //! overrides, suspension and users.
+//!
+//! Longer than most files: its routes are one resource, an account and its
+//! users, and creating an account can create its first user in the same
+//! transaction, so the user checks (`prepare_user`, `insert_user`) serve
+//! both; a third of the file is request bodies and OpenAPI annotations.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use voxq_shared::db::idempotency::{self, Claim};
 
+use super::invalid::Invalid;
 use crate::error::{ApiError, Result};
 use crate::http::principal::Principal;
 use crate::state::AppState;
@@ -116,10 +117,7 @@ pub async fn begin(
             message: "a request with this Idempotency-Key is still in progress; retry shortly"
                 .into(),
         }),
-        Claim::Mismatch => Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different request",
-        )),
+        Claim::Mismatch => Err(Invalid::IdempotencyKeyReused.into()),
     }
 }
 

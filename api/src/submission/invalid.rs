@@ -73,11 +73,16 @@ pub enum Invalid {
          translation runs both on one worker (see GET /v1/models)"
     )]
     ModelsApart { model: String, translator: String },
+    /// The `Idempotency-Key` came first with another request (see `idempotency`).
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
 }
 
 impl Invalid {
-    /// Every 422 code, for the OpenAPI document and its test.
-    pub const CODES: [&'static str; 15] = [
+    /// Every code of a refused submission, for the OpenAPI document and its
+    /// test: `bad_request` is a 400 (the request is malformed), every other
+    /// one a 422.
+    pub const CODES: [&'static str; 16] = [
         "invalid_parameter",
         "invalid_kind",
         "invalid_language",
@@ -92,6 +97,7 @@ impl Invalid {
         "unknown_model",
         "unsupported_language",
         "models_apart",
+        "idempotency_key_reused",
         "bad_request",
     ];
 
@@ -122,6 +128,7 @@ impl Invalid {
             Self::UnknownModel { .. } => "unknown_model",
             Self::UnsupportedLanguage { .. } => "unsupported_language",
             Self::ModelsApart { .. } => "models_apart",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 }
@@ -139,55 +146,83 @@ impl From<Invalid> for ApiError {
 mod tests {
     use super::*;
 
+    /// One sample of every reason, written `pattern => sample`. The
+    /// patterns make one `match` with no wildcard, so a new variant does
+    /// not compile until it is listed here with a sample; each sample is
+    /// checked against its own pattern.
+    macro_rules! every_reason {
+        ($($pattern:pat => $sample:expr),+ $(,)?) => {{
+            fn covered(reason: &Invalid) {
+                match reason {
+                    $($pattern => {})+
+                }
+            }
+            [$({
+                let sample: Invalid = $sample;
+                assert!(
+                    matches!(&sample, $pattern),
+                    "{sample:?} is listed under another pattern"
+                );
+                covered(&sample);
+                sample
+            }),+]
+        }};
+    }
+
     #[test]
     fn every_reason_has_a_listed_code_and_every_listed_code_a_reason() {
-        let reasons = [
-            Invalid::FieldTooLong("model".into()),
-            Invalid::FieldHoldsNul("model".into()),
-            Invalid::UnexpectedField("x".into()),
-            Invalid::FileAndUrl,
-            Invalid::NoAudio,
-            Invalid::FieldValue {
+        let reasons = every_reason! {
+            Invalid::FieldTooLong(_) => Invalid::FieldTooLong("model".into()),
+            Invalid::FieldHoldsNul(_) => Invalid::FieldHoldsNul("model".into()),
+            Invalid::UnexpectedField(_) => Invalid::UnexpectedField("x".into()),
+            Invalid::FileAndUrl => Invalid::FileAndUrl,
+            Invalid::NoAudio => Invalid::NoAudio,
+            Invalid::FieldValue { .. } => Invalid::FieldValue {
                 field: "vad".into(),
                 value: "maybe".into(),
             },
-            Invalid::Granularity("char".into()),
-            Invalid::Vad("vad_threshold is 0.05–0.95".into()),
-            Invalid::ParamsTooLarge,
-            Invalid::UnknownKind("sing".into()),
-            Invalid::KindTakesJson(JobKind::Translate),
-            Invalid::KindTakesUpload(JobKind::Transcribe),
-            Invalid::TargetsWithoutTranslation,
-            Invalid::NoTargets,
-            Invalid::TooManyTargets,
-            Invalid::NoTargetLanguage,
-            Invalid::UnknownLanguage("xx".into()),
-            Invalid::NoText,
-            Invalid::TextTooLong { chars: 9, max: 8 },
-            Invalid::EmptyAudio,
-            Invalid::AudioLength(LengthError::TooShort {
-                seconds: 0.01,
-                min: 0.1,
-            }),
-            Invalid::AudioLength(LengthError::TooLong {
-                seconds: 9.0,
-                max: 8.0,
-            }),
-            Invalid::AudioUrl("private address".into()),
-            Invalid::WebhookUrl("private address".into()),
-            Invalid::UnknownModel {
+            Invalid::Granularity(_) => Invalid::Granularity("char".into()),
+            Invalid::Vad(_) => Invalid::Vad("vad_threshold is 0.05–0.95".into()),
+            Invalid::ParamsTooLarge => Invalid::ParamsTooLarge,
+            Invalid::UnknownKind(_) => Invalid::UnknownKind("sing".into()),
+            Invalid::KindTakesJson(_) => Invalid::KindTakesJson(JobKind::Translate),
+            Invalid::KindTakesUpload(_) => Invalid::KindTakesUpload(JobKind::Transcribe),
+            Invalid::TargetsWithoutTranslation => Invalid::TargetsWithoutTranslation,
+            Invalid::NoTargets => Invalid::NoTargets,
+            Invalid::TooManyTargets => Invalid::TooManyTargets,
+            Invalid::NoTargetLanguage => Invalid::NoTargetLanguage,
+            Invalid::UnknownLanguage(_) => Invalid::UnknownLanguage("xx".into()),
+            Invalid::NoText => Invalid::NoText,
+            Invalid::TextTooLong { .. } => Invalid::TextTooLong { chars: 9, max: 8 },
+            Invalid::EmptyAudio => Invalid::EmptyAudio,
+            Invalid::AudioLength(LengthError::TooShort { .. }) => Invalid::AudioLength(
+                LengthError::TooShort {
+                    seconds: 0.01,
+                    min: 0.1,
+                },
+            ),
+            Invalid::AudioLength(LengthError::TooLong { .. }) => Invalid::AudioLength(
+                LengthError::TooLong {
+                    seconds: 9.0,
+                    max: 8.0,
+                },
+            ),
+            Invalid::AudioUrl(_) => Invalid::AudioUrl("private address".into()),
+            Invalid::WebhookUrl(_) => Invalid::WebhookUrl("private address".into()),
+            Invalid::UnknownModel { .. } => Invalid::UnknownModel {
                 asked: "no worker serves model \"x\"".into(),
                 available: vec![],
             },
-            Invalid::UnsupportedLanguage {
+            Invalid::UnsupportedLanguage { .. } => Invalid::UnsupportedLanguage {
                 model: "m".into(),
                 language: "xx".into(),
             },
-            Invalid::ModelsApart {
+            Invalid::ModelsApart { .. } => Invalid::ModelsApart {
                 model: "a".into(),
                 translator: "b".into(),
             },
-        ];
+            Invalid::IdempotencyKeyReused => Invalid::IdempotencyKeyReused,
+        };
         let mut seen: Vec<&str> = reasons.iter().map(Invalid::code).collect();
         for code in &seen {
             assert!(Invalid::CODES.contains(code), "{code} is not listed");
@@ -201,9 +236,13 @@ mod tests {
         );
         for reason in reasons {
             assert!(!reason.to_string().is_empty());
+            let expected = if reason.code() == "bad_request" {
+                400
+            } else {
+                422
+            };
             let response = axum::response::IntoResponse::into_response(ApiError::from(reason));
-            let status = response.status().as_u16();
-            assert!(status == 400 || status == 422, "{status}");
+            assert_eq!(response.status().as_u16(), expected);
         }
     }
 }

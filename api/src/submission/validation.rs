@@ -1,13 +1,19 @@
 //! What a client sends to `POST /v1/jobs`, read and checked before
 //! anything is stored: the multipart form of an audio job, the JSON body
 //! of a text job, their fields and language codes.
+//!
+//! Longer than most files: these are the checks of every way a job comes
+//! in (the OpenAI and LibreTranslate routes call them too), kept in one
+//! place so that the ways agree; some eighty lines are the two documented
+//! request bodies, whose doc comments are the OpenAPI document's.
 
 use axum::extract::multipart::MultipartError;
 use axum::extract::Multipart;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use voxq_shared::audio::{self, AudioInfo};
-use voxq_shared::job::{JobKind, JobParams, WHISPER_LANGUAGES};
+use voxq_shared::job::{JobKind, JobParams};
+use voxq_shared::whisper_languages::WHISPER_LANGUAGES;
 
 use super::idempotency::Fingerprint;
 use super::invalid::{Invalid, MAX_TARGETS};
@@ -355,7 +361,6 @@ pub fn validate_language(value: &str) -> Result<String> {
     }
 }
 
-/// Checks a text job's body.
 /// A text job's text is at most `VOXQ_MAX_TEXT_CHARS` characters.
 pub fn check_text_length(text: &str, config: &ApiConfig) -> Result<()> {
     let chars = text.chars().count();
@@ -369,6 +374,7 @@ pub fn check_text_length(text: &str, config: &ApiConfig) -> Result<()> {
     Ok(())
 }
 
+/// Checks a text job's body.
 pub fn validate_text_job(job: TextJobRequest, config: &ApiConfig) -> Result<(JobParams, String)> {
     match JobKind::parse(&job.kind) {
         Some(JobKind::Translate) => {}

@@ -213,6 +213,9 @@ async fn one(
         },
     };
     let elapsed = done.duration_since(started).as_secs_f64();
+    // Runtime-checked: benchmark-only SQL; voxq-bench has no offline query
+    // data (.sqlx holds the shared crate's) and no build script for
+    // ops/check-sqlx.sh.
     let worker: f64 = sqlx::query_scalar(
         "select quantity from usage_records where job_id = $1 and metric = 'processing_seconds'",
     )

@@ -1,3 +1,6 @@
+//! Accounts: each one's tier, limit overrides, result-cache policy,
+//! retention and suspension; created, read, listed and changed.
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;

@@ -1,3 +1,6 @@
+//! API keys: created (the plaintext shown once), listed, rotated and
+//! revoked per account, and a presented key authenticated on each request.
+
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Serialize;

@@ -1,3 +1,5 @@
+//! Usage records: the metered quantities of a job.
+
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -1,3 +1,6 @@
+//! Users of an account: created with a password hash, found by email for
+//! login, read by id.
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;

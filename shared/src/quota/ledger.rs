@@ -24,10 +24,10 @@ fn lock_key(account: Uuid) -> i64 {
 }
 
 /// Starts a submission's transaction holding the account's shared lock.
-// Runtime-checked: `begin_with` sends its statement as the transaction's
-// first simple query (one round trip for both), which no macro can describe.
 /// Sent as one simple query (`begin; select …`): a round trip less on the
 /// submit path. The key is an integer we computed, never client input.
+// Runtime-checked: `begin_with` sends its statement as the transaction's
+// first simple query (one round trip for both), which no macro can describe.
 pub async fn begin_submission(
     db: &PgPool,
     account: Uuid,

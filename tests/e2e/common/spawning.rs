@@ -1,6 +1,12 @@
 //! Starting a test's world: a fresh database, its own Redis prefix and
 //! RabbitMQ names (one namespace), the API (in-process where it can be)
 //! and worker processes on free ports; and tearing it all down.
+//!
+//! Longer than most files: `TestApp` keeps the books of everything a test
+//! starts (`children`, `worker`, `extra_apis`, `in_process`, its database
+//! and namespace), and the methods that start, signal, kill and restart
+//! processes and the `Drop` that tears it all down work on those books
+//! together, so that nothing started escapes the teardown.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -22,8 +22,9 @@ pub mod words;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use voxq_shared::job::{JobKind, Segment, TranscriptResult, WHISPER_LANGUAGES};
+use voxq_shared::job::{JobKind, Segment, TranscriptResult};
 use voxq_shared::registry::ModelInfo;
+use voxq_shared::whisper_languages::WHISPER_LANGUAGES;
 
 use crate::config::ModelSpec;
 

@@ -3,6 +3,12 @@
 //! speech is cut into chunks of at most one Whisper window, so that no
 //! Whisper call is spent on silence, music or noise, and a long job's
 //! chunks can be decoded as one batch.
+//!
+//! Longer than most files (a sixth of it tests): detecting, chunking and
+//! placing are one round trip on one timeline. `detect` finds the spans,
+//! `plan` cuts them into chunks, and `place` brings each chunk's segments
+//! back to the original times through the same chunk and spans; the
+//! padding and join rules on both sides must agree.
 
 use std::borrow::Cow;
 use std::path::Path;

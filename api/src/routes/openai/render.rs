@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
-use voxq_shared::job::{language_name, JobKind, Segment, TranscriptResult};
+use voxq_shared::job::{JobKind, Segment, TranscriptResult};
 use voxq_shared::subtitles;
+use voxq_shared::whisper_languages::language_name;
 
 use crate::error::ApiError;
 
