@@ -16,9 +16,12 @@
 # interruption). Docker is installed if missing (ops/docker/install.sh);
 # where no image registry answers, local base images are built first
 # (ops/docker/local-base.sh). Every step has a timeout, and so has the
-# whole run (VOXQ_SMOKE_TIMEOUT, 3600 s; from nothing on two cores the run
-# took 15 min: Docker 0.5, local bases 3, images 10.5; with the images
-# built, 2 min). Only its own project (voxq-smoke-<pid>) is touched; ports
+# whole run (VOXQ_SMOKE_TIMEOUT, 3600 s). From nothing on two cores, with
+# the host's binaries: about 6 min (Docker 0.5, local bases 3, the
+# binaries' production build 1 to 2 after ops/test.sh's, images 1.2, the
+# stack and its checks 1.2); compiling in Docker instead, 15 min (images
+# 10.5); with the images built, 2 min. Only its own project
+# (voxq-smoke-<pid>) is touched; ports
 # are published on 127.0.0.1 only, on free ports.
 #   ops/compose-smoke.sh
 # Environment: VOXQ_SMOKE_LOCAL_IMAGES=1|0 forces or forbids the local base
