@@ -10,6 +10,8 @@
 # it is measured in the same run: the prebuilt wheel library against the
 # from-source build.
 #   ops/bench/transcribe.sh [RUNS] [SHORT_AUDIO]
+# VOXQ_BENCH_WHISPER_CPP=0 leaves out the whisper.cpp pair (when only the
+# CTranslate2 rows matter, e.g. prebuilt against from source).
 # Without a file the short audio is ../shared/data/audio/jfk.wav when it is
 # there, else 11 s of espeak-ng speech; the long audio is always generated.
 set -euo pipefail
@@ -28,7 +30,8 @@ cargo build --release -p voxq-worker --bins
 source_worker=$(ops/bench/source-worker.sh)
 venv="$HOME/.cache/voxq/venv"
 "$venv/bin/python" -c "import faster_whisper" 2>/dev/null || "$venv/bin/pip" install -q faster-whisper
-cli=$(ops/bench/build-whisper-cli.sh)
+with_cpp="${VOXQ_BENCH_WHISPER_CPP:-1}"
+if [ "$with_cpp" = 1 ]; then cli=$(ops/bench/build-whisper-cli.sh); fi
 
 if [ -z "$short" ]; then
   if [ -f ../shared/data/audio/jfk.wav ]; then
@@ -75,12 +78,14 @@ whisper_cli() { # audio -> {"seconds": [...], "text": ...}
 }
 
 report() { # label audio
-  local ct2 src='null' fw cpp cli_out
+  local ct2 src='null' fw cpp='null' cli_out='null'
   ct2=$(voxq ct2-whisper "$VOXQ_MODEL_DIR" "$2")
   [ -z "$source_worker" ] || src=$(voxq ct2-whisper "$VOXQ_MODEL_DIR" "$2" "$source_worker")
   fw=$("$venv/bin/python" ops/bench/faster_whisper_bench.py "$VOXQ_MODEL_DIR" "$2" "$threads" "$runs")
-  cpp=$(voxq whisper-cpp models/ggml-tiny.en.bin "$2")
-  cli_out=$(whisper_cli "$2")
+  if [ "$with_cpp" = 1 ]; then
+    cpp=$(voxq whisper-cpp models/ggml-tiny.en.bin "$2")
+    cli_out=$(whisper_cli "$2")
+  fi
   python3 - "$1" "$2" "$ct2" "$fw" "$cpp" "$cli_out" "$src" <<'PY'
 import json, statistics, sys, wave
 label, audio = sys.argv[1], sys.argv[2]
@@ -92,8 +97,9 @@ text = lambda r: r["result"]["text"] if "result" in r else r["text"]
 # The real-time factor: processing time over audio time (0.1: ten times
 # faster than real time), what sizing a worker pool needs.
 print(f"== {label}: {audio} ({duration:.1f} s of audio)")
-rows = [("voxq ct2-whisper", ct2), ("faster-whisper", fw),
-        ("voxq whisper-cpp", cpp), ("whisper.cpp CLI", cli)]
+rows = [("voxq ct2-whisper", ct2), ("faster-whisper", fw)]
+if cpp:
+    rows += [("voxq whisper-cpp", cpp), ("whisper.cpp CLI", cli)]
 if src:
     rows.insert(1, ("  ct2 from source", src))
 for name, r in rows:
@@ -103,7 +109,8 @@ if src:
     same = text(ct2) == text(src)
     print(f"ratio prebuilt CTranslate2 / from source: {med(ct2) / med(src):.2f}"
           f"  (below 1: the wheel's library faster; same text: {same})")
-print(f"ratio voxq whisper-cpp / whisper.cpp CLI: {med(cpp) / med(cli):.2f}  (below 1: voxq faster)")
+if cpp:
+    print(f"ratio voxq whisper-cpp / whisper.cpp CLI: {med(cpp) / med(cli):.2f}  (below 1: voxq faster)")
 PY
 }
 
