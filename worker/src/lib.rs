@@ -1,7 +1,7 @@
 //! voxq's inference worker: RabbitMQ consumer, audio decoding and the
-//! inference engines. `main.rs` only parses the configuration and calls
-//! [`Worker::build`] and [`Worker::run`] (or a benchmark command, in
-//! [`bench`]).
+//! inference engines. The binary runs [`entry::main`], which parses the
+//! configuration and calls [`Worker::build`] and [`Worker::run`] (or a
+//! benchmark command, in [`bench`]).
 
 pub mod bench;
 pub mod chaos;
@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod cpu_backend;
 pub mod dead_letters;
 pub mod engine;
+pub mod entry;
 pub mod job;
 pub mod metrics;
 pub mod models;
