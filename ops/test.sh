@@ -49,7 +49,7 @@ VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \
 # with VOXQ_SKIP_COMPOSE=1; a test filter (arguments for cargo test) skips
 # it too.
 if [ "${VOXQ_SKIP_COMPOSE:-0}" != 1 ] && [ $# -eq 0 ]; then
-  phase "compose stack: images, scaling, a worker killed mid-job" "about 6 min fresh on 2 cores, 2 min after"
+  phase "compose stack: images, scaling, a worker killed mid-job" "about 5 min fresh on 2 cores, 2 min after"
   ops/compose-smoke.sh
 fi
 phases_total
