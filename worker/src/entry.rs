@@ -6,8 +6,9 @@
 //! (clap's parser, the runtime's `block_on`, the worker's futures) is
 //! compiled a second time there, after the library, on every rebuild. Here
 //! it is compiled once: a change in `worker/` rebuilt in 70 s with the
-//! body in `main.rs` (40 s the library, 30 s the binary), 56 s with it
-//! here (two cores).
+//! body in `main.rs` (40 s the library, 30 s the binary), 56 to 64 s with
+//! it here (two cores; see also the worker's `codegen-units` in the
+//! workspace's Cargo.toml).
 
 use clap::Parser;
 use voxq_shared::telemetry::Output;
