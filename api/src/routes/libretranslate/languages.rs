@@ -128,20 +128,20 @@ pub fn name(code: &str) -> String {
         .map_or_else(|| code.to_owned(), |(_, lang)| lang.eng_name().to_owned())
 }
 
+/// The served translation models, each with the languages it speaks in
+/// clients' codes.
+fn translators(models: &[ServedModel]) -> impl Iterator<Item = (&ServedModel, BTreeSet<String>)> {
+    models
+        .iter()
+        .filter(|m| m.info.kinds.contains(&JobKind::Translate))
+        .map(|m| (m, m.info.languages.iter().map(|c| client_code(c)).collect()))
+}
+
 /// What the served translation models speak, in clients' codes: each
 /// source language and the languages it translates into.
 pub fn pairs(models: &[ServedModel]) -> BTreeMap<String, BTreeSet<String>> {
     let mut pairs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for model in models
-        .iter()
-        .filter(|m| m.info.kinds.contains(&JobKind::Translate))
-    {
-        let codes: BTreeSet<String> = model
-            .info
-            .languages
-            .iter()
-            .map(|c| client_code(c))
-            .collect();
+    for (_, codes) in translators(models) {
         for source in &codes {
             let targets = pairs.entry(source.clone()).or_default();
             targets.extend(codes.iter().filter(|t| *t != source).cloned());
@@ -154,13 +154,10 @@ pub fn pairs(models: &[ServedModel]) -> BTreeMap<String, BTreeSet<String>> {
 /// both languages, else the first that does (`pairs` lists the pairs of
 /// every model, so a pair only another model speaks still translates).
 pub fn model_for(models: &[ServedModel], from: &str, to: &str) -> Option<String> {
-    let speaks_both = |m: &&ServedModel| {
-        m.info.kinds.contains(&JobKind::Translate) && {
-            let codes: BTreeSet<String> = m.info.languages.iter().map(|c| client_code(c)).collect();
-            codes.contains(from) && codes.contains(to)
-        }
-    };
-    let serving: Vec<&ServedModel> = models.iter().filter(speaks_both).collect();
+    let serving: Vec<&ServedModel> = translators(models)
+        .filter(|(_, codes)| codes.contains(from) && codes.contains(to))
+        .map(|(m, _)| m)
+        .collect();
     serving
         .iter()
         .find(|m| m.info.default)
