@@ -27,8 +27,9 @@
 # Needs Postgres (ops/stack.sh) and psql; the scratch database is dropped
 # on exit. The committed data is from the Postgres that ops/stack.sh
 # installs (15, Debian bookworm's): sqlx infers nullability from EXPLAIN,
-# which another major version may word differently. About 4 min fresh on 2 cores (the packages' dependencies, in
-# check mode), 15 s after.
+# which another major version may word differently. About 2 min fresh on 2
+# cores (the packages' dependencies, in check mode), 15 s after; ops/test.sh
+# runs it beside its downloads.
 set -euo pipefail
 shopt -s nullglob
 # shellcheck source=ops/env.sh
@@ -55,6 +56,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Stopped by ops/test.sh, which runs this in the background: the scratch
+# database is still dropped.
+trap "exit 143" TERM INT
 
 phase "sqlx: packages with query macros" "1 s"
 # Each workspace package whose targets' sources use a query macro, with the
@@ -109,7 +113,7 @@ for migration in migrations/*.sql; do
   psql -qX -v ON_ERROR_STOP=1 "${single[@]}" "$scratch_url" -f "$migration" >/dev/null
 done
 
-phase "sqlx: query data from Postgres (cargo check in $target)" "4 min fresh on 2 cores, 15 s after"
+phase "sqlx: query data from Postgres (cargo check in $target)" "2 min fresh on 2 cores, 15 s after"
 mkdir "$work/sqlx"
 SQLX_OFFLINE=false DATABASE_URL="$scratch_url" SQLX_OFFLINE_DIR="$work/sqlx" \
   CARGO_TARGET_DIR="$target" cargo check --release --all-targets "${args[@]}"

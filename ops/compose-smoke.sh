@@ -23,7 +23,9 @@
 # 10.5); with the images built, 2 min. Only its own project
 # (voxq-smoke-<pid>) is touched; ports
 # are published on 127.0.0.1 only, on free ports.
-#   ops/compose-smoke.sh
+#   ops/compose-smoke.sh [--prepare]
+# --prepare only installs Docker and builds the base images, then exits:
+# ops/test.sh runs it while cargo compiles, then the smoke test itself.
 # Environment: VOXQ_SMOKE_LOCAL_IMAGES=1|0 forces or forbids the local base
 # images (default: when Docker Hub does not answer); VOXQ_SMOKE_KEEP=1
 # leaves the stack up for a look (remove it with the printed command);
@@ -34,6 +36,12 @@
 # from nothing). Default: host on a Debian bookworm host (the images' base,
 # so the same C library), compiled elsewhere.
 set -euo pipefail
+
+case "${1:-}" in
+  "") prepare=0 ;;
+  --prepare) prepare=1 ;;
+  *) echo "usage: $0 [--prepare]" >&2; exit 2 ;;
+esac
 
 if [ -z "${VOXQ_SMOKE_INNER:-}" ]; then
   export VOXQ_SMOKE_INNER=1
@@ -133,6 +141,12 @@ if [ "$local_images" = 1 ]; then
   if [ "$binaries" = host ]; then bases=(debian stores); else bases=(debian rust stores); fi
   ops/docker/local-base.sh "${bases[@]}"
   cat "${XDG_CACHE_HOME:-$HOME/.cache}/voxq/docker/local-images.env" >>"$env_file"
+fi
+if [ "$prepare" = 1 ]; then
+  # Nothing of a project was started: nothing for the cleanup to take down.
+  rm -f "$env_file"
+  phase "prepared: Docker and the base images"
+  exit 0
 fi
 
 # The Prometheus configuration is mounted from ops/prometheus; without it

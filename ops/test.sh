@@ -11,6 +11,17 @@ cd "$VOXQ_ROOT"
 
 phase "services" "about 30 s fresh, seconds after"
 ops/stack.sh
+if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
+  # Before any build: the worker's build script needs the library.
+  phase "CTranslate2: the PyPI wheel's library" "10 s fresh"
+  ops/fetch-ctranslate2.sh
+fi
+# The SQL macros build from the committed query data (.sqlx); this
+# regenerates it from Postgres with the migrations applied and fails
+# unless the committed data is exactly that. A check-mode build (about
+# 2 min fresh on 2 cores, 30 s after), so it runs while the downloads
+# below wait on the network.
+background "SQL query data (.sqlx) against the migrated schema" ops/check-sqlx.sh
 phase "models" "under 1 min fresh, seconds after"
 ops/fetch-models.sh
 # Offline checks of the deployment files: no cluster, Prometheus or
@@ -19,18 +30,17 @@ phase "Prometheus rules and Grafana dashboards (promtool)" "15 s fresh, 7 s afte
 ops/check-observability.sh
 phase "Kubernetes manifests (kustomize, Kubernetes and KEDA schemas)" "45 s fresh, 5 s after"
 ops/check-k8s.sh
-# The SQL macros build from the committed query data (.sqlx); this
-# regenerates it from Postgres with the migrations applied and fails
-# unless the committed data is exactly that.
-phase "SQL query data (.sqlx) against the migrated schema" "4 min fresh on 2 cores, 15 s after"
-ops/check-sqlx.sh
 phase "schemathesis, for the API fuzzing test" "under 1 min fresh, seconds after"
 ops/fetch-schemathesis.sh
 phase "OpenAI's SDKs, libretranslatepy and Chromium, for the compatibility and docs tests" "20 s fresh, seconds after"
 ops/fetch-clients.sh
-if [ "$VOXQ_CTRANSLATE2" = prebuilt ]; then
-  phase "CTranslate2: the PyPI wheel's library" "10 s fresh"
-  ops/fetch-ctranslate2.sh
+background_wait "SQL query data (.sqlx) against the migrated schema"
+compose=0
+[ "${VOXQ_SKIP_COMPOSE:-0}" = 1 ] || [ $# -ne 0 ] || compose=1
+if [ "$compose" = 1 ]; then
+  # Docker and the local base images (debootstrap: disk and network more
+  # than CPU) while cargo compiles.
+  background "compose smoke test: Docker and the base images" ops/compose-smoke.sh --prepare
 fi
 # The end-to-end tests start the real binaries from this build. Binaries
 # and tests are built in one cargo call, with one set of features (the
@@ -48,7 +58,8 @@ VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \
 # `docker compose build` does (about 10 min more). Skip it while iterating
 # with VOXQ_SKIP_COMPOSE=1; a test filter (arguments for cargo test) skips
 # it too.
-if [ "${VOXQ_SKIP_COMPOSE:-0}" != 1 ] && [ $# -eq 0 ]; then
+if [ "$compose" = 1 ]; then
+  background_wait "compose smoke test: Docker and the base images"
   phase "compose stack: images, scaling, a worker killed mid-job" "about 5 min fresh on 2 cores, 2 min after"
   ops/compose-smoke.sh
 fi
