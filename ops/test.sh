@@ -46,21 +46,22 @@ fi
 # and tests are built in one cargo call, with one set of features (the
 # worker's `chaos` among them), so no crate is compiled twice and `cargo
 # test` below only runs them.
-phase "build: binaries and tests" "about 8 min fresh on 2 cores"
+phase "build: binaries and tests" "about 9 min fresh on 2 cores"
 cargo build --release --workspace --bins --tests "${VOXQ_CARGO_FEATURES[@]}" "${VOXQ_TEST_FEATURES[@]}"
-phase "tests" "about 10 min"
+phase "tests" "about 8 min"
 VOXQ_TEST_MODEL_DIR="$VOXQ_ROOT/models/whisper-tiny.en" \
   cargo test --release --workspace --no-fail-fast "${VOXQ_CARGO_FEATURES[@]}" "${VOXQ_TEST_FEATURES[@]}" "$@"
 # The images and the compose stack, on real containers. On a Debian
 # bookworm host the images carry the binaries built here (the production
 # features: only voxq-worker's crate compiles again);
 # VOXQ_SMOKE_BINARIES=compiled builds them inside Docker as a user's
-# `docker compose build` does (about 10 min more). Skip it while iterating
+# `docker compose build` does (about 10 min more). Docker and the base
+# images were made while cargo built. Skip it while iterating
 # with VOXQ_SKIP_COMPOSE=1; a test filter (arguments for cargo test) skips
 # it too.
 if [ "$compose" = 1 ]; then
   background_wait "compose smoke test: Docker and the base images"
-  phase "compose stack: images, scaling, a worker killed mid-job" "about 5 min fresh on 2 cores, 2 min after"
+  phase "compose stack: images, scaling, a worker killed mid-job" "about 2.5 min after the build"
   ops/compose-smoke.sh
 fi
 phases_total

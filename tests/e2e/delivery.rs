@@ -572,6 +572,86 @@ async fn a_job_that_crashes_every_worker_ends_failed_in_the_dead_letter_queue() 
     assert_eq!(job["status"], "succeeded", "{job}");
 }
 
+/// A worker killed between committing a job's success and settling its
+/// quota in Redis leaves the job's reservation held there. Its message was
+/// never acknowledged, so it comes back; the next worker finds the job
+/// ended and settles it: no concurrent-jobs slot or reserved seconds held
+/// for good, and the audio counted as used once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_after_the_commit_leaves_no_quota_held() {
+    let mut app = TestApp::spawn_with(Options {
+        worker_env: vec![
+            ("VOXQ_CHAOS_ABORT_ON".into(), "VOXQ-DOOMED".into()),
+            ("VOXQ_CHAOS_ABORT_AT".into(), "commit".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.new_account().await;
+    let audio = wav_with_marker("Committed, then killed.", "VOXQ-DOOMED");
+    let id = app.submit_ok(&key, audio, "doomed.wav").await;
+    assert!(
+        app.worker_exited(Duration::from_secs(60)),
+        "the worker did not die after its commit"
+    );
+    let job = app.wait_for_job(&key, &id, Duration::from_secs(10)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let usage = |app: &TestApp| {
+        let (http, url, key) = (
+            app.http.clone(),
+            format!("{}/v1/usage", app.api_url),
+            key.clone(),
+        );
+        async move {
+            let response = http.get(url).bearer_auth(key).send().await.expect("usage");
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    // What the dead worker left: the reservation, nothing used.
+    let before = usage(&app).await;
+    assert_eq!(
+        before["resources"]["concurrent_jobs"]["used"], 1,
+        "{before}"
+    );
+    assert_eq!(
+        before["resources"]["audio_seconds"]["used"], 0.0,
+        "{before}"
+    );
+
+    app.start_worker();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let now = usage(&app).await;
+        if now["resources"]["concurrent_jobs"]["used"] == 0 {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reservation stayed held: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let audio = &after["resources"]["audio_seconds"];
+    assert_eq!(audio["reserved"], 0.0, "{after}");
+    let billed = voxq_shared::db::usage::for_job(&app.db, id.parse().expect("uuid"))
+        .await
+        .expect("usage records");
+    let seconds = billed
+        .iter()
+        .find(|r| r.metric == "audio_seconds")
+        .map(|r| r.quantity)
+        .expect("audio billed");
+    let used = audio["used"].as_f64().expect("used");
+    // Redis counts milliseconds, rounded up.
+    assert!(
+        (used - seconds).abs() < 0.002,
+        "used {used} s, billed {seconds} s"
+    );
+    // One record per metric: billed once.
+    assert_eq!(billed.len(), 2, "{billed:?}");
+}
+
 /// Long-polls and event streams are capped per account: the next one is a
 /// clear 429, another account still waits, and a slot comes back when a
 /// waiting request ends.

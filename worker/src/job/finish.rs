@@ -55,8 +55,11 @@ pub(super) async fn finish(
             .skipped
             .with_label_values(&[message.kind.as_str()])
             .inc();
+        redo_after_end(ctx, message).await;
         return Ok(());
     };
+    #[cfg(feature = "chaos")]
+    ctx.faults.after_commit(message.job_id);
     ctx.metrics
         .processed
         .with_label_values(&[message.kind.as_str()])
@@ -82,6 +85,7 @@ pub(crate) async fn end_failed(
 ) -> Result<bool, sqlx::Error> {
     tracing::warn!(job_id = %message.job_id, code = %error.code, reason = %error.message, "job failed");
     let Some(ended) = jobs::fail(&ctx.db, message.job_id, error).await? else {
+        redo_after_end(ctx, message).await;
         return Ok(false);
     };
     ctx.metrics
@@ -92,6 +96,24 @@ pub(crate) async fn end_failed(
     cache(ctx, message.account_id, &ended.view).await;
     announce_end(ctx, message, JobStatus::Failed).await;
     Ok(true)
+}
+
+/// Does again what follows the end of a job that a delivery found already
+/// ended: its worker may have died between the commit and settling its
+/// quota (the message came back because that worker never acknowledged
+/// it), which would leave its reservation held, and a concurrent-jobs slot
+/// taken, for good. Settling is idempotent and the end's view and event
+/// are the same each time, so this runs on every such redelivery.
+pub(super) async fn redo_after_end(ctx: &Context, message: &JobMessage) {
+    match jobs::already_ended(&ctx.db, message.job_id).await {
+        Ok(Some((ended, used))) => {
+            settle(ctx, &ended.reservation, used).await;
+            cache(ctx, message.account_id, &ended.view).await;
+            announce_end(ctx, message, ended.view.status).await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the ended job to settle its quota"),
+    }
 }
 
 /// Swaps the job's quota reservation for what it used. Postgres already

@@ -17,7 +17,7 @@ use voxq_shared::registry;
 use super::claimed::{Input, Prepared};
 use super::context::Context;
 use super::failure::Failure;
-use super::finish::finish;
+use super::finish::{finish, redo_after_end};
 use crate::engine::JobControl;
 use crate::metrics::Phase;
 
@@ -35,6 +35,7 @@ pub(super) async fn prepare(
         Ok(None) => {
             tracing::info!("job already ended or unknown; acknowledging redelivery");
             ctx.metrics.skipped.with_label_values(&[kind]).inc();
+            redo_after_end(ctx, message).await;
             return Ok(None);
         }
         Err(e) => return Err((0, Failure::Transient(e.into()))),
@@ -147,7 +148,7 @@ pub(super) async fn prepare(
     }
     if let (Some(data), Input::Audio { samples, .. }) = (audio, &mut prepared.input) {
         #[cfg(feature = "chaos")]
-        ctx.faults.before_decode(&data);
+        ctx.faults.before_decode(message.job_id, &data);
         *samples = decode(data, ctx.max_audio_seconds).await.map_err(fail)?;
     }
     let prepared_in = claiming.elapsed().as_secs_f64();

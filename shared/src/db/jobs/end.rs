@@ -130,6 +130,49 @@ pub async fn fail(db: &PgPool, id: Uuid, error: &JobError) -> Result<Option<Ende
     row.map(EndedRow::into_ended).transpose()
 }
 
+/// A job that had already ended when a later delivery of it came: its view,
+/// its reservation, and the usage it was billed (rounded per record, as the
+/// worker adds it to Redis), so that what follows an end (settling the
+/// quota, announcing it) can be done again; the worker that ended it may
+/// have died before it could. `None` while the job is open, or when there
+/// is no such job.
+pub async fn already_ended(db: &PgPool, id: Uuid) -> Result<Option<(Ended, Amounts)>, sqlx::Error> {
+    let row = sqlx::query_as!(
+        EndedRow,
+        r#"select id, kind, status, params as "params: sqlx::types::Json<JobParams>", result,
+                  error as "error: sqlx::types::Json<JobError>", attempts, created_at,
+                  started_at, finished_at, data_deleted_at, account_id, quota_day,
+                  reserved as "reserved: sqlx::types::Json<Amounts>"
+         from jobs where id = $1 and status not in ('queued', 'running')"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let used = sqlx::query!(
+        r#"select
+            coalesce(sum(ceil(quantity * 1000)) filter (where metric = 'audio_seconds'), 0)::bigint
+                as "audio_ms!",
+            coalesce(sum(ceil(quantity * 1000)) filter (where metric = 'processing_seconds'), 0)::bigint
+                as "processing_ms!",
+            coalesce(sum(ceil(quantity)) filter (where metric = 'text_chars'), 0)::bigint
+                as "text_chars!"
+         from usage_records where job_id = $1"#,
+        id,
+    )
+    .fetch_one(db)
+    .await?;
+    let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+    let used = Amounts {
+        audio_ms: to_u64(used.audio_ms),
+        text_chars: to_u64(used.text_chars),
+        processing_ms: to_u64(used.processing_ms),
+    };
+    Ok(Some((row.into_ended()?, used)))
+}
+
 /// What cancelling a job did.
 pub enum Cancelled {
     /// It was queued or running and is now cancelled.
