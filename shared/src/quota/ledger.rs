@@ -87,11 +87,7 @@ pub async fn snapshot(
     let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
     let mut counters = Counters {
         requests: to_u64(requests),
-        used: Amounts {
-            audio_ms: to_u64(audio_ms),
-            text_chars: to_u64(text_chars),
-            processing_ms: to_u64(processing_ms),
-        },
+        used: Amounts::from_sums(audio_ms, text_chars, processing_ms),
         ..Counters::default()
     };
     for row in rows {

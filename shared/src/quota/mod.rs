@@ -29,6 +29,18 @@ pub struct Amounts {
 }
 
 impl Amounts {
+    /// From sums Postgres computed over usage records (each quantity rounded
+    /// up on its own, as [`Self::from_usage`] does); a negative sum, which
+    /// no record can make, counts as none.
+    pub fn from_sums(audio_ms: i64, text_chars: i64, processing_ms: i64) -> Self {
+        let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+        Self {
+            audio_ms: to_u64(audio_ms),
+            text_chars: to_u64(text_chars),
+            processing_ms: to_u64(processing_ms),
+        }
+    }
+
     /// Measured usage as recorded in Postgres, in the same rounding the
     /// rebuild uses (each quantity rounded up on its own).
     pub fn from_usage(usage: &[(UsageMetric, f64)]) -> Self {

@@ -151,6 +151,7 @@ pub async fn already_ended(db: &PgPool, id: Uuid) -> Result<Option<(Ended, Amoun
     let Some(row) = row else {
         return Ok(None);
     };
+    // The sums of `quota::ledger::snapshot`, for one job.
     let used = sqlx::query!(
         r#"select
             coalesce(sum(ceil(quantity * 1000)) filter (where metric = 'audio_seconds'), 0)::bigint
@@ -164,12 +165,7 @@ pub async fn already_ended(db: &PgPool, id: Uuid) -> Result<Option<(Ended, Amoun
     )
     .fetch_one(db)
     .await?;
-    let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
-    let used = Amounts {
-        audio_ms: to_u64(used.audio_ms),
-        text_chars: to_u64(used.text_chars),
-        processing_ms: to_u64(used.processing_ms),
-    };
+    let used = Amounts::from_sums(used.audio_ms, used.text_chars, used.processing_ms);
     Ok(Some((row.into_ended()?, used)))
 }
 
