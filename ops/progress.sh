@@ -24,17 +24,25 @@ phases_total() {
   echo "==> all done in $(( $(date +%s) - _phase_total_started )) s" >&2
 }
 
-# A CPU-bound step run beside the download-bound phases that follow it, so
-# that the two cores work while the network is waited on. Its output goes
-# to a log, printed when `background_wait` joins it; stopped with the
-# script on failure or interruption.
+# A step run beside the phases that follow it, so that the two cores work
+# while the network or the disk is waited on. Its output goes to a log,
+# printed when `background_wait` joins it. When the script ends early
+# (failure, interruption) the step is stopped, or with --let-finish (one
+# that installs packages, which a stop could leave half-configured) waited
+# for.
 _bg_pids=()
 _bg_names=()
 _bg_logs=()
 _bg_started=()
+_bg_let_finish=()
 
-background() { # "name" command...
-  local name="$1" log
+background() { # [--let-finish] "name" command...
+  local let_finish=0 name log
+  if [ "$1" = --let-finish ]; then
+    let_finish=1
+    shift
+  fi
+  name="$1"
   shift
   log=$(mktemp "${TMPDIR:-/tmp}/voxq-background.XXXXXX")
   # Its own process group (setsid), so that stopping it stops its children.
@@ -43,6 +51,7 @@ background() { # "name" command...
   _bg_names+=("$name")
   _bg_logs+=("$log")
   _bg_started+=("$(date +%s)")
+  _bg_let_finish+=("$let_finish")
   echo "==> $name: started in the background" >&2
   trap _background_stop EXIT
 }
@@ -57,7 +66,7 @@ background_wait() { # "name": fails as the step failed
     sed 's/^/    | /' "${_bg_logs[$i]}" >&2
     rm -f "${_bg_logs[$i]}"
     echo "    $1: done $(( $(date +%s) - _bg_started[i] )) s after it started (exit $rc)" >&2
-    unset '_bg_pids[i]' '_bg_names[i]' '_bg_logs[i]' '_bg_started[i]'
+    unset '_bg_pids[i]' '_bg_names[i]' '_bg_logs[i]' '_bg_started[i]' '_bg_let_finish[i]'
     return "$rc"
   done
   echo "background_wait: no step named '$1'" >&2
@@ -67,7 +76,11 @@ background_wait() { # "name": fails as the step failed
 _background_stop() {
   local i
   for i in "${!_bg_pids[@]}"; do
-    kill -- "-${_bg_pids[$i]}" 2>/dev/null || true
+    if [ "${_bg_let_finish[$i]}" = 1 ]; then
+      echo "==> letting ${_bg_names[$i]} finish (started in the background)" >&2
+    else
+      kill -- "-${_bg_pids[$i]}" 2>/dev/null || true
+    fi
     wait "${_bg_pids[$i]}" 2>/dev/null || true
     rm -f "${_bg_logs[$i]}"
   done

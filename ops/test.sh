@@ -39,8 +39,10 @@ compose=0
 [ "${VOXQ_SKIP_COMPOSE:-0}" = 1 ] || [ $# -ne 0 ] || compose=1
 if [ "$compose" = 1 ]; then
   # Docker and the local base images (debootstrap: disk and network more
-  # than CPU) while cargo compiles.
-  background "compose smoke test: Docker and the base images" ops/compose-smoke.sh --prepare
+  # than CPU) while cargo compiles. It installs packages: never stopped
+  # half-way, even when the build or a test fails.
+  background --let-finish "compose smoke test: Docker and the base images" \
+    ops/compose-smoke.sh --prepare
 fi
 # The end-to-end tests start the real binaries from this build. Binaries
 # and tests are built in one cargo call, with one set of features (the
