@@ -8,6 +8,18 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use crate::engines::models_toml;
+
+/// The CTranslate2 model once more at one thread per call, so that a long
+/// job's windows are decoded side by side (one call per core).
+fn with_side_by_side_model() -> String {
+    format!(
+        "{}\n[[models]]\nname = \"{SIDE_BY_SIDE}\"\nengine = \"ct2-whisper\"\npath = \"{}/whisper-tiny.en\"\nthreads = 1\n",
+        models_toml(),
+        common::spawning::models_root().display()
+    )
+}
+
+const SIDE_BY_SIDE: &str = "whisper-tiny.en-1t";
 use common::long_speech::{self, LongRecording};
 use common::{models_file, wer, Options, TestApp};
 use reqwest::multipart::{Form, Part};
@@ -91,7 +103,7 @@ struct Run {
 async fn long_recordings_with_pauses_and_silence_get_true_timestamps_on_both_engines() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = TestApp::spawn_with(Options {
-        models_file: Some(models_file(dir.path(), &models_toml())),
+        models_file: Some(models_file(dir.path(), &with_side_by_side_model())),
         ..Options::default()
     })
     .await;
@@ -114,20 +126,15 @@ async fn long_recordings_with_pauses_and_silence_get_true_timestamps_on_both_eng
             jobs.push((model, vad, id));
         }
     }
-    let mut runs = Vec::new();
-    for (model, vad, id) in jobs {
-        let job = app.wait_for_job(&key, &id, WAIT).await;
-        assert_eq!(job["status"], "succeeded", "{model} vad={vad}: {job}");
-        let verbose: Value =
-            serde_json::from_str(&app.get_job_as(&key, &id, "verbose_json").await).expect("json");
-        let srt = app.get_job_as(&key, &id, "srt").await;
-        runs.push(Run {
-            model,
-            vad,
-            verbose,
-            srt,
-        });
-    }
+    // The side-by-side model's job goes in after the others have ended, so
+    // that it does not reorder them: whisper.cpp's decoding states are
+    // pooled, and its sampling at fallback temperatures depends on the jobs
+    // decoded before.
+    let mut runs = finished(&app, &key, jobs).await;
+    let id = app
+        .submit_wav_with(&key, recording.wav.clone(), &[("model", SIDE_BY_SIDE)])
+        .await;
+    runs.extend(finished(&app, &key, vec![(SIDE_BY_SIDE, true, id)]).await);
 
     let mut report = Vec::new();
     for run in &runs {
@@ -138,7 +145,7 @@ async fn long_recordings_with_pauses_and_silence_get_true_timestamps_on_both_eng
             // Chunks decoded apart read as well as the whole recording.
             let sequential = runs
                 .iter()
-                .find(|r| r.model == run.model && !r.vad)
+                .find(|r| r.model == run.model.trim_end_matches("-1t") && !r.vad)
                 .map(|r| wer::wer(&recording.text(), text(&r.verbose)))
                 .unwrap_or(0.0);
             let chunked = wer::wer(&recording.text(), text(&run.verbose));
@@ -161,6 +168,25 @@ async fn long_recordings_with_pauses_and_silence_get_true_timestamps_on_both_eng
         }
     }
     assert!(report.is_empty(), "{}", report.join("\n\n"));
+}
+
+/// The jobs' results once they have succeeded.
+async fn finished(app: &TestApp, key: &str, jobs: Vec<(&'static str, bool, String)>) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for (model, vad, id) in jobs {
+        let job = app.wait_for_job(key, &id, WAIT).await;
+        assert_eq!(job["status"], "succeeded", "{model} vad={vad}: {job}");
+        let verbose: Value =
+            serde_json::from_str(&app.get_job_as(key, &id, "verbose_json").await).expect("json");
+        let srt = app.get_job_as(key, &id, "srt").await;
+        runs.push(Run {
+            model,
+            vad,
+            verbose,
+            srt,
+        });
+    }
+    runs
 }
 
 /// What makes `srt` hard to read or untrue to `transcript`: a cue with

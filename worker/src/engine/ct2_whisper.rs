@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use anyhow::{anyhow, Context};
 use ct2rs::sys::{Device, StorageView, Whisper, WhisperOptions};
@@ -27,7 +28,7 @@ use super::{
     ct2_config, first_temperature, join_text, round_ms, vocabulary, whisper_info, Engine, Stopped,
     Task, TranscribeOptions,
 };
-use crate::config::ModelSpec;
+use crate::config::{DeviceArg, ModelSpec};
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
@@ -44,11 +45,39 @@ const INPUT_STRIDE: usize = 2;
 const BEST_OF: usize = 5;
 /// Smoothing of the cross-attention weights before word alignment.
 const MEDIAN_FILTER_WIDTH: i64 = 7;
-/// Windows decoded in one call at least (more when the model's
+/// On a GPU, windows decoded in one call at least (more when the model's
 /// `batch_size` says so): a long job's speech chunks fill the batch, as in
 /// faster-whisper's batched pipeline, and one call's memory stays bounded
 /// however long the job.
 const MIN_WINDOWS_PER_CALL: usize = 8;
+
+/// Windows per call. On a CPU whose cores run one-thread calls side by
+/// side, a batch of windows saves nothing: measured with tiny.en on one
+/// thread, six windows one by one took 0.4 s of encoding each, and 0.6 s
+/// each in one batch (the attention weights of a batch leave the caches);
+/// the beam search gains as little. There the model's `batch_size` (jobs
+/// batched together) decides.
+fn windows_per_call(spec: &ModelSpec, parallel: usize) -> usize {
+    match spec.device {
+        DeviceArg::Cpu if parallel > 1 => spec.batch_size.max(1),
+        _ => spec.batch_size.max(MIN_WINDOWS_PER_CALL),
+    }
+}
+
+/// Calls of one job's windows made side by side on a CPU: as many as the
+/// cores hold at the model's threads per call, one per replica. Whisper's
+/// decoder barely gains from a second thread (tiny.en's beam search took
+/// 1.80 s on one thread and 1.73 s on two), so two one-thread calls at
+/// once do twice its work where one two-thread call does it once.
+fn parallel_calls(spec: &ModelSpec, replicas: usize) -> usize {
+    match spec.device {
+        DeviceArg::Cpu => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / spec.threads().max(1)).clamp(1, replicas.max(1))
+        }
+        DeviceArg::Cuda => 1,
+    }
+}
 
 pub struct Ct2Whisper {
     info: ModelInfo,
@@ -61,6 +90,8 @@ pub struct Ct2Whisper {
     mel: MelExtractor,
     beam_size: usize,
     windows_per_call: usize,
+    /// Calls of one job's windows made at once, each on its own replica.
+    parallel: usize,
     multilingual: bool,
     eot: u32,
     timestamp_begin: u32,
@@ -111,7 +142,8 @@ impl Ct2Whisper {
             tokenizer,
             vocabulary,
             beam_size: spec.beam_size.max(1),
-            windows_per_call: spec.batch_size.max(MIN_WINDOWS_PER_CALL),
+            windows_per_call: windows_per_call(spec, parallel_calls(spec, replicas)),
+            parallel: parallel_calls(spec, replicas),
             eot,
             timestamp_begin,
         })
@@ -235,6 +267,9 @@ struct Stream {
     segments: Vec<Segment>,
     error: Option<anyhow::Error>,
     word_timestamps: bool,
+    /// Whether Whisper predicts the segments' times (else they come from
+    /// the words' alignment).
+    timestamps: bool,
     /// Where the last timed word ended, for the next window's first word.
     last_speech: f64,
 }
@@ -286,18 +321,20 @@ impl Ct2Whisper {
                 .to_owned(),
             );
         }
+        if !stream.timestamps {
+            prompt.push("<|notimestamps|>".to_owned());
+        }
         Ok(prompt)
     }
 
-    /// Decodes the current window of every stream in `group` (streams whose
+    /// Decodes the current window of every stream of `group` (streams whose
     /// prompts share one layout, as CTranslate2 requires of a batch) with
     /// one encoder pass and one beam search; windows that fail the quality
     /// checks are retried alone at higher temperatures.
-    fn decode_group(&self, streams: &mut [Stream], group: &[usize]) -> anyhow::Result<()> {
+    fn decode_group(&self, group: &mut [&mut Stream]) -> anyhow::Result<()> {
         let n_mels = self.mel.n_mels();
         let mut batch = Vec::with_capacity(group.len() * n_mels * CHUNK_FRAMES);
-        for &i in group {
-            let s = &streams[i];
+        for s in group.iter() {
             batch.extend(s.features.window(s.seek, s.segment_size()));
         }
         let view = StorageView::new(
@@ -306,20 +343,19 @@ impl Ct2Whisper {
             Device::CPU,
         )?;
         let encoded = self.model.encode(&view, false)?;
-        if group.iter().any(|&i| streams[i].language.is_none()) {
+        if group.iter().any(|s| s.language.is_none()) {
             // One language per clip: the most certain of its chunks'.
             let detected = self.model.detect_language(&encoded)?;
             let mut best: BTreeMap<usize, (String, f64)> = BTreeMap::new();
-            for (&i, results) in group.iter().zip(detected) {
-                if streams[i].language.is_none() {
+            for (stream, results) in group.iter().zip(detected) {
+                if stream.language.is_none() {
                     let (language, probability) = detection(&results)?;
-                    let clip = streams[i].clip;
-                    if best.get(&clip).is_none_or(|b| probability > b.1) {
-                        best.insert(clip, (language, probability));
+                    if best.get(&stream.clip).is_none_or(|b| probability > b.1) {
+                        best.insert(stream.clip, (language, probability));
                     }
                 }
             }
-            for stream in streams.iter_mut().filter(|s| s.language.is_none()) {
+            for stream in group.iter_mut().filter(|s| s.language.is_none()) {
                 if let Some((language, probability)) = best.get(&stream.clip) {
                     stream.language = Some(language.clone());
                     stream.language_probability = Some(*probability);
@@ -328,27 +364,24 @@ impl Ct2Whisper {
         }
         let prompts = group
             .iter()
-            .map(|&i| {
-                let s = &streams[i];
-                self.prompt(s, s.language.as_deref().unwrap_or("en"))
-            })
+            .map(|s| self.prompt(s, s.language.as_deref().unwrap_or("en")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         // Streams of a group share their first temperature (`groups`).
-        let temperature = streams[group[0]].temperature;
+        let temperature = group[0].temperature;
         let first = self.run_generate(&encoded, &prompts, temperature)?;
         let mut windows = Vec::new();
-        for ((&i, prompt), decoded) in group.iter().zip(&prompts).zip(first) {
+        for (i, (prompt, decoded)) in prompts.iter().zip(first).enumerate() {
+            let stream = &mut *group[i];
             let decoded = if decoded.acceptable() {
                 decoded
             } else {
-                let s = &streams[i];
-                let mut window = s.features.window(s.seek, s.segment_size());
+                let mut window = stream.features.window(stream.seek, stream.segment_size());
                 let view = StorageView::new(&[1, n_mels, CHUNK_FRAMES], &mut window, Device::CPU)?;
                 let encoded = self.model.encode(&view, false)?;
                 self.fall_back(&encoded, prompt, decoded)?
             };
-            let window = self.advance(&mut streams[i], decoded);
-            if streams[i].word_timestamps && !window.tokens.is_empty() {
+            let window = self.advance(stream, decoded);
+            if (stream.word_timestamps || !stream.timestamps) && !window.tokens.is_empty() {
                 windows.push(Window {
                     stream: i,
                     ..window
@@ -356,7 +389,7 @@ impl Ct2Whisper {
             }
         }
         if !windows.is_empty() {
-            self.time_words(streams, &encoded, group.len(), windows);
+            self.time_words(group, &encoded, windows);
         }
         Ok(())
     }
@@ -366,13 +399,8 @@ impl Ct2Whisper {
     /// words. Windows whose prompts start alike align in one call; reusing
     /// the group's encoder output when every window of the group is there.
     /// A failure leaves the affected streams failed, not the group.
-    fn time_words(
-        &self,
-        streams: &mut [Stream],
-        encoded: &StorageView,
-        group_size: usize,
-        windows: Vec<Window>,
-    ) {
+    fn time_words(&self, streams: &mut [&mut Stream], encoded: &StorageView, windows: Vec<Window>) {
+        let group_size = streams.len();
         let mut by_start: BTreeMap<Vec<usize>, Vec<Window>> = BTreeMap::new();
         for window in windows {
             let stream = &streams[window.stream];
@@ -386,7 +414,7 @@ impl Ct2Whisper {
             match aligned {
                 Ok(results) => {
                     for (window, result) in windows.into_iter().zip(results) {
-                        let stream = &mut streams[window.stream];
+                        let stream = &mut *streams[window.stream];
                         let language = stream.language.clone().unwrap_or_default();
                         let split = words::split(&window.tokens, &language, |t| {
                             self.tokenizer.decode(t, false).unwrap_or_default()
@@ -400,14 +428,31 @@ impl Ct2Whisper {
                             words::from_alignment(split, &path, &result.text_token_probs);
                         let median = words::tidy(&mut timed);
                         let time_offset = (window.seek * HOP) as f64 / SAMPLE_RATE as f64;
+                        let mut segment_tokens = window.segment_tokens;
+                        if !stream.timestamps {
+                            // The window's text is one untimed segment:
+                            // its sentences, timed by their words, become
+                            // the segments.
+                            let untimed = stream.segments.split_off(window.first_segment);
+                            if let Some(untimed) = untimed.first() {
+                                let (sentences, tokens) =
+                                    words::sentences(untimed, &timed, time_offset);
+                                stream.segments.extend(sentences);
+                                segment_tokens = tokens;
+                            }
+                        }
+                        let segments = &mut stream.segments[window.first_segment..];
                         words::attach(
-                            &mut stream.segments[window.first_segment..],
-                            &window.segment_tokens,
+                            segments,
+                            &segment_tokens,
                             timed,
                             time_offset,
                             median,
                             &mut stream.last_speech,
                         );
+                        if !stream.word_timestamps {
+                            segments.iter_mut().for_each(|s| s.words.clear());
+                        }
                     }
                 }
                 Err(e) => {
@@ -423,7 +468,7 @@ impl Ct2Whisper {
 
     fn align(
         &self,
-        streams: &[Stream],
+        streams: &[&mut Stream],
         encoded: &StorageView,
         group_size: usize,
         start: &[usize],
@@ -699,10 +744,24 @@ impl Engine for Ct2Whisper {
     ) -> Vec<anyhow::Result<TranscriptResult>> {
         let english_only = !self.multilingual;
         let mut streams: Vec<Stream> = Vec::new();
-        for (clip, (samples, options)) in audio.iter().zip(options).enumerate() {
-            let initial = self.initial_prompt(options.prompt.as_deref());
-            for chunk in vad::plan(options.speech.as_ref(), samples.len()) {
-                let features = self.mel.compute(&chunk.audio(samples));
+        let planned: Vec<(usize, Chunk)> = audio
+            .iter()
+            .zip(options)
+            .enumerate()
+            .flat_map(|(clip, (samples, options))| {
+                let chunks = vad::plan(options.speech.as_ref(), samples.len());
+                chunks.into_iter().map(move |chunk| (clip, chunk))
+            })
+            .collect();
+        let features = self.features(audio, &planned);
+        let initial: Vec<Vec<u32>> = options
+            .iter()
+            .map(|o| self.initial_prompt(o.prompt.as_deref()))
+            .collect();
+        {
+            for ((clip, chunk), features) in planned.into_iter().zip(features) {
+                let options = &options[clip];
+                let initial = &initial[clip];
                 streams.push(Stream {
                     clip,
                     content_frames: features.frames.saturating_sub(1),
@@ -728,88 +787,242 @@ impl Engine for Ct2Whisper {
                     segments: Vec::new(),
                     error: None,
                     word_timestamps: options.word_timestamps,
+                    // A chunk of speech is one window, decoded whole: with
+                    // timestamps, Whisper leaves a window's last sentence
+                    // for the next window when it ends near the window's
+                    // end (it did in each of six 29 s chunks measured),
+                    // and decoding those tails doubled the encoder's work.
+                    // Its segments are timed by their words instead.
+                    timestamps: options.speech.is_none(),
                     last_speech: 0.0,
                 });
             }
         }
+        let mut streams: Vec<Mutex<Stream>> = streams.into_iter().map(Mutex::new).collect();
+        let progress = Progress::new(&mut streams);
         loop {
-            // Windows whose prompts share a layout and whose first
-            // temperature is the same go through one batch.
-            let mut groups: BTreeMap<(usize, Task, u32), Vec<usize>> = BTreeMap::new();
-            for (i, stream) in streams.iter().enumerate().filter(|(_, s)| s.active()) {
-                groups
-                    .entry((
-                        stream.previous().len(),
-                        stream.task,
-                        stream.temperature.to_bits(),
-                    ))
-                    .or_default()
-                    .push(i);
-            }
-            if groups.is_empty() {
+            share_languages(&mut streams);
+            let batches = self.plan_round(&mut streams);
+            if batches.is_empty() {
                 break;
             }
-            for batch in groups
-                .values()
-                .flat_map(|g| g.chunks(self.windows_per_call))
-            {
-                // Between batches: progress, and stop requests honoured.
-                report_and_stop(&mut streams, options);
-                let group: Vec<usize> = batch
-                    .iter()
-                    .copied()
-                    .filter(|&i| streams[i].active())
-                    .collect();
-                if group.is_empty() {
-                    continue;
-                }
-                if let Err(e) = self.decode_group(&mut streams, &group) {
-                    // Retry the windows alone, so one clip's failure stays
-                    // its own.
-                    if group.len() == 1 {
-                        streams[group[0]].error = Some(e);
-                        continue;
-                    }
-                    for &i in &group {
-                        if let Err(e) = self.decode_group(&mut streams, &[i]) {
-                            streams[i].error = Some(e);
-                        }
-                    }
-                }
-            }
+            self.run_round(&streams, batches, options, &progress);
         }
+        let streams = streams
+            .into_iter()
+            .map(|s| s.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .collect();
         assemble(audio, options, streams)
     }
 }
 
-/// Between windows: reports each clip's progress (where its least
-/// advanced chunk is, in the original audio) and stops the clips whose
-/// jobs asked to stop.
-fn report_and_stop(streams: &mut [Stream], options: &[TranscribeOptions]) {
-    for (clip, options) in options.iter().enumerate() {
-        let Some(control) = &options.control else {
-            continue;
-        };
-        let mut active = streams
-            .iter_mut()
-            .filter(|s| s.clip == clip && s.active())
-            .peekable();
-        if active.peek().is_none() {
-            continue;
-        }
-        if control.stopped() {
-            for stream in active {
-                stream.error = Some(Stopped.into());
+impl Ct2Whisper {
+    /// The batches of the next round, one window of each active stream:
+    /// windows whose prompts share a layout and whose first temperature is
+    /// the same, `windows_per_call` at most. A clip whose language is not
+    /// known yet sends only its first windows, in one batch, so that they
+    /// settle one language for the whole clip.
+    fn plan_round(&self, streams: &mut [Mutex<Stream>]) -> Vec<Vec<usize>> {
+        let mut detecting: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut groups: BTreeMap<(usize, Task, u32), Vec<usize>> = BTreeMap::new();
+        for (i, stream) in streams.iter_mut().enumerate() {
+            let stream = stream.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if !stream.active() {
+                continue;
             }
-            continue;
+            if stream.language.is_none() {
+                let first = detecting.entry(stream.clip).or_default();
+                if first.len() < self.windows_per_call {
+                    first.push(i);
+                }
+                continue;
+            }
+            let layout = (
+                stream.previous().len(),
+                stream.task,
+                stream.temperature.to_bits(),
+            );
+            groups.entry(layout).or_default().push(i);
         }
-        let done = active
+        let batches = groups.into_values().flat_map(|g| {
+            g.chunks(self.windows_per_call)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        });
+        detecting.into_values().chain(batches).collect()
+    }
+
+    /// Decodes one round's batches, `parallel` calls at a time (each on its
+    /// own model replica), honouring stop requests before each call and
+    /// reporting progress after it.
+    fn run_round(
+        &self,
+        streams: &[Mutex<Stream>],
+        batches: Vec<Vec<usize>>,
+        options: &[TranscribeOptions],
+        progress: &Progress,
+    ) {
+        let callers = self.parallel.min(batches.len()).max(1);
+        let queue = Mutex::new(batches.into_iter());
+        let next = || queue.lock().ok().and_then(|mut q| q.next());
+        let decode = |batch: Vec<usize>| {
+            let mut guards: Vec<MutexGuard<Stream>> = batch
+                .iter()
+                .map(|&i| streams[i].lock().unwrap_or_else(PoisonError::into_inner))
+                .collect();
+            for stream in guards.iter_mut().filter(|s| s.active()) {
+                let control = options.get(stream.clip).and_then(|o| o.control.as_ref());
+                if control.is_some_and(|c| c.stopped()) {
+                    stream.error = Some(Stopped.into());
+                }
+            }
+            let mut group: Vec<&mut Stream> = guards
+                .iter_mut()
+                .map(|g| &mut **g)
+                .filter(|s| s.active())
+                .collect();
+            if !group.is_empty() {
+                self.decode_or_isolate(&mut group);
+            }
+            progress.advance(&batch, &guards, options);
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..callers {
+                scope.spawn(|| {
+                    while let Some(batch) = next() {
+                        decode(batch);
+                    }
+                });
+            }
+        });
+    }
+
+    /// The chunks' features, computed `parallel` at a time.
+    fn features(&self, audio: &[&[f32]], planned: &[(usize, Chunk)]) -> Vec<Features> {
+        let per_thread = planned.len().div_ceil(self.parallel).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = planned
+                .chunks(per_thread)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(clip, chunk)| self.mel.compute(&chunk.audio(audio[*clip])))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
+
+    /// Decodes a group; when that fails, each of its windows alone, so that
+    /// one clip's failure stays its own.
+    fn decode_or_isolate(&self, group: &mut [&mut Stream]) {
+        let Err(e) = self.decode_group(group) else {
+            return;
+        };
+        if let [stream] = group {
+            stream.error = Some(e);
+            return;
+        }
+        for stream in group.iter_mut() {
+            if let Err(e) = self.decode_group(std::slice::from_mut(stream)) {
+                stream.error = Some(e);
+            }
+        }
+    }
+}
+
+/// After a round: a clip's streams that have no language yet take the most
+/// certain one its other streams detected.
+fn share_languages(streams: &mut [Mutex<Stream>]) {
+    let mut best: BTreeMap<usize, (String, Option<f64>)> = BTreeMap::new();
+    for stream in streams.iter_mut() {
+        let stream = stream.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(language) = &stream.language {
+            let probability = stream.language_probability;
+            let entry = best
+                .entry(stream.clip)
+                .or_insert((language.clone(), probability));
+            if probability > entry.1 {
+                *entry = (language.clone(), probability);
+            }
+        }
+    }
+    for stream in streams.iter_mut() {
+        let stream = stream.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if stream.language.is_none() {
+            if let Some((language, probability)) = best.get(&stream.clip) {
+                stream.language = Some(language.clone());
+                stream.language_probability = *probability;
+            }
+        }
+    }
+}
+
+/// Where each stream is on the original timeline, for each clip's
+/// progress: the position of its least advanced chunk.
+struct Progress {
+    clips: Vec<usize>,
+    positions: Mutex<Vec<f64>>,
+}
+
+impl Progress {
+    fn new(streams: &mut [Mutex<Stream>]) -> Self {
+        let (clips, positions) = streams
+            .iter_mut()
             .map(|s| {
-                s.chunk
-                    .original_time((s.seek * HOP) as f64 / SAMPLE_RATE as f64)
+                let s = s.get_mut().unwrap_or_else(PoisonError::into_inner);
+                (s.clip, s.chunk.start())
             })
-            .fold(f64::INFINITY, f64::min);
-        control.report(done);
+            .unzip();
+        Self {
+            clips,
+            positions: Mutex::new(positions),
+        }
+    }
+
+    /// Records where the batch's streams now are, and reports the progress
+    /// of their clips.
+    fn advance(
+        &self,
+        batch: &[usize],
+        streams: &[MutexGuard<Stream>],
+        options: &[TranscribeOptions],
+    ) {
+        let Ok(mut positions) = self.positions.lock() else {
+            return;
+        };
+        for (&i, stream) in batch.iter().zip(streams) {
+            positions[i] = if stream.active() {
+                let seconds = (stream.seek * HOP) as f64 / SAMPLE_RATE as f64;
+                stream.chunk.original_time(seconds)
+            } else {
+                f64::INFINITY
+            };
+        }
+        let clips: std::collections::BTreeSet<usize> =
+            batch.iter().map(|&i| self.clips[i]).collect();
+        for clip in clips {
+            let Some(control) = options.get(clip).and_then(|o| o.control.as_ref()) else {
+                continue;
+            };
+            let done = positions
+                .iter()
+                .zip(&self.clips)
+                .filter(|(_, &c)| c == clip)
+                .map(|(&p, _)| p)
+                .fold(f64::INFINITY, f64::min);
+            if done.is_finite() {
+                control.report(done);
+            }
+        }
     }
 }
 

@@ -19,6 +19,9 @@ pub const CHUNK_FRAMES: usize = 3000;
 pub struct MelExtractor {
     n_mels: usize,
     filters: Vec<f32>,
+    /// Each filter's non-zero bins: the filters are triangles a few bins
+    /// wide, so summing over all bins is mostly multiplying by zero.
+    nonzero: Vec<(usize, usize)>,
     window: Vec<f32>,
     fft: Arc<dyn Fft<f32>>,
 }
@@ -51,9 +54,20 @@ impl MelExtractor {
                 (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32
             })
             .collect();
+        let filters = mel_filters(SAMPLE_RATE as f64, N_FFT, n_mels);
+        let bins = N_FFT / 2 + 1;
+        let nonzero = filters
+            .chunks(bins)
+            .map(|row| {
+                let first = row.iter().position(|&w| w != 0.0).unwrap_or(0);
+                let last = row.iter().rposition(|&w| w != 0.0).map_or(0, |l| l + 1);
+                (first, last.max(first))
+            })
+            .collect();
         Self {
             n_mels,
-            filters: mel_filters(SAMPLE_RATE as f64, N_FFT, n_mels),
+            filters,
+            nonzero,
             window,
             fft: FftPlanner::new().plan_fft_forward(N_FFT),
         }
@@ -96,9 +110,13 @@ impl MelExtractor {
             for (p, c) in power.iter_mut().zip(&buf[..bins]) {
                 *p = c.norm_sqr();
             }
-            for m in 0..self.n_mels {
-                let filter = &self.filters[m * bins..(m + 1) * bins];
-                let energy: f32 = filter.iter().zip(&power).map(|(w, p)| w * p).sum();
+            for (m, &(first, last)) in self.nonzero.iter().enumerate() {
+                let filter = &self.filters[m * bins + first..m * bins + last];
+                let energy: f32 = filter
+                    .iter()
+                    .zip(&power[first..last])
+                    .map(|(w, p)| w * p)
+                    .sum();
                 mel[m * frames + f] = energy.max(1e-10).log10();
             }
         }

@@ -79,8 +79,50 @@ impl Vad {
     }
 
     /// The spans of `audio` (16 kHz mono) that hold speech, unpadded, in
-    /// seconds, in order.
+    /// seconds, in order. A long recording is cut at quiet points into one
+    /// part per core, detected side by side: the model runs on one thread.
     pub fn speech(&self, audio: &[f32], params: &VadParams) -> anyhow::Result<Vec<SpeechSpan>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parts = (audio.len() / (MIN_PART_SECONDS * SAMPLE_RATE)).clamp(1, cores);
+        let cuts = quiet_cuts(audio, parts);
+        let found: Vec<anyhow::Result<Vec<SpeechSpan>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cuts
+                .windows(2)
+                .map(|w| scope.spawn(move || self.part_speech(&audio[w[0]..w[1]], params)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("voice activity detection panicked")))
+                })
+                .collect()
+        });
+        let mut spans: Vec<SpeechSpan> = Vec::new();
+        let max_span = CHUNK_SECONDS - 2.0 * params.speech_pad_seconds();
+        let min_gap = f64::from(params.min_silence_ms()) / 1000.0;
+        for (part, &cut) in found.into_iter().zip(&cuts) {
+            let offset = cut as f64 / SAMPLE_RATE as f64;
+            for span in part? {
+                let span = SpeechSpan {
+                    start: round_ms(span.start + offset),
+                    end: round_ms(span.end + offset),
+                };
+                // Speech cut in two at a part's edge is one span again.
+                match spans.last_mut() {
+                    Some(last)
+                        if span.start - last.end < min_gap && span.end - last.start <= max_span =>
+                    {
+                        last.end = span.end;
+                    }
+                    _ => spans.push(span),
+                }
+            }
+        }
+        Ok(spans)
+    }
+
+    fn part_speech(&self, audio: &[f32], params: &VadParams) -> anyhow::Result<Vec<SpeechSpan>> {
         let duration = audio.len() as f64 / SAMPLE_RATE as f64;
         if audio.is_empty() {
             return Ok(Vec::new());
@@ -110,6 +152,45 @@ impl Vad {
             .collect();
         Ok(spans)
     }
+}
+
+/// Parts shorter than this are not detected on a core of their own.
+const MIN_PART_SECONDS: usize = 60;
+/// Samples per Silero frame at 16 kHz.
+const VAD_FRAME: usize = 512;
+/// How far from an even cut the quietest point is looked for.
+const CUT_SEARCH_SECONDS: usize = 10;
+/// The block (96 ms) whose loudness is measured when looking for a quiet cut.
+const CUT_BLOCK: usize = VAD_FRAME * 3;
+
+/// Where `audio` is cut into `parts` parts (the first cut 0, the last its
+/// length): near the even cuts, at the start of the quietest 96 ms block,
+/// so that a cut falls in a pause, not in a word.
+fn quiet_cuts(audio: &[f32], parts: usize) -> Vec<usize> {
+    let mut cuts = vec![0];
+    for k in 1..parts {
+        let even = audio.len() * k / parts;
+        let from = even
+            .saturating_sub(CUT_SEARCH_SECONDS * SAMPLE_RATE)
+            .max(cuts[cuts.len() - 1] + CUT_BLOCK);
+        let to =
+            (even + CUT_SEARCH_SECONDS * SAMPLE_RATE).min(audio.len().saturating_sub(CUT_BLOCK));
+        let energy = |start: usize| {
+            audio[start..start + CUT_BLOCK]
+                .iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+        };
+        let quietest = (from..to)
+            .step_by(CUT_BLOCK / 4)
+            .min_by(|&a, &b| energy(a).total_cmp(&energy(b)))
+            .unwrap_or(even);
+        // On the detector's frame grid, so that the frames of a part are
+        // those of one pass over the whole.
+        cuts.push(quietest - quietest % VAD_FRAME);
+    }
+    cuts.push(audio.len());
+    cuts
 }
 
 /// A stretch of the original audio, in samples.

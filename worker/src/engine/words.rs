@@ -242,6 +242,56 @@ pub fn attach(
     }
 }
 
+/// The sentences of an untimed segment (a window decoded without
+/// timestamps) as segments of their own, timed by their words (`words` as
+/// `attach` takes them, times relative to `time_offset`), each with its
+/// count of text tokens for `attach`. A sentence ends at a word that ends
+/// with `.`, `?` or `!`.
+pub fn sentences(
+    untimed: &Segment,
+    words: &[Timed],
+    time_offset: f64,
+) -> (Vec<Segment>, Vec<usize>) {
+    let mut segments = Vec::new();
+    let mut counts = Vec::new();
+    let mut sentence: Vec<&Timed> = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        sentence.push(word);
+        let ends = word
+            .word
+            .trim_end_matches(['"', '\'', ')', '»', '”'])
+            .ends_with(['.', '?', '!', '。', '？', '！']);
+        if !(ends || i + 1 == words.len()) {
+            continue;
+        }
+        let timed: Vec<&&Timed> = sentence.iter().filter(|w| !w.word.is_empty()).collect();
+        let tokens: Vec<u32> = sentence
+            .iter()
+            .flat_map(|w| w.tokens.iter().copied())
+            .collect();
+        if let (Some(first), Some(last)) = (timed.first(), timed.last()) {
+            let text: String = timed.iter().map(|w| w.word.as_str()).collect();
+            counts.push(tokens.len());
+            segments.push(Segment {
+                start: round_ms(time_offset + first.start),
+                end: round_ms(time_offset + last.end),
+                text: text.trim().to_owned(),
+                tokens,
+                words: Vec::new(),
+                ..untimed.clone()
+            });
+        } else if let Some(previous) = counts.last_mut() {
+            // Tokens without a word of their own belong to the sentence before.
+            *previous += tokens.len();
+            if let Some(segment) = segments.last_mut() {
+                segment.tokens.extend(tokens);
+            }
+        }
+        sentence.clear();
+    }
+    (segments, counts)
+}
+
 /// A first word that starts long after the previous speech and lasts too
 /// long began in the pause: start it later. Then the segment and its words
 /// agree on where speech starts and ends.
