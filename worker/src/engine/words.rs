@@ -457,4 +457,39 @@ mod tests {
         assert_eq!((segments[1].start, segments[1].end), (12.0, 12.4));
         assert_eq!(last_speech, 12.4);
     }
+
+    #[test]
+    fn an_untimed_window_becomes_one_segment_per_sentence() {
+        let timed = |word: &str, tokens: Vec<u32>, start: f64, end: f64| Timed {
+            word: word.into(),
+            tokens,
+            start,
+            end,
+            probability: 1.0,
+        };
+        let words = vec![
+            timed(" It", vec![1], 0.2, 0.4),
+            timed(" rained.", vec![2, 3], 0.4, 0.9),
+            // An emptied punctuation entry carries no tokens.
+            timed("", vec![], 0.9, 0.9),
+            timed(" Did", vec![4], 2.0, 2.2),
+            timed(" it?\"", vec![5, 6], 2.2, 2.6),
+            timed(" Yes", vec![7], 3.0, 3.3),
+        ];
+        let untimed = Segment {
+            start: 5.0,
+            end: 35.0,
+            text: "It rained. Did it?\" Yes".into(),
+            avg_logprob: Some(-0.2),
+            ..Segment::default()
+        };
+        let (segments, tokens) = sentences(&untimed, &words, 5.0);
+        let texts: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["It rained.", "Did it?\"", "Yes"]);
+        assert_eq!(tokens, [3, 3, 1]);
+        let times: Vec<(f64, f64)> = segments.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(times, [(5.2, 5.9), (7.0, 7.6), (8.0, 8.3)]);
+        assert_eq!(segments[1].tokens, [4, 5, 6]);
+        assert!(segments.iter().all(|s| s.avg_logprob == Some(-0.2)));
+    }
 }

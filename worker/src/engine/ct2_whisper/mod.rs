@@ -6,6 +6,10 @@
 //! seeking by the predicted timestamps, conditioning each window on the text
 //! before it, and falling back to sampling at higher temperatures when a
 //! window's output looks like a repetition loop or has a low log-probability.
+//! A chunk of speech found by voice activity detection is one window,
+//! decoded whole without timestamps, its sentences timed by their words.
+//! Windows go through the model in rounds of batches, several calls at once
+//! when the model's replicas and the cores allow.
 //!
 //! Longer than most files: the long-form loop is one algorithm whose steps
 //! share its state (the seek, the prompt, the fallback), kept together as
@@ -13,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{anyhow, Context};
 use ct2rs::sys::{Device, StorageView, Whisper, WhisperOptions};
@@ -25,10 +29,14 @@ use super::mel::{Features, MelExtractor, CHUNK_FRAMES, HOP, SAMPLE_RATE};
 use super::vad::{self, Chunk};
 use super::words::{self, Timed};
 use super::{
-    ct2_config, first_temperature, join_text, round_ms, vocabulary, whisper_info, Engine, Stopped,
-    Task, TranscribeOptions,
+    ct2_config, first_temperature, join_text, round_ms, vocabulary, whisper_info, Engine, Task,
+    TranscribeOptions,
 };
-use crate::config::{DeviceArg, ModelSpec};
+use crate::config::ModelSpec;
+
+mod rounds;
+
+use rounds::{parallel_calls, share_languages, Progress, MAX_WINDOWS_PER_CALL};
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
@@ -45,40 +53,6 @@ const INPUT_STRIDE: usize = 2;
 const BEST_OF: usize = 5;
 /// Smoothing of the cross-attention weights before word alignment.
 const MEDIAN_FILTER_WIDTH: i64 = 7;
-/// On a GPU, windows decoded in one call at least (more when the model's
-/// `batch_size` says so): a long job's speech chunks fill the batch, as in
-/// faster-whisper's batched pipeline, and one call's memory stays bounded
-/// however long the job.
-const MIN_WINDOWS_PER_CALL: usize = 8;
-
-/// Windows per call. On a CPU whose cores run one-thread calls side by
-/// side, a batch of windows saves nothing: measured with tiny.en on one
-/// thread, six windows one by one took 0.4 s of encoding each, and 0.6 s
-/// each in one batch (the attention weights of a batch leave the caches);
-/// the beam search gains as little. There the model's `batch_size` (jobs
-/// batched together) decides.
-fn windows_per_call(spec: &ModelSpec, parallel: usize) -> usize {
-    match spec.device {
-        DeviceArg::Cpu if parallel > 1 => spec.batch_size.max(1),
-        _ => spec.batch_size.max(MIN_WINDOWS_PER_CALL),
-    }
-}
-
-/// Calls of one job's windows made side by side on a CPU: as many as the
-/// cores hold at the model's threads per call, one per replica. Whisper's
-/// decoder barely gains from a second thread (tiny.en's beam search took
-/// 1.80 s on one thread and 1.73 s on two), so two one-thread calls at
-/// once do twice its work where one two-thread call does it once.
-fn parallel_calls(spec: &ModelSpec, replicas: usize) -> usize {
-    match spec.device {
-        DeviceArg::Cpu => {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (cores / spec.threads().max(1)).clamp(1, replicas.max(1))
-        }
-        DeviceArg::Cuda => 1,
-    }
-}
-
 pub struct Ct2Whisper {
     info: ModelInfo,
     model: Whisper,
@@ -142,7 +116,7 @@ impl Ct2Whisper {
             tokenizer,
             vocabulary,
             beam_size: spec.beam_size.max(1),
-            windows_per_call: windows_per_call(spec, parallel_calls(spec, replicas)),
+            windows_per_call: spec.batch_size.max(MAX_WINDOWS_PER_CALL),
             parallel: parallel_calls(spec, replicas),
             eot,
             timestamp_begin,
@@ -813,216 +787,6 @@ impl Engine for Ct2Whisper {
             .map(|s| s.into_inner().unwrap_or_else(PoisonError::into_inner))
             .collect();
         assemble(audio, options, streams)
-    }
-}
-
-impl Ct2Whisper {
-    /// The batches of the next round, one window of each active stream:
-    /// windows whose prompts share a layout and whose first temperature is
-    /// the same, `windows_per_call` at most. A clip whose language is not
-    /// known yet sends only its first windows, in one batch, so that they
-    /// settle one language for the whole clip.
-    fn plan_round(&self, streams: &mut [Mutex<Stream>]) -> Vec<Vec<usize>> {
-        let mut detecting: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        let mut groups: BTreeMap<(usize, Task, u32), Vec<usize>> = BTreeMap::new();
-        for (i, stream) in streams.iter_mut().enumerate() {
-            let stream = stream.get_mut().unwrap_or_else(PoisonError::into_inner);
-            if !stream.active() {
-                continue;
-            }
-            if stream.language.is_none() {
-                let first = detecting.entry(stream.clip).or_default();
-                if first.len() < self.windows_per_call {
-                    first.push(i);
-                }
-                continue;
-            }
-            let layout = (
-                stream.previous().len(),
-                stream.task,
-                stream.temperature.to_bits(),
-            );
-            groups.entry(layout).or_default().push(i);
-        }
-        let batches = groups.into_values().flat_map(|g| {
-            g.chunks(self.windows_per_call)
-                .map(<[usize]>::to_vec)
-                .collect::<Vec<_>>()
-        });
-        detecting.into_values().chain(batches).collect()
-    }
-
-    /// Decodes one round's batches, `parallel` calls at a time (each on its
-    /// own model replica), honouring stop requests before each call and
-    /// reporting progress after it.
-    fn run_round(
-        &self,
-        streams: &[Mutex<Stream>],
-        batches: Vec<Vec<usize>>,
-        options: &[TranscribeOptions],
-        progress: &Progress,
-    ) {
-        let callers = self.parallel.min(batches.len()).max(1);
-        let queue = Mutex::new(batches.into_iter());
-        let next = || queue.lock().ok().and_then(|mut q| q.next());
-        let decode = |batch: Vec<usize>| {
-            let mut guards: Vec<MutexGuard<Stream>> = batch
-                .iter()
-                .map(|&i| streams[i].lock().unwrap_or_else(PoisonError::into_inner))
-                .collect();
-            for stream in guards.iter_mut().filter(|s| s.active()) {
-                let control = options.get(stream.clip).and_then(|o| o.control.as_ref());
-                if control.is_some_and(|c| c.stopped()) {
-                    stream.error = Some(Stopped.into());
-                }
-            }
-            let mut group: Vec<&mut Stream> = guards
-                .iter_mut()
-                .map(|g| &mut **g)
-                .filter(|s| s.active())
-                .collect();
-            if !group.is_empty() {
-                self.decode_or_isolate(&mut group);
-            }
-            progress.advance(&batch, &guards, options);
-        };
-        std::thread::scope(|scope| {
-            for _ in 0..callers {
-                scope.spawn(|| {
-                    while let Some(batch) = next() {
-                        decode(batch);
-                    }
-                });
-            }
-        });
-    }
-
-    /// The chunks' features, computed `parallel` at a time.
-    fn features(&self, audio: &[&[f32]], planned: &[(usize, Chunk)]) -> Vec<Features> {
-        let per_thread = planned.len().div_ceil(self.parallel).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = planned
-                .chunks(per_thread)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(clip, chunk)| self.mel.compute(&chunk.audio(audio[*clip])))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    }
-
-    /// Decodes a group; when that fails, each of its windows alone, so that
-    /// one clip's failure stays its own.
-    fn decode_or_isolate(&self, group: &mut [&mut Stream]) {
-        let Err(e) = self.decode_group(group) else {
-            return;
-        };
-        if let [stream] = group {
-            stream.error = Some(e);
-            return;
-        }
-        for stream in group.iter_mut() {
-            if let Err(e) = self.decode_group(std::slice::from_mut(stream)) {
-                stream.error = Some(e);
-            }
-        }
-    }
-}
-
-/// After a round: a clip's streams that have no language yet take the most
-/// certain one its other streams detected.
-fn share_languages(streams: &mut [Mutex<Stream>]) {
-    let mut best: BTreeMap<usize, (String, Option<f64>)> = BTreeMap::new();
-    for stream in streams.iter_mut() {
-        let stream = stream.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Some(language) = &stream.language {
-            let probability = stream.language_probability;
-            let entry = best
-                .entry(stream.clip)
-                .or_insert((language.clone(), probability));
-            if probability > entry.1 {
-                *entry = (language.clone(), probability);
-            }
-        }
-    }
-    for stream in streams.iter_mut() {
-        let stream = stream.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if stream.language.is_none() {
-            if let Some((language, probability)) = best.get(&stream.clip) {
-                stream.language = Some(language.clone());
-                stream.language_probability = *probability;
-            }
-        }
-    }
-}
-
-/// Where each stream is on the original timeline, for each clip's
-/// progress: the position of its least advanced chunk.
-struct Progress {
-    clips: Vec<usize>,
-    positions: Mutex<Vec<f64>>,
-}
-
-impl Progress {
-    fn new(streams: &mut [Mutex<Stream>]) -> Self {
-        let (clips, positions) = streams
-            .iter_mut()
-            .map(|s| {
-                let s = s.get_mut().unwrap_or_else(PoisonError::into_inner);
-                (s.clip, s.chunk.start())
-            })
-            .unzip();
-        Self {
-            clips,
-            positions: Mutex::new(positions),
-        }
-    }
-
-    /// Records where the batch's streams now are, and reports the progress
-    /// of their clips.
-    fn advance(
-        &self,
-        batch: &[usize],
-        streams: &[MutexGuard<Stream>],
-        options: &[TranscribeOptions],
-    ) {
-        let Ok(mut positions) = self.positions.lock() else {
-            return;
-        };
-        for (&i, stream) in batch.iter().zip(streams) {
-            positions[i] = if stream.active() {
-                let seconds = (stream.seek * HOP) as f64 / SAMPLE_RATE as f64;
-                stream.chunk.original_time(seconds)
-            } else {
-                f64::INFINITY
-            };
-        }
-        let clips: std::collections::BTreeSet<usize> =
-            batch.iter().map(|&i| self.clips[i]).collect();
-        for clip in clips {
-            let Some(control) = options.get(clip).and_then(|o| o.control.as_ref()) else {
-                continue;
-            };
-            let done = positions
-                .iter()
-                .zip(&self.clips)
-                .filter(|(_, &c)| c == clip)
-                .map(|(&p, _)| p)
-                .fold(f64::INFINITY, f64::min);
-            if done.is_finite() {
-                control.report(done);
-            }
-        }
     }
 }
 
