@@ -43,12 +43,25 @@ fn problems(recording: &LongRecording, verbose: &Value, max_wer: f64, timed: boo
     if error > max_wer {
         problems.push(format!("WER {error:.3} above {max_wer}"));
     }
-    let repeated = long_speech::repeated_runs(text);
+    let segments = verbose["segments"].as_array().cloned().unwrap_or_default();
+    let (quiet_from, quiet_to) = recording.silence;
+    // Without detection, Whisper may invent a short phrase over and over
+    // inside the silent stretch ("Thank you." in each window, seen on
+    // whisper.cpp under load): that is text over silence, which detection
+    // is there to remove, not a spoken sentence said twice.
+    let spoken: Vec<&str> = segments
+        .iter()
+        .filter(|s| {
+            let middle =
+                (s["start"].as_f64().unwrap_or(0.0) + s["end"].as_f64().unwrap_or(0.0)) / 2.0;
+            timed || !(quiet_from..quiet_to).contains(&middle)
+        })
+        .filter_map(|s| s["text"].as_str())
+        .collect();
+    let repeated = long_speech::repeated_runs(&spoken.join(" "));
     if !repeated.is_empty() {
         problems.push(format!("said twice: {repeated:?}"));
     }
-    let segments = verbose["segments"].as_array().cloned().unwrap_or_default();
-    let (quiet_from, quiet_to) = recording.silence;
     let mut splits = 0;
     for segment in &segments {
         let start = segment["start"].as_f64().unwrap_or(-1.0);

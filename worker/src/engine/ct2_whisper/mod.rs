@@ -83,8 +83,11 @@ struct Decoded {
 }
 
 impl Ct2Whisper {
-    /// `replicas` model copies, so that this many calls run at once.
-    pub fn load(spec: &ModelSpec, replicas: usize) -> anyhow::Result<Self> {
+    /// One model copy per lane (`lanes`), so that the lanes' calls run at
+    /// once, and as many more as one job's calls can use side by side.
+    pub fn load(spec: &ModelSpec, lanes: usize) -> anyhow::Result<Self> {
+        let parallel = parallel_calls(spec);
+        let replicas = lanes.max(1) + parallel - 1;
         let model = Whisper::new(&spec.path, ct2_config(spec, replicas))
             .with_context(|| format!("loading Whisper model from {}", spec.path.display()))?;
         let tokenizer = Tokenizer::from_file(spec.path.join("tokenizer.json"))
@@ -117,7 +120,7 @@ impl Ct2Whisper {
             vocabulary,
             beam_size: spec.beam_size.max(1),
             windows_per_call: spec.batch_size.max(MAX_WINDOWS_PER_CALL),
-            parallel: parallel_calls(spec, replicas),
+            parallel,
             eot,
             timestamp_begin,
         })

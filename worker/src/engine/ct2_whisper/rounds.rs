@@ -18,15 +18,16 @@ use crate::config::{DeviceArg, ModelSpec};
 pub(super) const MAX_WINDOWS_PER_CALL: usize = 8;
 
 /// Calls of one job's windows made side by side on a CPU: as many as the
-/// cores hold at the model's threads per call, one per replica. Whisper's
-/// decoder barely gains from a second thread (tiny.en's beam search took
-/// 1.80 s on one thread and 1.73 s on two), so two one-thread calls at
-/// once do twice its work where one two-thread call does it once.
-pub(super) fn parallel_calls(spec: &ModelSpec, replicas: usize) -> usize {
+/// cores hold at the model's threads per call, each on a replica of its
+/// own. Whisper's decoder barely gains from a second thread (tiny.en's
+/// beam search took 1.80 s on one thread and 1.73 s on two), so two
+/// one-thread calls at once do twice its work where one two-thread call
+/// does it once.
+pub(super) fn parallel_calls(spec: &ModelSpec) -> usize {
     match spec.device {
         DeviceArg::Cpu => {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (cores / spec.threads().max(1)).clamp(1, replicas.max(1))
+            (cores / spec.threads().max(1)).max(1)
         }
         DeviceArg::Cuda => 1,
     }
