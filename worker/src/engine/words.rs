@@ -338,6 +338,16 @@ mod tests {
         tokens.iter().map(|&t| VOCAB[t as usize]).collect()
     }
 
+    fn timed(word: &str, tokens: Vec<u32>, start: f64, end: f64) -> Timed {
+        Timed {
+            word: word.into(),
+            tokens,
+            start,
+            end,
+            probability: 1.0,
+        }
+    }
+
     #[test]
     fn words_start_at_spaces_and_punctuation() {
         let words = split(&[0, 1, 2, 3, 4, 5], "en", decode);
@@ -384,13 +394,6 @@ mod tests {
 
     #[test]
     fn punctuation_joins_its_word_and_long_words_at_sentence_ends_are_cut() {
-        let timed = |word: &str, tokens: Vec<u32>, start: f64, end: f64| Timed {
-            word: word.into(),
-            tokens,
-            start,
-            end,
-            probability: 1.0,
-        };
         let mut words = vec![
             timed(" so", vec![1], 0.0, 0.3),
             timed(",", vec![2], 0.3, 0.4),
@@ -460,13 +463,6 @@ mod tests {
 
     #[test]
     fn an_untimed_window_becomes_one_segment_per_sentence() {
-        let timed = |word: &str, tokens: Vec<u32>, start: f64, end: f64| Timed {
-            word: word.into(),
-            tokens,
-            start,
-            end,
-            probability: 1.0,
-        };
         let words = vec![
             timed(" It", vec![1], 0.2, 0.4),
             timed(" rained.", vec![2, 3], 0.4, 0.9),
