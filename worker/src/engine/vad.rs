@@ -466,6 +466,22 @@ mod tests {
     }
 
     #[test]
+    fn long_audio_is_cut_in_a_pause_on_the_detector_grid() {
+        let rate = SAMPLE_RATE;
+        // 150 s of a loud tone with a 0.5 s pause at 71 s: the even cut
+        // (75 s) moves into the pause.
+        let mut audio: Vec<f32> = (0..150 * rate).map(|i| (i as f32 * 0.05).sin()).collect();
+        audio[71 * rate..71 * rate + rate / 2].fill(0.0);
+        let cuts = quiet_cuts(&audio, 2);
+        assert_eq!(cuts.len(), 3, "{cuts:?}");
+        assert_eq!((cuts[0], cuts[2]), (0, audio.len()));
+        assert_eq!(cuts[1] % VAD_FRAME, 0);
+        let seconds = cuts[1] as f64 / rate as f64;
+        assert!((71.0 - 0.04..71.5).contains(&seconds), "{seconds}");
+        assert_eq!(quiet_cuts(&audio, 1), vec![0, audio.len()]);
+    }
+
+    #[test]
     fn chunks_hold_at_most_one_window() {
         let rate = SAMPLE_RATE as f64;
         let speech: Vec<SpeechSpan> = (0..20)

@@ -410,12 +410,17 @@ impl Ct2Whisper {
                             // The window's text is one untimed segment:
                             // its sentences, timed by their words, become
                             // the segments.
-                            let untimed = stream.segments.split_off(window.first_segment);
+                            // Text without a timed word (punctuation
+                            // alone) stays the untimed segment.
+                            let untimed = &stream.segments[window.first_segment..];
                             if let Some(untimed) = untimed.first() {
                                 let (sentences, tokens) =
                                     words::sentences(untimed, &timed, time_offset);
-                                stream.segments.extend(sentences);
-                                segment_tokens = tokens;
+                                if !sentences.is_empty() {
+                                    stream.segments.truncate(window.first_segment);
+                                    stream.segments.extend(sentences);
+                                    segment_tokens = tokens;
+                                }
                             }
                         }
                         let segments = &mut stream.segments[window.first_segment..];
@@ -435,8 +440,16 @@ impl Ct2Whisper {
                 Err(e) => {
                     let message = format!("{e:#}");
                     for window in windows {
-                        streams[window.stream].error =
-                            Some(anyhow!("word alignment failed: {message}"));
+                        let stream = &mut *streams[window.stream];
+                        if stream.word_timestamps {
+                            stream.error = Some(anyhow!("word alignment failed: {message}"));
+                        } else {
+                            // Only the segments' times were asked of the
+                            // alignment: the window's text stays, as one
+                            // segment over the chunk, rather than the job
+                            // failing.
+                            tracing::warn!(error = %message, "alignment failed: the window stays one untimed segment");
+                        }
                     }
                 }
             }
