@@ -733,7 +733,6 @@ impl Engine for Ct2Whisper {
         options: &[TranscribeOptions],
     ) -> Vec<anyhow::Result<TranscriptResult>> {
         let english_only = !self.multilingual;
-        let mut streams: Vec<Stream> = Vec::new();
         let planned: Vec<(usize, Chunk)> = audio
             .iter()
             .zip(options)
@@ -748,11 +747,12 @@ impl Engine for Ct2Whisper {
             .iter()
             .map(|o| self.initial_prompt(o.prompt.as_deref()))
             .collect();
-        {
-            for ((clip, chunk), features) in planned.into_iter().zip(features) {
+        let mut streams: Vec<Mutex<Stream>> = planned
+            .into_iter()
+            .zip(features)
+            .map(|((clip, chunk), features)| {
                 let options = &options[clip];
-                let initial = &initial[clip];
-                streams.push(Stream {
+                Mutex::new(Stream {
                     clip,
                     content_frames: features.frames.saturating_sub(1),
                     features,
@@ -772,7 +772,7 @@ impl Engine for Ct2Whisper {
                     seek: 0,
                     // Each stretch of speech starts from the job's prompt,
                     // as a whole clip does.
-                    all_tokens: initial.clone(),
+                    all_tokens: initial[clip].clone(),
                     prompt_reset_since: 0,
                     segments: Vec::new(),
                     error: None,
@@ -785,10 +785,9 @@ impl Engine for Ct2Whisper {
                     // Its segments are timed by their words instead.
                     timestamps: options.speech.is_none(),
                     last_speech: 0.0,
-                });
-            }
-        }
-        let mut streams: Vec<Mutex<Stream>> = streams.into_iter().map(Mutex::new).collect();
+                })
+            })
+            .collect();
         let progress = Progress::new(&mut streams);
         loop {
             share_languages(&mut streams);
