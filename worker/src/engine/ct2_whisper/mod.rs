@@ -36,7 +36,7 @@ use crate::config::ModelSpec;
 
 mod rounds;
 
-use rounds::{parallel_calls, share_languages, Progress, MAX_WINDOWS_PER_CALL};
+use rounds::{parallel_calls, settle_languages, share_languages, Progress, MAX_WINDOWS_PER_CALL};
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
@@ -53,6 +53,7 @@ const INPUT_STRIDE: usize = 2;
 const BEST_OF: usize = 5;
 /// Smoothing of the cross-attention weights before word alignment.
 const MEDIAN_FILTER_WIDTH: i64 = 7;
+
 pub struct Ct2Whisper {
     info: ModelInfo,
     model: Whisper,
@@ -321,23 +322,15 @@ impl Ct2Whisper {
         )?;
         let encoded = self.model.encode(&view, false)?;
         if group.iter().any(|s| s.language.is_none()) {
-            // One language per clip: the most certain of its chunks'.
             let detected = self.model.detect_language(&encoded)?;
-            let mut best: BTreeMap<usize, (String, f64)> = BTreeMap::new();
-            for (stream, results) in group.iter().zip(detected) {
+            for (stream, results) in group.iter_mut().zip(detected) {
                 if stream.language.is_none() {
                     let (language, probability) = detection(&results)?;
-                    if best.get(&stream.clip).is_none_or(|b| probability > b.1) {
-                        best.insert(stream.clip, (language, probability));
-                    }
+                    stream.language = Some(language);
+                    stream.language_probability = Some(probability);
                 }
             }
-            for stream in group.iter_mut().filter(|s| s.language.is_none()) {
-                if let Some((language, probability)) = best.get(&stream.clip) {
-                    stream.language = Some(language.clone());
-                    stream.language_probability = Some(*probability);
-                }
-            }
+            settle_languages(group);
         }
         let prompts = group
             .iter()

@@ -171,26 +171,33 @@ fn batch_size(windows: usize, per_call: usize, parallel: usize) -> usize {
 /// After a round: a clip's streams that have no language yet take the most
 /// certain one its other streams detected.
 pub(super) fn share_languages(streams: &mut [Mutex<Stream>]) {
-    let mut best: BTreeMap<usize, (String, Option<f64>)> = BTreeMap::new();
-    for stream in streams.iter_mut() {
-        let stream = stream.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Some(language) = &stream.language {
-            let probability = stream.language_probability;
-            let entry = best
-                .entry(stream.clip)
-                .or_insert((language.clone(), probability));
-            if probability > entry.1 {
-                *entry = (language.clone(), probability);
+    let mut streams: Vec<&mut Stream> = streams
+        .iter_mut()
+        .map(|s| s.get_mut().unwrap_or_else(PoisonError::into_inner))
+        .collect();
+    settle_languages(&mut streams);
+}
+
+/// One language per clip: the most certain of those its streams detected,
+/// given to each of its streams that detected another or none yet (a
+/// language the job gave is left as it is).
+pub(super) fn settle_languages(streams: &mut [&mut Stream]) {
+    let mut best: BTreeMap<usize, (String, f64)> = BTreeMap::new();
+    for stream in streams.iter() {
+        if let (Some(language), Some(probability)) = (&stream.language, stream.language_probability)
+        {
+            if best.get(&stream.clip).is_none_or(|b| probability > b.1) {
+                best.insert(stream.clip, (language.clone(), probability));
             }
         }
     }
     for stream in streams.iter_mut() {
-        let stream = stream.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if stream.language.is_none() {
-            if let Some((language, probability)) = best.get(&stream.clip) {
-                stream.language = Some(language.clone());
-                stream.language_probability = *probability;
-            }
+        if stream.language.is_some() && stream.language_probability.is_none() {
+            continue;
+        }
+        if let Some((language, probability)) = best.get(&stream.clip) {
+            stream.language = Some(language.clone());
+            stream.language_probability = Some(*probability);
         }
     }
 }
