@@ -141,6 +141,7 @@ impl App {
             janitor: Janitor {
                 db: db.clone(),
                 cache: state.cache.clone(),
+                quotas: state.quotas.clone(),
                 every: Duration::from_secs(state.config.janitor_interval.max(1)),
             },
             // A send takes the webhook timeout at most.

@@ -580,36 +580,76 @@ async fn a_job_that_crashes_every_worker_ends_failed_in_the_dead_letter_queue() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_after_the_commit_leaves_no_quota_held() {
     let mut app = TestApp::spawn_with(Options {
-        worker_env: vec![
-            ("VOXQ_CHAOS_ABORT_ON".into(), "VOXQ-DOOMED".into()),
-            ("VOXQ_CHAOS_ABORT_AT".into(), "commit".into()),
-        ],
+        worker_env: doomed_at_commit(),
         ..Options::default()
     })
     .await;
     let (_, key) = app.new_account().await;
+    let id = commit_and_die(&mut app, &key).await;
+    app.start_worker();
+    assert_settled_once(&app, &key, &id).await;
+}
+
+/// The same for a long job, whose delivery was acknowledged when it was
+/// leased: no message comes back, so the API's janitor settles the ended
+/// job once its lease has run out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_job_whose_worker_died_after_the_commit_leaves_no_quota_held() {
+    let mut app = TestApp::spawn_with(Options {
+        api_env: vec![
+            ("VOXQ_JANITOR_INTERVAL".into(), "1".into()),
+            // The marked sentence is a long job.
+            ("VOXQ_LONG_AUDIO_SECONDS".into(), "1".into()),
+        ],
+        worker_env: [
+            doomed_at_commit(),
+            vec![("VOXQ_LEASE_SECONDS".into(), "2".into())],
+        ]
+        .concat(),
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = app.new_account().await;
+    let id = commit_and_die(&mut app, &key).await;
+    let uuid: uuid::Uuid = id.parse().expect("uuid");
+    let (detached,): (bool,) = sqlx::query_as("select detached from jobs where id = $1")
+        .bind(uuid)
+        .fetch_one(&app.db)
+        .await
+        .expect("job");
+    assert!(detached, "the job was not leased as a long job");
+    // No worker runs from here on: only the janitor can settle it.
+    assert_settled_once(&app, &key, &id).await;
+    let (detached, lease): (bool, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as("select detached, lease_until from jobs where id = $1")
+            .bind(uuid)
+            .fetch_one(&app.db)
+            .await
+            .expect("job");
+    assert!(!detached && lease.is_none(), "its lease was kept");
+}
+
+/// A worker that aborts right after committing the success of a job
+/// whose audio carries `VOXQ-DOOMED`.
+fn doomed_at_commit() -> Vec<(String, String)> {
+    vec![
+        ("VOXQ_CHAOS_ABORT_ON".into(), "VOXQ-DOOMED".into()),
+        ("VOXQ_CHAOS_ABORT_AT".into(), "commit".into()),
+    ]
+}
+
+/// Submits a doomed job and waits for its worker to die after the commit:
+/// the job succeeded and its reservation is still held, nothing used.
+async fn commit_and_die(app: &mut TestApp, key: &str) -> String {
     let audio = wav_with_marker("Committed, then killed.", "VOXQ-DOOMED");
-    let id = app.submit_ok(&key, audio, "doomed.wav").await;
+    let id = app.submit_ok(key, audio, "doomed.wav").await;
     assert!(
         app.worker_exited(Duration::from_secs(60)),
         "the worker did not die after its commit"
     );
-    let job = app.wait_for_job(&key, &id, Duration::from_secs(10)).await;
+    let job = app.wait_for_job(key, &id, Duration::from_secs(10)).await;
     assert_eq!(job["status"], "succeeded", "{job}");
-    let usage = |app: &TestApp| {
-        let (http, url, key) = (
-            app.http.clone(),
-            format!("{}/v1/usage", app.api_url),
-            key.clone(),
-        );
-        async move {
-            let response = http.get(url).bearer_auth(key).send().await.expect("usage");
-            assert_eq!(response.status(), 200);
-            response.json::<Value>().await.expect("json")
-        }
-    };
-    // What the dead worker left: the reservation, nothing used.
-    let before = usage(&app).await;
+    let before = usage(app, key).await;
     assert_eq!(
         before["resources"]["concurrent_jobs"]["used"], 1,
         "{before}"
@@ -618,11 +658,28 @@ async fn a_worker_killed_after_the_commit_leaves_no_quota_held() {
         before["resources"]["audio_seconds"]["used"], 0.0,
         "{before}"
     );
+    id
+}
 
-    app.start_worker();
+async fn usage(app: &TestApp, key: &str) -> Value {
+    let response = app
+        .http
+        .get(format!("{}/v1/usage", app.api_url))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("usage");
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.expect("json")
+}
+
+/// Waits until the account holds no job in flight, then checks that the
+/// job's reservation is gone and its audio counted as used exactly as
+/// billed, once.
+async fn assert_settled_once(app: &TestApp, key: &str, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
-        let now = usage(&app).await;
+        let now = usage(app, key).await;
         if now["resources"]["concurrent_jobs"]["used"] == 0 {
             break now;
         }

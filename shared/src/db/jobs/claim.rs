@@ -264,3 +264,61 @@ async fn requeue_detached_in(tx: &mut PgConnection, id: Option<Uuid>) -> Result<
     }
     Ok(rows.len() as u64)
 }
+
+/// Long jobs that ended while detached, and whose lease has run out since:
+/// `limit` at most, each with its reservation and the usage it was billed
+/// (rounded per record, as the worker adds it to Redis). Their worker
+/// settles the reservation in Redis right after its commit, unless it dies
+/// in between; and no message comes back then, as one does for a short job
+/// (the delivery was acknowledged at `detach`). So the API's janitor
+/// settles them again (only the first settlement counts) and then
+/// [`forget_ended_leases`]. An expired lease leaves the worker that time:
+/// one alive has settled long before.
+pub async fn ended_with_lease(
+    db: &PgPool,
+    limit: i64,
+) -> Result<Vec<(Reservation, Amounts)>, sqlx::Error> {
+    // The sums of `quota::ledger::snapshot`, per job.
+    let rows = sqlx::query!(
+        r#"select j.id, j.account_id, j.quota_day,
+                  j.reserved as "reserved: sqlx::types::Json<Amounts>",
+                  coalesce(sum(ceil(u.quantity * 1000)) filter (where u.metric = 'audio_seconds'), 0)::bigint
+                      as "audio_ms!",
+                  coalesce(sum(ceil(u.quantity * 1000)) filter (where u.metric = 'processing_seconds'), 0)::bigint
+                      as "processing_ms!",
+                  coalesce(sum(ceil(u.quantity)) filter (where u.metric = 'text_chars'), 0)::bigint
+                      as "text_chars!"
+         from jobs j left join usage_records u on u.job_id = j.id
+         where j.detached and j.lease_until < now() and j.status not in ('queued', 'running')
+         group by j.id
+         limit $1"#,
+        limit,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let reservation = Reservation {
+                job_id: row.id,
+                account_id: row.account_id,
+                day: row.quota_day,
+                amounts: row.reserved.0,
+            };
+            let used = Amounts::from_sums(row.audio_ms, row.text_chars, row.processing_ms);
+            (reservation, used)
+        })
+        .collect())
+}
+
+/// Ended jobs whose reservation is settled leave the leases' index.
+pub async fn forget_ended_leases(db: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set detached = false, lease_until = null
+         where id = any($1) and status not in ('queued', 'running')",
+        ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
