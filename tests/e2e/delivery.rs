@@ -601,9 +601,12 @@ async fn a_long_job_whose_worker_died_after_the_commit_leaves_no_quota_held() {
             // The marked sentence is a long job.
             ("VOXQ_LONG_AUDIO_SECONDS".into(), "1".into()),
         ],
+        // Long enough that the held reservation is seen before the
+        // janitor may settle it (renewed every 2 s, so at least 6 s after
+        // the commit), short enough to keep the test quick.
         worker_env: [
             doomed_at_commit(),
-            vec![("VOXQ_LEASE_SECONDS".into(), "2".into())],
+            vec![("VOXQ_LEASE_SECONDS".into(), "8".into())],
         ]
         .concat(),
         ..Options::default()
