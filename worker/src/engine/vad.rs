@@ -183,8 +183,9 @@ fn quiet_cuts(audio: &[f32], parts: usize) -> Vec<usize> {
         };
         let quietest = (from..to)
             .step_by(CUT_BLOCK / 4)
-            .min_by(|&a, &b| energy(a).total_cmp(&energy(b)))
-            .unwrap_or(even);
+            .map(|start| (energy(start), start))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(even, |(_, start)| start);
         // On the detector's frame grid, so that the frames of a part are
         // those of one pass over the whole.
         cuts.push(quietest - quietest % VAD_FRAME);
