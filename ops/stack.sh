@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure everything voxq needs on this machine is installed and running:
 # Postgres, Redis and RabbitMQ on localhost, the build tools for the C++
-# inference libraries (cmake, g++, libclang), and espeak-ng + ffmpeg for sample speech.
+# inference libraries and the worker's jemalloc (cmake, make, g++,
+# libclang), and espeak-ng + ffmpeg for sample speech.
 # Debian/Ubuntu; idempotent; installs only what is missing.
 set -euo pipefail
 # shellcheck source=ops/env.sh
@@ -11,7 +12,7 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 missing=()
-for pair in cmake:cmake espeak-ng:espeak-ng ffmpeg:ffmpeg c++:g++ pkg-config:pkg-config \
+for pair in cmake:cmake make:make espeak-ng:espeak-ng ffmpeg:ffmpeg c++:g++ pkg-config:pkg-config \
             psql:postgresql redis-server:redis-server rabbitmq-server:rabbitmq-server \
             python3:python3 curl:curl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
