@@ -2,11 +2,11 @@
 # Throughput benchmark: 16 concurrent transcription jobs end to end (API,
 # RabbitMQ, worker, Postgres), once with the worker's dynamic batching off
 # (batch size 1) and once on (VOXQ_BATCH_SIZE, default 8). Same model
-# (tiny.en, int8, beam 5, VOXQ_THREADS threads per call, 2 unless set;
-# with 1 on 2 cores a batch is split over two calls side by side), same
-# 16 clips (4 sentences x 4 espeak-ng speeds). Prints jobs per minute for
-# each and the ratio.
-#   [VOXQ_THREADS=1] ops/bench/batching.sh [JOBS] [BATCH_SIZE]
+# (tiny.en, int8, beam 5, VOXQ_THREADS threads per call: the worker's
+# default unless set, half the cores, so that on 2 cores a batch is split
+# over two one-thread calls side by side), same 16 clips (4 sentences x 4
+# espeak-ng speeds). Prints jobs per minute for each and the ratio.
+#   [VOXQ_THREADS=2] ops/bench/batching.sh [JOBS] [BATCH_SIZE]
 set -euo pipefail
 # shellcheck source=ops/env.sh
 source "$(dirname "$0")/../env.sh"
@@ -20,7 +20,7 @@ scratch_stack batchbench 18081
 # One account submits everything: keep every job on one lane, so both runs
 # use the same single model replica and only batching differs.
 export VOXQ_FAIR_SHARE=1000 VOXQ_LANES=interactive
-export VOXQ_THREADS="${VOXQ_THREADS:-2}" VOXQ_BEAM_SIZE=5 VOXQ_COMPUTE_TYPE=int8
+export VOXQ_THREADS="${VOXQ_THREADS:-0}" VOXQ_BEAM_SIZE=5 VOXQ_COMPUTE_TYPE=int8
 
 sentences=(
   "I would like to order a cup of coffee and a slice of cake."
@@ -70,7 +70,8 @@ batched=$(run "$batch")
 python3 - "$jobs" "$batch" "$plain" "$batched" "$VOXQ_THREADS" <<'PY'
 import sys
 jobs, batch, plain, batched = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-print(f"{jobs} concurrent jobs, tiny.en int8, {sys.argv[5]} threads per call, beam 5, one worker")
+threads = "the default number of" if sys.argv[5] == "0" else sys.argv[5]
+print(f"{jobs} concurrent jobs, tiny.en int8, {threads} threads per call, beam 5, one worker")
 print(f"batch size 1      : {plain:6.2f} s  {jobs / plain * 60:6.1f} jobs/min")
 print(f"batch size {batch:<2}     : {batched:6.2f} s  {jobs / batched * 60:6.1f} jobs/min")
 print(f"ratio batched / unbatched throughput: {plain / batched:.2f}")

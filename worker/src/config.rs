@@ -208,7 +208,9 @@ pub struct ModelConfig {
     #[arg(long, env = "VOXQ_COMPUTE_TYPE", value_enum, default_value_t = ComputeTypeArg::Int8)]
     pub compute_type: ComputeTypeArg,
 
-    /// Threads for one inference call; 0 uses every core.
+    /// Threads for one inference call; 0 lets the engine choose: half the
+    /// cores for ct2-whisper on a CPU (two calls run side by side), every
+    /// core for the others.
     #[arg(long, env = "VOXQ_THREADS", default_value_t = 0)]
     pub threads: usize,
 
@@ -260,7 +262,8 @@ pub struct ModelSpec {
     pub device: DeviceArg,
     #[serde(default)]
     pub compute_type: ComputeTypeArg,
-    /// Threads per inference call; 0 uses every core.
+    /// Threads per inference call; 0 lets the engine choose (see
+    /// `ModelSpec::threads`).
     #[serde(default)]
     pub threads: usize,
     #[serde(default = "default_beam_size")]
@@ -303,11 +306,27 @@ struct ModelsFile {
 }
 
 impl ModelSpec {
+    /// Threads per inference call: the configured number, or with 0 the
+    /// engine's own choice for the cores there are.
     pub fn threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads_on(cores)
+    }
+
+    /// With 0, Whisper on CTranslate2 on a CPU takes half the cores, so
+    /// that two calls (a batch split in two, a long job's chunks) run side
+    /// by side: its beam search barely gains from more threads per call
+    /// (tiny.en: 1.80 s on one thread, 1.73 s on two), and every thread of
+    /// a call waits for the slowest at each layer, which a shared
+    /// machine's stolen cycles make costly (`ops/bench/batching.sh`,
+    /// README "Sizing"). whisper.cpp and translation take every core.
+    fn threads_on(&self, cores: usize) -> usize {
         if self.threads > 0 {
-            self.threads
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            return self.threads;
+        }
+        match (self.engine, self.device) {
+            (EngineKind::Ct2Whisper, DeviceArg::Cpu) => (cores / 2).max(1),
+            _ => cores.max(1),
         }
     }
 }
@@ -414,6 +433,27 @@ mod tests {
             .expect("a translation model");
         assert!(translate.path.starts_with(path.parent().expect("dir")));
         assert!(specs.iter().any(|s| s.engine == EngineKind::WhisperCpp));
+    }
+
+    #[test]
+    fn unset_threads_split_the_cores_for_ct2_whisper_on_a_cpu_only() {
+        let spec = |engine: &str, device: &str, threads: usize| -> ModelSpec {
+            toml::from_str(&format!(
+                "name = \"m\"\nengine = \"{engine}\"\npath = \"x\"\n\
+                 device = \"{device}\"\nthreads = {threads}\n"
+            ))
+            .expect("model spec")
+        };
+        let whisper = spec("ct2-whisper", "cpu", 0);
+        assert_eq!(whisper.threads_on(2), 1);
+        assert_eq!(whisper.threads_on(16), 8);
+        assert_eq!(whisper.threads_on(3), 1);
+        assert_eq!(whisper.threads_on(1), 1);
+        assert_eq!(spec("ct2-whisper", "cuda", 0).threads_on(16), 16);
+        assert_eq!(spec("whisper-cpp", "cpu", 0).threads_on(16), 16);
+        assert_eq!(spec("ct2-translate", "cpu", 0).threads_on(2), 2);
+        // A configured number is kept as it is.
+        assert_eq!(spec("ct2-whisper", "cpu", 2).threads_on(2), 2);
     }
 
     #[test]
