@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Long-form benchmark: a generated recording of over four minutes with
 # pauses and a 40 s stretch without speech, through voxq's worker (VAD and
-# batched chunks; sequential; whisper.cpp with VAD) and faster-whisper
-# (sequential, vad_filter=True, BatchedInferencePipeline with 8), same
-# tiny.en, int8, 2 threads, beam 5. Prints time, RTFx, WER and the words
-# emitted inside the silent stretch, and voxq's speed-up over the fastest
-# faster-whisper mode.
+# batched chunks; sequential; whisper.cpp with VAD and sequential) and
+# faster-whisper (sequential, vad_filter=True, BatchedInferencePipeline
+# with 8), same tiny.en, int8, 2 threads, beam 5. Prints time, RTFx, WER
+# and the words emitted inside the silent stretch, and voxq's speed-up
+# over the fastest faster-whisper mode.
 #   ops/bench/longform.sh [RUNS]
 set -euo pipefail
 # shellcheck source=ops/env.sh

@@ -160,6 +160,8 @@ def main():
         "voxq ct2-whisper, sequential": voxq_run(
             worker, "ct2-whisper", ct2_model, audio, runs, False),
         "voxq whisper-cpp, VAD": voxq_run(worker, "whisper-cpp", ggml_model, audio, runs, True),
+        "voxq whisper-cpp, sequential": voxq_run(
+            worker, "whisper-cpp", ggml_model, audio, runs, False),
     }
     rows.update(faster_whisper_runs(ct2_model, audio, runs))
     print(f"audio: {duration:.1f} s, {len(SENTENCES)} sentences, silent stretch "
