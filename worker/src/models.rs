@@ -74,7 +74,12 @@ pub async fn load_models(config: &WorkerConfig) -> anyhow::Result<Models> {
                 .and_then(|r| r);
             match loaded {
                 Ok(engine) => {
-                    tracing::info!(model = %spec.name, engine = ?spec.engine, "model loaded");
+                    tracing::info!(
+                        model = %spec.name,
+                        engine = ?spec.engine,
+                        threads_per_call = spec.threads(),
+                        "model loaded"
+                    );
                     models.served.insert(
                         spec.name.clone(),
                         Served {
